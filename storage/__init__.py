@@ -1,0 +1,27 @@
+"""Storage: SQLAlchemy async models, Alembic migrations and the repository API (SQL only)."""
+
+from storage.db import Database
+from storage.records import (
+    ActiveBlock,
+    AuditRecord,
+    DeletionReport,
+    MemoryRecord,
+    RecordedDecision,
+    SanctionRecord,
+    TurnRecord,
+    TurnStatus,
+)
+from storage.repository import Repository
+
+__all__ = [
+    "ActiveBlock",
+    "AuditRecord",
+    "Database",
+    "DeletionReport",
+    "MemoryRecord",
+    "RecordedDecision",
+    "Repository",
+    "SanctionRecord",
+    "TurnRecord",
+    "TurnStatus",
+]

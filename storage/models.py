@@ -1,0 +1,163 @@
+"""ORM schema: the only description of the tables; migrations must reach exactly this."""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Text,
+    TypeDecorator,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+# Discord snowflakes fit in 20 digits; "console" and test ids are shorter still.
+ID_LEN = 32
+KEY_LEN = 100
+CATEGORY_LEN = 16
+STATUS_LEN = 16
+ACTION_LEN = 32
+
+NAMING_CONVENTION = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Stores UTC without tzinfo (SQLite keeps none) and hands back aware UTC datetimes."""
+
+    impl = DateTime
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to the database; pass an aware one")
+        return value.astimezone(timezone.utc).replace(tzinfo=None)
+
+    def process_result_value(self, value: datetime | None, dialect: Any) -> datetime | None:
+        return None if value is None else value.replace(tzinfo=timezone.utc)
+
+
+def utcnow() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+
+
+class User(Base):
+    """A person the bot has seen. Kept on data deletion so the sanction log stays attached."""
+
+    __tablename__ = "users"
+
+    id: Mapped[str] = mapped_column(String(ID_LEN), primary_key=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    last_seen_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+
+class Conversation(Base):
+    """One user in one channel; holds the running summary fed to the next turn."""
+
+    __tablename__ = "conversations"
+    __table_args__ = (UniqueConstraint("user_id", "channel_id"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    user_id: Mapped[str] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    channel_id: Mapped[str] = mapped_column(String(ID_LEN))
+    summary: Mapped[str] = mapped_column(Text, default="")
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
+class Turn(Base):
+    """One user message and everything the pipeline made of it."""
+
+    __tablename__ = "turns"
+    __table_args__ = (Index("ix_turns_user_created", "user_id", "created_at"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    user_id: Mapped[str] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    channel_id: Mapped[str] = mapped_column(String(ID_LEN))
+    message_id: Mapped[str | None] = mapped_column(String(ID_LEN))
+    reply_message_id: Mapped[str | None] = mapped_column(String(ID_LEN))
+    original_text: Mapped[str] = mapped_column(Text)
+    tagged_prompt: Mapped[str | None] = mapped_column(Text)
+    final_input: Mapped[str | None] = mapped_column(Text)
+    reply: Mapped[str | None] = mapped_column(Text)
+    memory_item_used: Mapped[str | None] = mapped_column(Text)
+    ethics_scores: Mapped[dict[str, float] | None] = mapped_column(JSON)
+    expression: Mapped[str | None] = mapped_column(String(64))
+    timings: Mapped[dict[str, float] | None] = mapped_column(JSON)
+    status: Mapped[str] = mapped_column(String(STATUS_LEN), default="pending")
+    error: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    completed_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+
+class MemoryItemRow(Base):
+    """One remembered fact; a new value for the same (user, key) replaces the old one."""
+
+    __tablename__ = "memory_items"
+    __table_args__ = (UniqueConstraint("user_id", "key"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    user_id: Mapped[str] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    key: Mapped[str] = mapped_column(String(KEY_LEN))
+    value: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    source_turn_id: Mapped[int | None] = mapped_column(
+        ForeignKey("turns.id", ondelete="SET NULL")
+    )
+
+
+class Sanction(Base):
+    """One category of one ethics decision; rows of one decision share `decision_id`."""
+
+    __tablename__ = "sanctions"
+    __table_args__ = (
+        Index("ix_sanctions_user_category", "user_id", "category"),
+        Index("ix_sanctions_user_expires", "user_id", "expires_at"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    decision_id: Mapped[str] = mapped_column(String(36), index=True)
+    user_id: Mapped[str] = mapped_column(ForeignKey("users.id", ondelete="RESTRICT"))
+    category: Mapped[str] = mapped_column(String(CATEGORY_LEN))
+    level: Mapped[int] = mapped_column(Integer)
+    period_seconds: Mapped[int] = mapped_column(Integer)
+    block_seconds: Mapped[int] = mapped_column(Integer)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    turn_id: Mapped[int | None] = mapped_column(ForeignKey("turns.id", ondelete="SET NULL"))
+    lifted_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    lifted_by: Mapped[str | None] = mapped_column(String(ID_LEN))
+    lift_reason: Mapped[str | None] = mapped_column(Text)
+
+
+class AuditEntry(Base):
+    """What an admin did, to whom and why; never deleted with user data."""
+
+    __tablename__ = "audit_log"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, index=True)
+    actor_id: Mapped[str] = mapped_column(String(ID_LEN))
+    action: Mapped[str] = mapped_column(String(ACTION_LEN))
+    target_user_id: Mapped[str | None] = mapped_column(String(ID_LEN))
+    detail: Mapped[str] = mapped_column(Text, default="")

@@ -1,0 +1,138 @@
+"""Plain typed values the repository hands out, so callers never hold ORM rows or sessions."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from enum import StrEnum
+from typing import Protocol
+
+
+class TurnStatus(StrEnum):
+    """Where a turn ended; only PENDING may still change."""
+
+    PENDING = "pending"
+    COMPLETED = "completed"
+    FAILED = "failed"
+    BLOCKED = "blocked"
+    REJECTED = "rejected"
+
+
+class LadderEntry(Protocol):
+    """One triggered category of a decision (engine.sanctions.SanctionEntry fits)."""
+
+    @property
+    def category(self) -> str: ...
+    @property
+    def level(self) -> int: ...
+    @property
+    def period(self) -> timedelta: ...
+
+
+class LadderDecision(Protocol):
+    @property
+    def entries(self) -> Sequence[LadderEntry]: ...
+    @property
+    def total(self) -> timedelta: ...
+
+
+class Ladder(Protocol):
+    """Decides periods from previous levels; storage calls it inside the write transaction."""
+
+    def decide(
+        self, categories: Iterable[str], previous_levels: Mapping[str, int]
+    ) -> LadderDecision: ...
+
+
+@dataclass(frozen=True)
+class MemoryRecord:
+    id: int
+    user_id: str
+    key: str
+    value: str
+    created_at: datetime
+    updated_at: datetime
+    expires_at: datetime | None
+
+    def render(self) -> str:
+        return f"[{self.key}: {self.value}]"
+
+
+@dataclass(frozen=True)
+class SanctionRecord:
+    id: int
+    decision_id: str
+    user_id: str
+    category: str
+    level: int
+    period: timedelta
+    block: timedelta
+    created_at: datetime
+    expires_at: datetime
+    turn_id: int | None
+    lifted_at: datetime | None
+    lifted_by: str | None
+    lift_reason: str | None
+
+    @property
+    def is_block(self) -> bool:
+        return self.block > timedelta(0)
+
+
+@dataclass(frozen=True)
+class RecordedDecision:
+    """What record_offence wrote: the ladder's decision plus where and until when."""
+
+    decision_id: str
+    decision: LadderDecision
+    records: tuple[SanctionRecord, ...]
+    expires_at: datetime
+
+    @property
+    def is_block(self) -> bool:
+        return self.decision.total > timedelta(0)
+
+
+@dataclass(frozen=True)
+class ActiveBlock:
+    user_id: str
+    expires_at: datetime
+    categories: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class AuditRecord:
+    id: int
+    at: datetime
+    actor_id: str
+    action: str
+    target_user_id: str | None
+    detail: str
+
+
+@dataclass(frozen=True)
+class TurnRecord:
+    id: int
+    user_id: str
+    channel_id: str
+    message_id: str | None
+    original_text: str
+    tagged_prompt: str | None
+    final_input: str | None
+    reply: str | None
+    memory_item_used: str | None
+    ethics_scores: dict[str, float] | None
+    expression: str | None
+    timings: dict[str, float] | None
+    status: str
+    error: str | None
+    created_at: datetime
+    completed_at: datetime | None
+
+
+@dataclass(frozen=True)
+class DeletionReport:
+    memories: int
+    turns: int
+    conversations: int

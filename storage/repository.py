@@ -1,0 +1,387 @@
+"""The async repository API that the engine and the bot call; the only place that speaks SQL."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterable
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import delete, func, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from storage.db import Database
+from storage.models import AuditEntry, Conversation, MemoryItemRow, Sanction, Turn, User
+from storage.records import (
+    ActiveBlock,
+    AuditRecord,
+    DeletionReport,
+    Ladder,
+    MemoryRecord,
+    RecordedDecision,
+    SanctionRecord,
+    TurnRecord,
+    TurnStatus,
+)
+
+# Fields a caller may set when a turn finishes; anything else is a programming error.
+TURN_RESULT_FIELDS = frozenset(
+    {
+        "tagged_prompt",
+        "final_input",
+        "reply",
+        "memory_item_used",
+        "ethics_scores",
+        "expression",
+        "timings",
+        "error",
+        "reply_message_id",
+    }
+)
+DEFAULT_LOG_LIMIT = 20
+
+
+def _memory(row: MemoryItemRow) -> MemoryRecord:
+    return MemoryRecord(
+        id=row.id,
+        user_id=row.user_id,
+        key=row.key,
+        value=row.value,
+        created_at=row.created_at,
+        updated_at=row.updated_at,
+        expires_at=row.expires_at,
+    )
+
+
+def _sanction(row: Sanction) -> SanctionRecord:
+    return SanctionRecord(
+        id=row.id,
+        decision_id=row.decision_id,
+        user_id=row.user_id,
+        category=row.category,
+        level=row.level,
+        period=timedelta(seconds=row.period_seconds),
+        block=timedelta(seconds=row.block_seconds),
+        created_at=row.created_at,
+        expires_at=row.expires_at,
+        turn_id=row.turn_id,
+        lifted_at=row.lifted_at,
+        lifted_by=row.lifted_by,
+        lift_reason=row.lift_reason,
+    )
+
+
+def _audit(row: AuditEntry) -> AuditRecord:
+    return AuditRecord(
+        id=row.id,
+        at=row.at,
+        actor_id=row.actor_id,
+        action=row.action,
+        target_user_id=row.target_user_id,
+        detail=row.detail,
+    )
+
+
+def _turn(row: Turn) -> TurnRecord:
+    return TurnRecord(
+        id=row.id,
+        user_id=row.user_id,
+        channel_id=row.channel_id,
+        message_id=row.message_id,
+        original_text=row.original_text,
+        tagged_prompt=row.tagged_prompt,
+        final_input=row.final_input,
+        reply=row.reply,
+        memory_item_used=row.memory_item_used,
+        ethics_scores=row.ethics_scores,
+        expression=row.expression,
+        timings=row.timings,
+        status=row.status,
+        error=row.error,
+        created_at=row.created_at,
+        completed_at=row.completed_at,
+    )
+
+
+def _not_expired(now: datetime) -> Any:
+    return (MemoryItemRow.expires_at.is_(None)) | (MemoryItemRow.expires_at > now)
+
+
+def _active_block_filter(user_id: str, now: datetime) -> Any:
+    return (
+        (Sanction.user_id == user_id)
+        & (Sanction.block_seconds > 0)
+        & (Sanction.expires_at > now)
+        & (Sanction.lifted_at.is_(None))
+    )
+
+
+async def _ensure_user(session: AsyncSession, user_id: str, now: datetime) -> None:
+    user = await session.get(User, user_id)
+    if user is None:
+        session.add(User(id=user_id, created_at=now, last_seen_at=now))
+        await session.flush()
+    else:
+        user.last_seen_at = now
+
+
+class Repository:
+    """Async, typed access to users, conversations, turns, memories, sanctions and audit."""
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    # ---- sanctions -------------------------------------------------------------------
+    async def active_block(self, user_id: str, now: datetime) -> ActiveBlock | None:
+        """The block in force for this user anywhere, if any (latest expiry wins)."""
+        async with self.db.reading() as s:
+            rows = (
+                await s.scalars(select(Sanction).where(_active_block_filter(user_id, now)))
+            ).all()
+        if not rows:
+            return None
+        expires = max(r.expires_at for r in rows)
+        categories = tuple(sorted({r.category for r in rows if r.expires_at == expires}))
+        return ActiveBlock(user_id=user_id, expires_at=expires, categories=categories)
+
+    async def record_offence(
+        self,
+        user_id: str,
+        categories: Iterable[str],
+        ladder: Ladder,
+        now: datetime,
+        turn_id: int | None = None,
+    ) -> RecordedDecision:
+        """Read the user's highest levels and write the new ones in ONE write transaction.
+
+        The write transaction holds SQLite's write lock from its first statement, so two
+        concurrent offences can never read the same previous level.
+        """
+        wanted = sorted({str(c) for c in categories})
+        async with self.db.writing() as s:
+            await _ensure_user(s, user_id, now)
+            result = await s.execute(
+                select(Sanction.category, func.max(Sanction.level))
+                .where(Sanction.user_id == user_id, Sanction.category.in_(wanted))
+                .group_by(Sanction.category)
+            )
+            previous = {category: level for category, level in result.all()}
+            decision = ladder.decide(wanted, previous)
+            decision_id = str(uuid.uuid4())
+            expires = now + decision.total
+            rows = [
+                Sanction(
+                    decision_id=decision_id,
+                    user_id=user_id,
+                    category=str(entry.category),
+                    level=entry.level,
+                    period_seconds=int(entry.period.total_seconds()),
+                    block_seconds=int(decision.total.total_seconds()),
+                    created_at=now,
+                    expires_at=expires,
+                    turn_id=turn_id,
+                )
+                for entry in decision.entries
+            ]
+            s.add_all(rows)
+            await s.flush()
+            records = tuple(_sanction(r) for r in rows)
+        return RecordedDecision(decision_id, decision, records, expires)
+
+    async def lift_blocks(self, user_id: str, actor_id: str, reason: str, now: datetime) -> int:
+        """End every active block of a user and audit it; returns how many rows were lifted."""
+        async with self.db.writing() as s:
+            result = await s.execute(
+                update(Sanction)
+                .where(_active_block_filter(user_id, now))
+                .values(lifted_at=now, lifted_by=actor_id, lift_reason=reason)
+            )
+            lifted = result.rowcount or 0
+            s.add(
+                AuditEntry(
+                    at=now,
+                    actor_id=actor_id,
+                    action="unban",
+                    target_user_id=user_id,
+                    detail=f"lifted={lifted} reason={reason}",
+                )
+            )
+        return lifted
+
+    async def sanction_history(self, user_id: str) -> list[SanctionRecord]:
+        async with self.db.reading() as s:
+            rows = await s.scalars(
+                select(Sanction).where(Sanction.user_id == user_id).order_by(Sanction.id)
+            )
+            return [_sanction(r) for r in rows]
+
+    async def recent_sanctions(self, limit: int = DEFAULT_LOG_LIMIT) -> list[SanctionRecord]:
+        async with self.db.reading() as s:
+            rows = await s.scalars(select(Sanction).order_by(Sanction.id.desc()).limit(limit))
+            return [_sanction(r) for r in rows]
+
+    # ---- audit -----------------------------------------------------------------------
+    async def audit(
+        self, actor_id: str, action: str, target_user_id: str | None, detail: str, now: datetime
+    ) -> None:
+        async with self.db.writing() as s:
+            s.add(
+                AuditEntry(
+                    at=now,
+                    actor_id=actor_id,
+                    action=action,
+                    target_user_id=target_user_id,
+                    detail=detail,
+                )
+            )
+
+    async def recent_audit(self, limit: int = DEFAULT_LOG_LIMIT) -> list[AuditRecord]:
+        async with self.db.reading() as s:
+            rows = await s.scalars(select(AuditEntry).order_by(AuditEntry.id.desc()).limit(limit))
+            return [_audit(r) for r in rows]
+
+    # ---- memory ----------------------------------------------------------------------
+    async def list_memories(self, user_id: str, now: datetime) -> list[MemoryRecord]:
+        """This user's unexpired items, oldest first; never anyone else's."""
+        async with self.db.reading() as s:
+            rows = await s.scalars(
+                select(MemoryItemRow)
+                .where(MemoryItemRow.user_id == user_id, _not_expired(now))
+                .order_by(MemoryItemRow.id)
+            )
+            return [_memory(r) for r in rows]
+
+    async def upsert_memory(
+        self,
+        user_id: str,
+        key: str,
+        value: str,
+        now: datetime,
+        expires_at: datetime | None = None,
+        source_turn_id: int | None = None,
+    ) -> MemoryRecord:
+        """One row per (user, key): a new value for a known key replaces the old one."""
+        async with self.db.writing() as s:
+            await _ensure_user(s, user_id, now)
+            row = await s.scalar(
+                select(MemoryItemRow).where(
+                    MemoryItemRow.user_id == user_id, MemoryItemRow.key == key
+                )
+            )
+            if row is None:
+                row = MemoryItemRow(user_id=user_id, key=key, created_at=now)
+                s.add(row)
+            row.value = value
+            row.updated_at = now
+            row.expires_at = expires_at
+            row.source_turn_id = source_turn_id
+            await s.flush()
+            return _memory(row)
+
+    async def forget_memory(self, user_id: str, key: str) -> bool:
+        async with self.db.writing() as s:
+            result = await s.execute(
+                delete(MemoryItemRow).where(
+                    MemoryItemRow.user_id == user_id, MemoryItemRow.key == key
+                )
+            )
+            return bool(result.rowcount)
+
+    async def forget_all_memories(self, user_id: str) -> int:
+        async with self.db.writing() as s:
+            result = await s.execute(delete(MemoryItemRow).where(MemoryItemRow.user_id == user_id))
+            return result.rowcount or 0
+
+    # ---- conversations -------------------------------------------------------------------
+    async def get_summary(self, user_id: str, channel_id: str) -> str:
+        async with self.db.reading() as s:
+            summary = await s.scalar(
+                select(Conversation.summary).where(
+                    Conversation.user_id == user_id, Conversation.channel_id == channel_id
+                )
+            )
+            return summary or ""
+
+    async def set_summary(self, user_id: str, channel_id: str, summary: str, now: datetime) -> None:
+        async with self.db.writing() as s:
+            await _ensure_user(s, user_id, now)
+            row = await s.scalar(
+                select(Conversation).where(
+                    Conversation.user_id == user_id, Conversation.channel_id == channel_id
+                )
+            )
+            if row is None:
+                row = Conversation(user_id=user_id, channel_id=channel_id)
+                s.add(row)
+            row.summary = summary
+            row.updated_at = now
+
+    # ---- turns -----------------------------------------------------------------------
+    async def start_turn(
+        self,
+        user_id: str,
+        channel_id: str,
+        text: str,
+        now: datetime,
+        message_id: str | None = None,
+    ) -> int:
+        async with self.db.writing() as s:
+            await _ensure_user(s, user_id, now)
+            row = Turn(
+                user_id=user_id,
+                channel_id=channel_id,
+                message_id=message_id,
+                original_text=text,
+                status=TurnStatus.PENDING,
+                created_at=now,
+            )
+            s.add(row)
+            await s.flush()
+            return row.id
+
+    async def finish_turn(
+        self, turn_id: int, status: TurnStatus, now: datetime, **fields: Any
+    ) -> None:
+        """Close a pending turn once; a finished turn is never rewritten."""
+        unknown = set(fields) - TURN_RESULT_FIELDS
+        if unknown:
+            raise TypeError(f"unknown turn fields: {sorted(unknown)}")
+        if status is TurnStatus.PENDING:
+            raise ValueError("finish_turn needs a final status")
+        async with self.db.writing() as s:
+            result = await s.execute(
+                update(Turn)
+                .where(Turn.id == turn_id, Turn.status == TurnStatus.PENDING)
+                .values(status=str(status), completed_at=now, **fields)
+            )
+            if not result.rowcount:
+                raise LookupError(f"turn {turn_id} is not pending")
+
+    async def turns(self, user_id: str, limit: int = DEFAULT_LOG_LIMIT) -> list[TurnRecord]:
+        async with self.db.reading() as s:
+            rows = await s.scalars(
+                select(Turn).where(Turn.user_id == user_id).order_by(Turn.id.desc()).limit(limit)
+            )
+            return [_turn(r) for r in rows]
+
+    # ---- data deletion -------------------------------------------------------------------
+    async def delete_user_data(self, user_id: str) -> DeletionReport:
+        """Forget-me: memories, turns and summaries go; sanctions and the audit log stay.
+
+        Like Red-DiscordBot's data deletion keeping the mod log, a ban must survive a user
+        asking to be forgotten, or deletion would be a way out of it.
+        """
+        async with self.db.writing() as s:
+            memories = await s.execute(
+                delete(MemoryItemRow).where(MemoryItemRow.user_id == user_id)
+            )
+            conversations = await s.execute(
+                delete(Conversation).where(Conversation.user_id == user_id)
+            )
+            turns = await s.execute(delete(Turn).where(Turn.user_id == user_id))
+            return DeletionReport(
+                memories=memories.rowcount or 0,
+                turns=turns.rowcount or 0,
+                conversations=conversations.rowcount or 0,
+            )
+

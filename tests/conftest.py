@@ -1,0 +1,32 @@
+"""Suite-wide set-up: never reach a model hub, and give each test its own database."""
+
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+
+from collections.abc import AsyncIterator  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+import pytest  # noqa: E402
+
+from storage import Database, Repository  # noqa: E402
+
+
+def sqlite_url(path: Path) -> str:
+    return f"sqlite+aiosqlite:///{path}"
+
+
+@pytest.fixture
+async def db(tmp_path: Path) -> AsyncIterator[Database]:
+    database = Database(sqlite_url(tmp_path / "ohlora.db"))
+    await database.start()
+    yield database
+    await database.close()
+
+
+@pytest.fixture
+async def repo(db: Database) -> Repository:
+    return Repository(db)

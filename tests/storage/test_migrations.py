@@ -1,0 +1,75 @@
+"""Both ways to reach the head schema end in the same tables the ORM describes."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from alembic.autogenerate import compare_metadata
+from alembic.migration import MigrationContext
+from sqlalchemy import inspect
+from sqlalchemy.engine import Connection
+
+from storage.db import Database, migrate
+from storage.models import Base
+from tests.conftest import sqlite_url
+
+
+def _schema(connection: Connection) -> dict[str, object]:
+    insp = inspect(connection)
+    return {
+        table: (
+            sorted((c["name"], str(c["type"]), c["nullable"]) for c in insp.get_columns(table)),
+            sorted((i["name"], tuple(i["column_names"])) for i in insp.get_indexes(table)),
+            sorted(str(fk["referred_table"]) + ":" + str(fk["options"]) for fk in insp.get_foreign_keys(table)),
+            sorted(tuple(u["column_names"]) for u in insp.get_unique_constraints(table)),
+        )
+        for table in sorted(insp.get_table_names())
+    }
+
+
+def _diff(connection: Connection) -> list[object]:
+    return compare_metadata(MigrationContext.configure(connection), Base.metadata)
+
+
+def _revision(connection: Connection) -> str | None:
+    return MigrationContext.configure(connection).get_current_revision()
+
+
+async def test_fresh_and_stepwise_databases_reach_the_same_head(tmp_path: Path) -> None:
+    fresh = Database(sqlite_url(tmp_path / "fresh.db"))
+    await fresh.start()
+
+    old = Database(sqlite_url(tmp_path / "old.db"))
+    await migrate(old.engine, "0001")
+    async with old.engine.connect() as conn:
+        assert await conn.run_sync(_revision) == "0001"
+        assert "audit_log" not in await conn.run_sync(lambda c: inspect(c).get_table_names())
+    await old.start()  # what start-up does to an existing database
+
+    async with fresh.engine.connect() as a, old.engine.connect() as b:
+        assert await a.run_sync(_revision) == await b.run_sync(_revision) == "0002"
+        assert await a.run_sync(_diff) == []
+        assert await b.run_sync(_diff) == []
+        schema_a = await a.run_sync(_schema)
+        assert schema_a == await b.run_sync(_schema)
+        assert {"users", "conversations", "turns", "memory_items", "sanctions", "audit_log"} <= set(schema_a)
+    await fresh.close()
+    await old.close()
+
+
+async def test_start_is_idempotent_and_creates_the_data_folder(tmp_path: Path) -> None:
+    path = tmp_path / "nested" / "dir" / "ohlora.db"
+    db = Database(sqlite_url(path))
+    await db.start()
+    await db.start()
+    assert path.exists()
+    await db.close()
+
+
+async def test_sqlite_pragmas_are_applied(db: Database) -> None:
+    async with db.engine.connect() as conn:
+        values = {
+            name: (await conn.exec_driver_sql(f"PRAGMA {name}")).scalar()
+            for name in ("journal_mode", "busy_timeout", "foreign_keys", "synchronous")
+        }
+    assert values == {"journal_mode": "wal", "busy_timeout": 30000, "foreign_keys": 1, "synchronous": 1}

@@ -1,0 +1,105 @@
+"""Repository behaviour: memory per (user, key), turns, summaries, data deletion."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+
+import pytest
+
+from engine.sanctions import SanctionLadder
+from storage import Repository, TurnStatus
+
+NOW = datetime(2026, 11, 24, 12, 0, tzinfo=timezone.utc)
+
+
+async def test_new_value_for_same_key_replaces_the_old(repo: Repository) -> None:
+    first = await repo.upsert_memory("u1", "오늘 날씨", "비", NOW)
+    second = await repo.upsert_memory("u1", "오늘 날씨", "맑음", NOW + timedelta(minutes=1))
+    items = await repo.list_memories("u1", NOW + timedelta(minutes=2))
+    assert [(m.key, m.value) for m in items] == [("오늘 날씨", "맑음")]
+    assert second.id == first.id
+    assert second.created_at == NOW and second.updated_at == NOW + timedelta(minutes=1)
+    assert items[0].render() == "[오늘 날씨: 맑음]"
+
+
+async def test_memories_never_cross_users(repo: Repository) -> None:
+    await repo.upsert_memory("u1", "좋아하는 가수", "아이유", NOW)
+    await repo.upsert_memory("u2", "좋아하는 가수", "뉴진스", NOW)
+    assert [m.value for m in await repo.list_memories("u1", NOW)] == ["아이유"]
+    assert await repo.forget_memory("u2", "좋아하는 가수") is True
+    assert [m.value for m in await repo.list_memories("u1", NOW)] == ["아이유"]
+    assert await repo.list_memories("u2", NOW) == []
+    assert await repo.forget_memory("u2", "좋아하는 가수") is False
+
+
+async def test_expired_memories_are_not_listed(repo: Repository) -> None:
+    await repo.upsert_memory("u1", "오늘 일정", "시험", NOW, expires_at=NOW + timedelta(hours=1))
+    await repo.upsert_memory("u1", "상태", "힘듦", NOW)
+    assert {m.key for m in await repo.list_memories("u1", NOW)} == {"오늘 일정", "상태"}
+    later = NOW + timedelta(hours=2)
+    assert {m.key for m in await repo.list_memories("u1", later)} == {"상태"}
+
+
+async def test_forget_all_memories_counts_rows(repo: Repository) -> None:
+    for key in ("a", "b", "c"):
+        await repo.upsert_memory("u1", key, "v", NOW)
+    assert await repo.forget_all_memories("u1") == 3
+    assert await repo.list_memories("u1", NOW) == []
+
+
+async def test_summary_is_per_user_and_channel(repo: Repository) -> None:
+    assert await repo.get_summary("u1", "c1") == ""
+    await repo.set_summary("u1", "c1", "가상 인간 오로라 소개", NOW)
+    await repo.set_summary("u1", "c1", "오로라의 MBTI", NOW)
+    await repo.set_summary("u1", "c2", "다른 채널", NOW)
+    assert await repo.get_summary("u1", "c1") == "오로라의 MBTI"
+    assert await repo.get_summary("u1", "c2") == "다른 채널"
+    assert await repo.get_summary("u2", "c1") == ""
+
+
+async def test_turn_lifecycle_is_recorded_once(repo: Repository) -> None:
+    turn_id = await repo.start_turn("u1", "c1", "오늘 뭐해?", NOW, message_id="99")
+    [pending] = await repo.turns("u1")
+    assert pending.status == TurnStatus.PENDING and pending.reply is None
+    await repo.finish_turn(
+        turn_id,
+        TurnStatus.COMPLETED,
+        NOW + timedelta(seconds=2),
+        tagged_prompt="(지금은 화요일 오후) 오늘 뭐해?",
+        reply="난 공부 중이야!",
+        ethics_scores={"일반": 0.9},
+        timings={"reply": 1.5},
+    )
+    [done] = await repo.turns("u1")
+    assert done.status == "completed" and done.reply == "난 공부 중이야!"
+    assert done.ethics_scores == {"일반": 0.9} and done.timings == {"reply": 1.5}
+    assert done.completed_at == NOW + timedelta(seconds=2)
+    with pytest.raises(LookupError):
+        await repo.finish_turn(turn_id, TurnStatus.FAILED, NOW, error="late")
+    with pytest.raises(TypeError):
+        await repo.finish_turn(turn_id, TurnStatus.FAILED, NOW, original_text="rewritten")
+
+
+async def test_forgetting_a_user_keeps_sanctions_and_active_block(repo: Repository) -> None:
+    ladder = SanctionLadder()
+    turn_id = await repo.start_turn("u1", "c1", "패드립", NOW)
+    decision = await repo.record_offence("u1", ["paedrip"], ladder, NOW, turn_id=turn_id)
+    assert decision.is_block and decision.expires_at == NOW + timedelta(days=7)
+    await repo.upsert_memory("u1", "상태", "화남", NOW)
+    await repo.set_summary("u1", "c1", "요약", NOW)
+    await repo.upsert_memory("u2", "상태", "좋음", NOW)
+
+    report = await repo.delete_user_data("u1")
+
+    assert (report.memories, report.turns, report.conversations) == (1, 1, 1)
+    assert await repo.list_memories("u1", NOW) == []
+    assert await repo.turns("u1") == []
+    assert await repo.get_summary("u1", "c1") == ""
+    [kept] = await repo.sanction_history("u1")
+    assert (kept.category, kept.level, kept.turn_id) == ("paedrip", 1, None)
+    block = await repo.active_block("u1", NOW + timedelta(days=1))
+    assert block is not None and block.expires_at == NOW + timedelta(days=7)
+    assert [m.value for m in await repo.list_memories("u2", NOW)] == ["좋음"]
+    # and the ladder goes on from the kept history
+    again = await repo.record_offence("u1", ["paedrip"], ladder, NOW + timedelta(days=8))
+    assert [r.level for r in again.records] == [2]

@@ -1,0 +1,93 @@
+"""Escalation is atomic, every triggered category is logged, blocks can be lifted and audited."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import datetime, timedelta, timezone
+
+from engine.sanctions import SanctionLadder
+from storage import Repository
+
+NOW = datetime(2026, 11, 24, 12, 0, tzinfo=timezone.utc)
+CONCURRENT_OFFENCES = 50
+
+
+async def test_concurrent_offences_get_distinct_consecutive_levels(repo: Repository) -> None:
+    ladder = SanctionLadder()
+    decisions = await asyncio.gather(
+        *(repo.record_offence("u1", ["love"], ladder, NOW) for _ in range(CONCURRENT_OFFENCES))
+    )
+    levels = sorted(d.records[0].level for d in decisions)
+    assert levels == list(range(1, CONCURRENT_OFFENCES + 1))
+    history = await repo.sanction_history("u1")
+    assert sorted(r.level for r in history) == levels
+
+
+async def test_concurrent_offences_from_separate_connections_pools(repo: Repository, db) -> None:
+    """Two repositories on one file (as two processes would be) still never share a level."""
+    from storage import Database, Repository as Repo
+
+    other_db = Database(db.url)
+    other = Repo(other_db)
+    ladder = SanctionLadder()
+    try:
+        results = await asyncio.gather(
+            *(
+                (repo if i % 2 else other).record_offence("u1", ["politics"], ladder, NOW)
+                for i in range(20)
+            )
+        )
+    finally:
+        await other_db.close()
+    assert sorted(d.records[0].level for d in results) == list(range(1, 21))
+
+
+async def test_every_triggered_category_is_logged_with_combined_period(repo: Repository) -> None:
+    ladder = SanctionLadder()
+    await repo.record_offence("u1", ["politics"], ladder, NOW)  # politics level 1: warning
+    decision = await repo.record_offence("u1", ["politics", "paedrip"], ladder, NOW)
+    by_category = {r.category: r for r in decision.records}
+    assert set(by_category) == {"politics", "paedrip"}
+    assert by_category["politics"].level == 2 and by_category["politics"].period == timedelta(days=3)
+    assert by_category["paedrip"].level == 1 and by_category["paedrip"].period == timedelta(days=7)
+    assert all(r.block == timedelta(days=10) for r in decision.records)
+    assert decision.expires_at == NOW + timedelta(days=10)
+    block = await repo.active_block("u1", NOW)
+    assert block is not None and set(block.categories) == {"politics", "paedrip"}
+
+
+async def test_warning_is_logged_but_does_not_block(repo: Repository) -> None:
+    decision = await repo.record_offence("u1", ["love"], SanctionLadder(), NOW)
+    assert not decision.is_block
+    assert await repo.active_block("u1", NOW) is None
+    [row] = await repo.sanction_history("u1")
+    assert row.level == 1 and row.block == timedelta(0)
+
+
+async def test_block_expires_by_time(repo: Repository) -> None:
+    await repo.record_offence("u1", ["paedrip"], SanctionLadder(), NOW)
+    assert await repo.active_block("u1", NOW + timedelta(days=7) - timedelta(seconds=1))
+    assert await repo.active_block("u1", NOW + timedelta(days=7)) is None
+
+
+async def test_lift_ends_block_keeps_history_and_audits(repo: Repository) -> None:
+    ladder = SanctionLadder()
+    await repo.record_offence("u1", ["paedrip"], ladder, NOW)
+    assert await repo.lift_blocks("u1", "admin9", "오판", NOW + timedelta(hours=1)) == 1
+    assert await repo.active_block("u1", NOW + timedelta(hours=2)) is None
+    [row] = await repo.sanction_history("u1")
+    assert (row.lifted_by, row.lift_reason) == ("admin9", "오판")
+    [entry] = await repo.recent_audit()
+    assert (entry.actor_id, entry.action, entry.target_user_id) == ("admin9", "unban", "u1")
+    assert "오판" in entry.detail
+    # history still counts toward the next level
+    nxt = await repo.record_offence("u1", ["paedrip"], ladder, NOW + timedelta(days=1))
+    assert nxt.records[0].level == 2
+
+
+async def test_recent_sanctions_newest_first(repo: Repository) -> None:
+    ladder = SanctionLadder()
+    await repo.record_offence("u1", ["love"], ladder, NOW)
+    await repo.record_offence("u2", ["politics"], ladder, NOW)
+    assert [r.user_id for r in await repo.recent_sanctions(limit=5)] == ["u2", "u1"]
+    assert len(await repo.recent_sanctions(limit=1)) == 1
