@@ -1,0 +1,1 @@
+"""Model-free turn rules of the Oh-LoRA engine (prompts, time tag, sanctions, parsing)."""
