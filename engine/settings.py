@@ -1,0 +1,134 @@
+"""Service settings from the environment and `.env`; a bad value stops start-up with one line."""
+
+from __future__ import annotations
+
+from datetime import datetime, tzinfo
+from pathlib import Path
+from typing import Annotated, Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+ENV_PREFIX = "OHLORA_"
+DEFAULT_DATA_DIR = Path("var")
+DATABASE_FILE = "ohlora.db"
+
+# Limits users can meet; each is a setting so an operator can move it.
+DEFAULT_MAX_PROMPT_TOKENS = 48  # upstream's length guard on the tagged prompt
+MAX_PROMPT_TOKENS_CEILING = 512
+DEFAULT_MAX_MESSAGE_CHARS = 2000  # a Discord message without Nitro
+DEFAULT_BLOCK_NOTICE_COOLDOWN_S = 600
+DEFAULT_RATE_LIMIT_PER_MINUTE = 12
+DEFAULT_TURN_RETENTION_DAYS = 30
+
+Preset = Literal["tiny", "production"]
+
+
+class Settings(BaseSettings):
+    """Everything an operator may set. Secrets are SecretStr so they never print."""
+
+    model_config = SettingsConfigDict(
+        env_prefix=ENV_PREFIX,
+        env_file=".env",
+        env_file_encoding="utf-8",
+        extra="ignore",
+        validate_default=True,
+    )
+
+    discord_token: SecretStr | None = Field(
+        default=None, validation_alias=AliasChoices("DISCORD_TOKEN", "OHLORA_DISCORD_TOKEN")
+    )
+    database_url: str | None = Field(
+        default=None, validation_alias=AliasChoices("DATABASE_URL", "OHLORA_DATABASE_URL")
+    )
+    data_dir: Path = DEFAULT_DATA_DIR
+    timezone: str | None = Field(default=None, description="IANA zone; default: the server's")
+    admin_ids: Annotated[frozenset[int], NoDecode] = frozenset()
+    model_preset: Preset = "tiny"
+    models_dir: Path | None = None
+    memory_threshold: float | None = Field(
+        default=None, ge=0.0, le=1.0, description="None: the memory model's own calibration"
+    )
+    max_prompt_tokens: int = Field(
+        default=DEFAULT_MAX_PROMPT_TOKENS, ge=1, le=MAX_PROMPT_TOKENS_CEILING
+    )
+    max_message_chars: int = Field(default=DEFAULT_MAX_MESSAGE_CHARS, ge=1, le=100_000)
+    block_notice_cooldown_s: int = Field(default=DEFAULT_BLOCK_NOTICE_COOLDOWN_S, ge=0)
+    rate_limit_per_minute: int = Field(default=DEFAULT_RATE_LIMIT_PER_MINUTE, ge=1)
+    turn_retention_days: int = Field(default=DEFAULT_TURN_RETENTION_DAYS, ge=1)
+
+    @field_validator("discord_token", mode="before")
+    @classmethod
+    def _blank_token_is_none(cls, value: Any) -> Any:
+        return None if isinstance(value, str) and not value.strip() else value
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, value: str | None) -> str | None:
+        if value is None or not value.strip():
+            return None
+        try:
+            ZoneInfo(value.strip())
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"unknown time zone {value!r} (use an IANA name like Asia/Seoul)")
+        return value.strip()
+
+    @field_validator("admin_ids", mode="before")
+    @classmethod
+    def _comma_separated_ids(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            parts = [p.strip() for p in value.replace(";", ",").split(",") if p.strip()]
+            for part in parts:
+                if not part.isdigit():
+                    raise ValueError(f"{part!r} is not a Discord user id (digits only)")
+            return frozenset(int(p) for p in parts)
+        return value
+
+    @property
+    def tz(self) -> tzinfo:
+        """The zone for time tags and schedules: the setting, else the server's local zone."""
+        if self.timezone:
+            return ZoneInfo(self.timezone)
+        local = datetime.now().astimezone().tzinfo
+        assert local is not None
+        return local
+
+    @property
+    def resolved_database_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return f"sqlite+aiosqlite:///{(self.data_dir / DATABASE_FILE).resolve()}"
+
+    def local_now(self) -> datetime:
+        return datetime.now(self.tz)
+
+
+def env_name(field: str) -> str:
+    """The environment variable an operator sets for a field (its first alias, else prefixed)."""
+    info = Settings.model_fields.get(field)
+    alias = info.validation_alias if info else None
+    if isinstance(alias, AliasChoices):
+        return str(alias.choices[0])
+    return f"{ENV_PREFIX}{field}".upper()
+
+
+def _field_of(loc: tuple[Any, ...]) -> str:
+    name = str(loc[0]) if loc else "?"
+    for field, info in Settings.model_fields.items():
+        alias = info.validation_alias
+        if isinstance(alias, AliasChoices) and name in alias.choices:
+            return field
+    return name
+
+
+def describe_error(exc: ValidationError) -> str:
+    """One line naming the first bad setting; never echoes a secret's value."""
+    err = exc.errors(include_url=False, include_input=False)[0]
+    field = _field_of(tuple(err.get("loc", ())))
+    message = str(err.get("msg", "invalid value")).removeprefix("Value error, ")
+    if field == "discord_token":
+        message = "invalid value"
+    more = f" (and {len(exc.errors()) - 1} more)" if len(exc.errors()) > 1 else ""
+    return f"설정 오류 / invalid setting {env_name(field)}: {message}{more}"
+

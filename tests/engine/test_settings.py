@@ -1,0 +1,83 @@
+"""Settings: defaults, parsing, and one clear line for a bad value that never leaks the token."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+from pydantic import ValidationError
+
+from engine.settings import DEFAULT_MAX_PROMPT_TOKENS, Settings, describe_error
+
+SECRET = "MTAxMDEwMTAxMDEw.SECRET-TOKEN-VALUE"
+
+
+@pytest.fixture(autouse=True)
+def clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    for name in ("DISCORD_TOKEN", "DATABASE_URL", "OHLORA_TIMEZONE", "OHLORA_ADMIN_IDS",
+                 "OHLORA_MODEL_PRESET", "OHLORA_DATA_DIR", "OHLORA_MAX_PROMPT_TOKENS"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.chdir(tmp_path)  # no stray .env from the developer's checkout
+
+
+def _error(**env: str) -> str:
+    mp = pytest.MonkeyPatch()
+    try:
+        for k, v in env.items():
+            mp.setenv(k, v)
+        with pytest.raises(ValidationError) as info:
+            Settings()
+        return describe_error(info.value)
+    finally:
+        mp.undo()
+
+
+def test_defaults() -> None:
+    s = Settings()
+    assert s.discord_token is None
+    assert s.model_preset == "tiny"
+    assert s.max_prompt_tokens == DEFAULT_MAX_PROMPT_TOKENS == 48
+    assert s.admin_ids == frozenset()
+    assert s.resolved_database_url.startswith("sqlite+aiosqlite:///")
+    assert s.resolved_database_url.endswith("/var/ohlora.db")
+    assert s.local_now().tzinfo is not None
+
+
+def test_environment_and_dotenv(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    (tmp_path / ".env").write_text(
+        f"DISCORD_TOKEN={SECRET}\nOHLORA_TIMEZONE=Asia/Seoul\nOHLORA_ADMIN_IDS=123, 456\n",
+        encoding="utf-8",
+    )
+    monkeypatch.setenv("DATABASE_URL", "sqlite+aiosqlite:///x.db")
+    s = Settings()
+    assert s.discord_token is not None and s.discord_token.get_secret_value() == SECRET
+    assert SECRET not in repr(s) and SECRET not in str(s.model_dump())
+    assert s.admin_ids == frozenset({123, 456})
+    assert s.resolved_database_url == "sqlite+aiosqlite:///x.db"
+    assert s.local_now().utcoffset() == timedelta(hours=9)
+
+
+def test_blank_token_means_console() -> None:
+    assert Settings(DISCORD_TOKEN="  ").discord_token is None
+
+
+@pytest.mark.parametrize(
+    ("env", "named", "says"),
+    [
+        ({"OHLORA_TIMEZONE": "Mars/Olympus"}, "OHLORA_TIMEZONE", "unknown time zone"),
+        ({"OHLORA_ADMIN_IDS": "12,abc"}, "OHLORA_ADMIN_IDS", "not a Discord user id"),
+        ({"OHLORA_MODEL_PRESET": "huge"}, "OHLORA_MODEL_PRESET", "tiny"),
+        ({"OHLORA_MAX_PROMPT_TOKENS": "-3"}, "OHLORA_MAX_PROMPT_TOKENS", "greater than or equal"),
+        ({"OHLORA_MEMORY_THRESHOLD": "1.5"}, "OHLORA_MEMORY_THRESHOLD", "less than or equal"),
+    ],
+)
+def test_bad_value_gives_one_line_naming_the_setting(env: dict[str, str], named: str, says: str) -> None:
+    line = _error(**env)
+    assert "\n" not in line
+    assert named in line and says in line
+
+
+def test_token_never_in_the_error() -> None:
+    line = _error(DISCORD_TOKEN=SECRET, OHLORA_TIMEZONE="Nowhere/Land")
+    assert SECRET not in line and "OHLORA_TIMEZONE" in line
