@@ -357,6 +357,11 @@ class Repository:
             if not result.rowcount:
                 raise LookupError(f"turn {turn_id} is not pending")
 
+    async def set_turn_expression(self, turn_id: int, expression: str) -> None:
+        """The expression is decided after the reply went out, so it arrives on its own."""
+        async with self.db.writing() as s:
+            await s.execute(update(Turn).where(Turn.id == turn_id).values(expression=expression))
+
     async def turns(self, user_id: str, limit: int = DEFAULT_LOG_LIMIT) -> list[TurnRecord]:
         async with self.db.reading() as s:
             rows = await s.scalars(
