@@ -1,0 +1,276 @@
+"""The four LoRA roles on their two bases, with batched generation (reference §1, §2.3, §2.4).
+
+Each base is loaded once and carries its two role adapters as named peft adapters; a call
+switches to the role's adapter. Prompts are left-padded into one batch; every row stops on
+its own at the role's end marker (found by decoding, not by hard-coded ids), at EOS, or at its
+own token budget, so batched and one-by-one generation agree.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from transformers import (
+    AutoModelForCausalLM,
+    AutoTokenizer,
+    GenerationConfig,
+    PreTrainedModel,
+    PreTrainedTokenizerBase,
+    StoppingCriteria,
+    StoppingCriteriaList,
+)
+
+from engine.presets import Base, Preset, ROLES
+
+TOP_K = 50  # transformers' historical sampling default, which upstream relied on
+TOP_P = 1.0
+BYTE_TOKEN = "<0x{:02X}>"  # the spelling a BPE byte fallback looks up (our tiny tokenizer)
+BYTE_COUNT = 256
+# Extra tokens decoded beyond the marker length when looking for it in a row's tail.
+TAIL_SLACK_TOKENS = 2
+_PATH_PREFIXES = ("/", ".", "~")
+
+
+class MissingBaseModel(RuntimeError):
+    """A base model is neither a local directory nor in the local Hugging Face cache."""
+
+
+class MissingAdapter(RuntimeError):
+    """A role adapter has not been trained (or was deleted)."""
+
+
+@dataclass(frozen=True)
+class Generated:
+    """One generated continuation: text after the prompt, tokens generated, end marker seen."""
+
+    text: str
+    new_tokens: int
+    hit_end: bool
+
+
+def device() -> torch.device:
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def model_dtype() -> torch.dtype:
+    """bf16 on a GPU that supports it (as upstream), float32 on CPU (bf16 matmuls are slow there)."""
+    if torch.cuda.is_available() and torch.cuda.is_bf16_supported():
+        return torch.bfloat16
+    return torch.float32
+
+
+def _hub_offline() -> bool:
+    return os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes", "on")
+
+
+def resolve_base(name: str, field: str) -> str:
+    """A loadable base location, or MissingBaseModel with one line saying what to do.
+
+    ``field`` is the preset field (kanana_base / polyglot_base) the user should point at a
+    local copy; a hub id is accepted when it is in the local cache (or the hub is reachable).
+    """
+    path = Path(name).expanduser()
+    if path.is_dir():
+        if not (path / "config.json").is_file():
+            raise MissingBaseModel(f"{path} has no config.json; rebuild it or point {field} elsewhere")
+        return str(path)
+    if name.startswith(_PATH_PREFIXES) or name.count("/") != 1:
+        raise MissingBaseModel(
+            f"base model directory {name} does not exist; build it (python -m training bootstrap) "
+            f"or point {field} at an existing one")
+    from huggingface_hub import try_to_load_from_cache
+
+    if isinstance(try_to_load_from_cache(name, "config.json"), str):
+        return name
+    if _hub_offline():
+        raise MissingBaseModel(
+            f"base model {name} is not downloaded and the hub is offline: run `hf download {name} "
+            f"--local-dir DIR` on a connected machine and point {field} at DIR "
+            f"(engine.presets.with_bases(preset, {field}=DIR)) or set HF_HOME to a cache holding it")
+    return name
+
+
+def load_base(name: str, field: str) -> PreTrainedModel:
+    """The base in the serving dtype on the serving device; a failed download becomes MissingBaseModel."""
+    location = resolve_base(name, field)
+    try:
+        model = AutoModelForCausalLM.from_pretrained(location, dtype=model_dtype())
+    except OSError as error:
+        first_line = str(error).splitlines()[0] if str(error) else type(error).__name__
+        raise MissingBaseModel(
+            f"could not load base model {name} ({first_line}); download it and point {field} at "
+            f"the local copy") from error
+    return model.to(device())
+
+
+def load_tokenizer(*locations: str | Path) -> PreTrainedTokenizerBase:
+    """The first tokenizer found among ``locations`` (adapter folder first, then base)."""
+    for location in locations:
+        if Path(location).is_dir() and not (Path(location) / "tokenizer_config.json").is_file():
+            continue
+        tokenizer = AutoTokenizer.from_pretrained(str(location))
+        if tokenizer.pad_token is None:  # Kanana: pad = EOS, as upstream
+            tokenizer.pad_token = tokenizer.eos_token
+        return tokenizer
+    raise MissingBaseModel(f"no tokenizer in {', '.join(map(str, locations))}")
+
+
+def byte_fallback_ids(tokenizer: PreTrainedTokenizerBase) -> list[int]:
+    """Ids of ``<0xNN>`` byte-fallback tokens (none for byte-level BPE production tokenizers)."""
+    vocab = tokenizer.get_vocab()
+    return sorted(vocab[t] for t in (BYTE_TOKEN.format(b) for b in range(BYTE_COUNT)) if t in vocab)
+
+
+def suppressed_token_ids(tokenizer: PreTrainedTokenizerBase) -> list[int]:
+    """Ids never to generate: byte-fallback pieces (half a syllable), BOS, pad, unknown.
+
+    EOS stays allowed: it ends a row like the end marker does.
+    """
+    ids = set(byte_fallback_ids(tokenizer))
+    for token_id in (tokenizer.bos_token_id, tokenizer.pad_token_id, tokenizer.unk_token_id):
+        if token_id is not None and token_id != tokenizer.eos_token_id:
+            ids.add(token_id)
+    return sorted(ids)
+
+
+class EndMarkerCriteria(StoppingCriteria):
+    """Per-row stop: the decoded tail of the new tokens contains the end marker, or the row
+    used its own budget. Returns one flag per row so finished rows stop independently."""
+
+    def __init__(self, tokenizer: PreTrainedTokenizerBase, marker: str, prompt_width: int,
+                 limits: torch.Tensor) -> None:
+        self.tokenizer = tokenizer
+        self.marker = marker
+        self.prompt_width = prompt_width
+        self.limits = limits
+        # Every allowed token decodes to >= 1 character, so this many tokens cover the marker.
+        self.tail = len(marker) + TAIL_SLACK_TOKENS
+
+    def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor | None = None,
+                 **kwargs: object) -> torch.BoolTensor:
+        new_len = input_ids.shape[1] - self.prompt_width
+        start = max(self.prompt_width, input_ids.shape[1] - self.tail)
+        tails = self.tokenizer.batch_decode(input_ids[:, start:], skip_special_tokens=True)
+        hit = torch.tensor([self.marker in tail for tail in tails], device=input_ids.device)
+        return hit | (self.limits.to(input_ids.device) <= new_len)
+
+
+class RoleModels:
+    """Loaded bases with their role adapters; `generate` runs one role on a batch of prompts."""
+
+    def __init__(self, preset: Preset, models: dict[Base, torch.nn.Module],
+                 tokenizers: dict[str, PreTrainedTokenizerBase]) -> None:
+        self.preset = preset
+        self.models = models
+        self.tokenizers = tokenizers
+        self._suppressed = {role: suppressed_token_ids(tok) for role, tok in tokenizers.items()}
+
+    @classmethod
+    def from_preset(cls, preset: Preset, roles: tuple[str, ...] = ROLES) -> RoleModels:
+        """Load each needed base once and attach its roles' adapters under the role names."""
+        from peft import PeftModel
+
+        models: dict[Base, torch.nn.Module] = {}
+        tokenizers: dict[str, PreTrainedTokenizerBase] = {}
+        for role in roles:
+            spec = preset.roles[role]
+            adapter = preset.adapter_dir(role)
+            if not (adapter / "adapter_config.json").is_file():
+                raise MissingAdapter(f"no adapter for role {role} in {adapter}; train it first "
+                                     f"(python -m training bootstrap / finetune)")
+            if spec.base not in models:
+                base = load_base(preset.base_for(role), f"{spec.base}_base")
+                models[spec.base] = PeftModel.from_pretrained(base, str(adapter), adapter_name=role)
+            else:
+                models[spec.base].load_adapter(str(adapter), adapter_name=role)
+            tokenizers[role] = load_tokenizer(adapter, resolve_base(preset.base_for(role),
+                                                                    f"{spec.base}_base"))
+        for model in models.values():
+            model.eval()
+        return cls(preset, models, tokenizers)
+
+    def model_for(self, role: str) -> torch.nn.Module:
+        """The (peft-wrapped) base serving ``role``, switched to the role's adapter."""
+        model = self.models[self.preset.roles[role].base]
+        model.set_adapter(role)
+        return model
+
+    def count_tokens(self, text: str) -> int:
+        """Tokens of ``text`` under the reply tokenizer, special tokens included (48-token guard)."""
+        return len(self.tokenizers["output_message"](text)["input_ids"])
+
+    @torch.inference_mode()
+    def generate(self, role: str, prompts: list[str], *, temperature: float,
+                 max_new_tokens: int | None = None, max_length: int | None = None,
+                 seed: int | None = None) -> list[Generated]:
+        """Continue each prompt with ``role``'s adapter; sampling if temperature > 0, else greedy.
+
+        ``max_length`` is a per-row *total* budget (prompt + new tokens, as upstream's reply
+        budget of 128), independent of the batch's padding; ``max_new_tokens`` caps new tokens.
+        """
+        if max_new_tokens is None and max_length is None:
+            raise ValueError("give max_new_tokens and/or max_length")
+        if not prompts:
+            return []
+        tokenizer = self.tokenizers[role]
+        marker = self.preset.roles[role].end
+        tokenizer.padding_side = "left"
+        encoded = tokenizer(prompts, return_tensors="pt", padding=True)
+        prompt_lengths = encoded["attention_mask"].sum(dim=1)
+        limits = torch.full_like(prompt_lengths, max_new_tokens if max_new_tokens is not None
+                                 else torch.iinfo(torch.int32).max)
+        if max_length is not None:
+            limits = torch.minimum(limits, max_length - prompt_lengths)
+        results: list[Generated | None] = [Generated("", 0, False) if limit <= 0 else None
+                                           for limit in limits.tolist()]
+        active = [i for i, result in enumerate(results) if result is None]
+        if not active:
+            return [r for r in results if r is not None]
+
+        index = torch.tensor(active)
+        input_ids = encoded["input_ids"][index]
+        attention = encoded["attention_mask"][index]
+        # Drop columns that are padding in every remaining row.
+        keep = attention.sum(dim=0) > 0
+        input_ids, attention = input_ids[:, keep], attention[:, keep]
+        width = input_ids.shape[1]
+        row_limits = limits[index]
+        sampling = temperature > 0
+        config = GenerationConfig(
+            max_new_tokens=int(row_limits.max()),
+            do_sample=sampling,
+            temperature=temperature if sampling else None,
+            top_k=TOP_K if sampling else None,
+            top_p=TOP_P if sampling else None,
+            pad_token_id=tokenizer.pad_token_id,
+            eos_token_id=tokenizer.eos_token_id,
+            suppress_tokens=self._suppressed[role] or None,
+        )
+        if seed is not None:
+            torch.manual_seed(seed)
+        model = self.model_for(role)
+        target = next(model.parameters()).device
+        output = model.generate(
+            input_ids=input_ids.to(target), attention_mask=attention.to(target),
+            generation_config=config,
+            stopping_criteria=StoppingCriteriaList([EndMarkerCriteria(tokenizer, marker, width, row_limits)]),
+        )
+        for row, new_ids in zip(active, output[:, width:].tolist()):
+            results[row] = self._finish(tokenizer, marker, new_ids)
+        return [r for r in results if r is not None]
+
+    @staticmethod
+    def _finish(tokenizer: PreTrainedTokenizerBase, marker: str, new_ids: list[int]) -> Generated:
+        """Cut a row at its first EOS/pad (rows are padded after they stop) and after the marker."""
+        stops = {tokenizer.eos_token_id, tokenizer.pad_token_id}
+        length = next((i for i, token in enumerate(new_ids) if token in stops), len(new_ids))
+        text = tokenizer.decode(new_ids[:length], skip_special_tokens=True)
+        cut = text.find(marker)
+        if cut >= 0:
+            text = text[:cut + len(marker)]
+        # EOS counts as a generated token unless it is only the padding after a marker stop.
+        ended_by_eos = cut < 0 and length < len(new_ids) and new_ids[length] == tokenizer.eos_token_id
+        return Generated(text=text, new_tokens=length + int(ended_by_eos), hit_end=cut >= 0)

@@ -1,0 +1,129 @@
+"""The fine-tuning CSV and the per-role training texts of reference §2.2.
+
+Every role's text is assembled here only, so pretraining, LoRA fine-tuning and the
+inference prompts of `engine.prompts` agree byte for byte on markers and spacing.
+"""
+
+from __future__ import annotations
+
+import csv
+import unicodedata
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+from engine import prompts
+from engine.presets import DATA_DIR, ROLES
+
+FINETUNE_CSV = DATA_DIR / "OhLoRA_fine_tuning_v3.csv"
+Split = Literal["train", "valid"]
+NORMAL_FORM = "NFC"  # never NFKC: it would rewrite ㅋ, full-width and emoji sequences
+
+
+def nfc(text: str) -> str:
+    """Canonical composition, so decomposed jamo input matches the trained syllables."""
+    return unicodedata.normalize(NORMAL_FORM, text)
+
+
+@dataclass(frozen=True)
+class FinetuneRow:
+    """One row of the fine-tuning CSV; the target columns are '' where absent (valid rows)."""
+
+    idx: int
+    split: Split
+    input_data: str
+    output_message: str
+    memory: str
+    summary: str
+    eyes_mouth_pose: str
+
+    def target(self, role: str) -> str:
+        """The supervised text of ``role`` (a column of the same name)."""
+        if role not in ROLES:
+            raise ValueError(f"unknown role {role!r}")
+        return getattr(self, role)
+
+
+def load_rows(split: Split, path: Path = FINETUNE_CSV) -> list[FinetuneRow]:
+    """Rows of one fixed split (the split is a label stored in the file, §2.1)."""
+    if split not in ("train", "valid"):
+        raise ValueError(f"split must be 'train' or 'valid', not {split!r}")
+    rows: list[FinetuneRow] = []
+    with path.open(encoding="utf-8", newline="") as handle:
+        for record in csv.DictReader(handle):
+            if record["data_type"] != split:
+                continue
+            rows.append(FinetuneRow(
+                idx=int(record["idx"]),
+                split=split,
+                input_data=nfc(record["input_data"]),
+                output_message=nfc(record["output_message"]),
+                memory=nfc(record["memory"]),
+                summary=nfc(record["summary"]),
+                eyes_mouth_pose=nfc(record["eyes_mouth_pose"]),
+            ))
+    return rows
+
+
+def role_prompt(role: str, row: FinetuneRow) -> str:
+    """The inference prompt of §2.3: input up to and including the start marker.
+
+    Built with the same `engine.prompts` helpers as the runtime.
+    """
+    if role == "output_message":
+        return prompts.reply_prompt(row.input_data)
+    if role == "summary":
+        return prompts.summary_prompt(row.input_data, row.output_message)
+    if role == "memory":
+        return prompts.memory_prompt(row.input_data)
+    if role == "eyes_mouth_pose":
+        return prompts.expression_prompt(row.output_message)
+    raise ValueError(f"unknown role {role!r}")
+
+
+def end_marker(role: str) -> str:
+    """The marker that closes ``role``'s answer (memory shares the summary's)."""
+    if role == "output_message":
+        return prompts.REPLY_END
+    if role in ("summary", "memory"):
+        return prompts.SUMMARY_END
+    if role == "eyes_mouth_pose":
+        return prompts.EXPRESSION_END
+    raise ValueError(f"unknown role {role!r}")
+
+
+def role_example(role: str, row: FinetuneRow, eos: str) -> tuple[str, str]:
+    """(prompt, completion) whose concatenation is the §2.2 training text.
+
+    The prompt ends with the response template, so completion-only loss starts
+    right after ``### 답변:``; the completion is `` T (… 종료) EOS``.
+    """
+    prompt = f"{role_prompt(role, row)} {prompts.RESPONSE_TEMPLATE}"
+    completion = f" {row.target(role)} {end_marker(role)} {eos}"
+    return nfc(prompt), nfc(completion)
+
+
+def pretraining_text(role: str, row: FinetuneRow) -> str:
+    """The training text without `` ### 답변:`` and without EOS.
+
+    The base must learn to answer right after the start marker, exactly like the
+    inference prompt, and never to emit the template itself (feasibility pitfall).
+    """
+    return nfc(f"{role_prompt(role, row)} {row.target(role)} {end_marker(role)}")
+
+
+def pretraining_texts(roles: Iterable[str], rows: Iterable[FinetuneRow]) -> list[str]:
+    """Pretraining texts of several roles over the same rows, role-major."""
+    rows = list(rows)
+    return [pretraining_text(role, row) for role in roles for row in rows]
+
+
+def corpus_texts() -> list[str]:
+    """Every text the tokenizer must round-trip: all roles' training texts plus raw cells."""
+    train, valid = load_rows("train"), load_rows("valid")
+    texts = pretraining_texts(ROLES, train)
+    texts += [role_example(role, row, "")[0] for role in ROLES for row in train]
+    texts += [row.input_data for row in valid] + [row.output_message for row in valid]
+    texts += [prompts.reply_prompt(row.input_data) for row in valid]
+    return texts
