@@ -1,0 +1,712 @@
+"""Training the ethics classifier and the memory retriever S-BERTs (reference §4.3, §5.1).
+
+Both are ``SentenceTransformer(models.Transformer(base) + mean pooling)`` trained with
+`SentenceTransformerTrainer` and the cosine-similarity MSE objective of `CosineSimilarityLoss`,
+then calibrated on a validation part of the *train* rows and saved with ``ohlora_sbert.json``
+beside the model (preprocessing stage, thresholds, validation numbers) for `engine.sbert`.
+
+* tiny preset: the base is the project's MLM-pretrained morpheme BERT (`training.encoder`),
+  built on demand at ``preset.sbert_base``; preprocessing ``kiwi``.
+* production preset: ``klue/roberta-base`` (or a local copy) through the same code; preprocessing
+  ``none``. A hub id that is not in the local cache raises `SbertBaseMissing` at once.
+
+Ethics: pairs (prompt, category name) labelled 1/0, harmful categories oversampled, 15 % of the
+train rows (stratified) held out to calibrate per-category thresholds and the 일반 veto. By
+default one training row holds a prompt with all four category names
+(`CategoryCosineSimilarityLoss`): the same MSE over the same four pairs, the prompt encoded once
+and the names once per batch (~3× cheaper on a CPU); ``grouped=False`` trains the plain pair rows.
+
+Memory: pairs (memory_0, user_prompt_1, similarity_score). Labels depend only on the two
+combs' keys, so by default a batch of combs is trained on all its B×B pairs
+(`CombMatrixCosineSimilarityLoss`, ~70× fewer encoder passes than one row per pair), and the
+LLM fine-tuning set's train rows with a ``memory`` item whose key class occurs in the training
+combs add 107 (item, prompt) rows. Validation holds out 10 % of the combs (the test set's combs
+are all new); the retrieval threshold maximises F1 of label == 1.0 on it.
+"""
+
+from __future__ import annotations
+
+import csv
+import logging
+import math
+import os
+import random
+import time
+from collections import Counter, defaultdict
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from engine.ethics_rules import ETHICS_CATEGORIES, NORMAL_NAME, NORMAL_VETO
+from engine.morphemes import PREPROCESS_NONE, get_preprocessor
+from engine.presets import DATA_DIR, Preset
+from engine.sbert import read_sbert_config
+from training.encoder import MAX_SEQ_LENGTH, build_encoder, encoder_corpus, write_sbert_config
+
+logger = logging.getLogger(__name__)
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+HARMFUL = tuple(c for c in ETHICS_CATEGORIES if c != NORMAL_NAME)
+
+# Settings chosen on the validation part of the train rows (see the module's report).
+ETHICS_DEFAULTS: dict[str, Any] = {"epochs": 20, "batch_size": 32, "lr": 2e-4, "balance": 0.5}
+MEMORY_DEFAULTS: dict[str, Any] = {"epochs": 60, "batch_size": 32, "lr": 8e-4,
+                                   "same_side_weight": 0.0, "extra_pairs": True, "refit": False}
+# Thresholds sit this fraction of the remaining gap to 1.0 above the highest-scoring
+# non-vetoed 일반 validation prompt (0.984 → 0.988, 0.95 → 0.9625).
+THRESHOLD_MARGIN = 0.25
+
+
+class SbertBaseMissing(RuntimeError):
+    """The S-BERT base model is neither a local directory nor in the Hugging Face cache."""
+
+
+def train_all(preset: Preset, *, seed: int = 0, size: str = "tiny",
+              show_progress: bool = True) -> dict[str, Any]:
+    """The whole S-BERT half: the tiny encoder when missing (MLM), then ethics and memory.
+
+    Returns ``{"encoder_seconds": float | None, "ethics": {...}, "memory": {...}, "seconds"}``
+    (the two summaries are `train_ethics` / `train_memory`'s).
+    """
+    started = time.perf_counter()
+    encoder_seconds = None
+    if preset.name == "tiny" and not (Path(preset.sbert_base) / "config.json").is_file():
+        ensure_encoder(preset, size=size, seed=seed, show_progress=show_progress)
+        encoder_seconds = round(time.perf_counter() - started, 1)
+    ethics = train_ethics(preset, seed=seed, size=size, show_progress=show_progress)
+    memory = train_memory(preset, seed=seed, size=size, show_progress=show_progress)
+    return {"encoder_seconds": encoder_seconds, "ethics": ethics, "memory": memory,
+            "seconds": round(time.perf_counter() - started, 1)}
+
+
+# ---------------------------------------------------------------------------------------------
+# Base model
+# ---------------------------------------------------------------------------------------------
+
+
+def resolve_base(base: str) -> Path:
+    """A local directory for ``base`` (a path, or a hub id already in the HF cache)."""
+    path = Path(base).expanduser()
+    if path.is_dir():
+        if not (path / "config.json").is_file():
+            raise SbertBaseMissing(f"S-BERT base directory {path} has no config.json")
+        return path
+    if path.is_absolute() or base.startswith((".", "~")) or base.count("/") > 1:
+        raise SbertBaseMissing(f"S-BERT base directory {path} does not exist")
+    try:
+        from huggingface_hub import snapshot_download
+
+        return Path(snapshot_download(base, local_files_only=True))
+    except Exception as exc:  # noqa: BLE001 - any cache miss means the same thing here
+        raise SbertBaseMissing(
+            f"S-BERT base {base!r} is not available locally. Download it once with network access "
+            f"(`HF_HUB_OFFLINE=0 huggingface-cli download {base}`, or "
+            f"`python -c \"from huggingface_hub import snapshot_download; "
+            f"snapshot_download('{base}')\"`), or point the preset at a local copy with "
+            f"engine.presets.with_bases(preset, sbert_base='/path/to/{base.split('/')[-1]}')."
+        ) from exc
+
+
+def base_preprocess(base_dir: Path) -> str:
+    """The preprocessing the base was built with (``none`` for any outside checkpoint)."""
+    return read_sbert_config(base_dir).get("preprocess", PREPROCESS_NONE)
+
+
+def load_base_model(base_dir: Path, *, max_seq_length: int = MAX_SEQ_LENGTH):
+    """``SentenceTransformer(models.Transformer(base) + mean pooling)`` on the CPU."""
+    from sentence_transformers import SentenceTransformer
+    from sentence_transformers.sentence_transformer.modules import Pooling, Transformer
+
+    transformer = Transformer(str(base_dir), max_seq_length=max_seq_length)
+    pooling = Pooling(transformer.get_embedding_dimension(), "mean")
+    return SentenceTransformer(modules=[transformer, pooling], device="cpu")
+
+
+def ensure_encoder(preset: Preset, *, size: str = "tiny", seed: int = 0,
+                   mlm_epochs: float | None = None, show_progress: bool = True) -> Path:
+    """The preset's S-BERT base directory; the tiny preset's encoder is built if missing."""
+    path = Path(preset.sbert_base)
+    if preset.name == "tiny" and not (path / "config.json").is_file():
+        logger.info("building the tiny S-BERT encoder at %s", path)
+        build_encoder(encoder_corpus(), path, size=size, seed=seed, mlm_epochs=mlm_epochs,
+                      show_progress=show_progress)
+    return resolve_base(preset.sbert_base)
+
+
+# ---------------------------------------------------------------------------------------------
+# Data
+# ---------------------------------------------------------------------------------------------
+
+
+def _read_csv(path: Path) -> list[dict[str, str]]:
+    with path.open(encoding="utf-8", newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def load_ethics_rows(data_dir: Path = DATA_DIR, split: str = "train") -> list[tuple[str, str]]:
+    """``(prompt, category name)`` rows of one split of the ethics CSV."""
+    return [(r["user_prompt"], r["category"])
+            for r in _read_csv(data_dir / "ethics_train_test_dataset.csv") if r["type"] == split]
+
+
+def stratified_split(rows: Sequence[tuple[str, str]], fraction: float, seed: int,
+                     ) -> tuple[list[tuple[str, str]], list[tuple[str, str]]]:
+    """(train, validation): ``fraction`` of each category held out, seeded."""
+    by_cat: dict[str, list[tuple[str, str]]] = defaultdict(list)
+    for row in rows:
+        by_cat[row[1]].append(row)
+    rng = random.Random(seed)
+    train, val = [], []
+    for cat in sorted(by_cat):
+        items = list(by_cat[cat])
+        rng.shuffle(items)
+        n_val = round(len(items) * fraction) if fraction > 0 else 0
+        n_val = min(max(n_val, 1 if fraction > 0 and len(items) > 1 else 0), len(items) - 1)
+        val += items[:n_val]
+        train += items[n_val:]
+    return train, val
+
+
+def oversample(rows: Sequence[tuple[str, str]], balance: float, seed: int) -> list[tuple[str, str]]:
+    """Repeat each harmful category's rows up to ``balance`` × the 일반 count (never fewer)."""
+    counts = Counter(cat for _, cat in rows)
+    target = balance * counts.get(NORMAL_NAME, 0)
+    rng = random.Random(seed)
+    out = list(rows)
+    for cat in HARMFUL:
+        items = [r for r in rows if r[1] == cat]
+        extra = int(round(target)) - len(items)
+        if not items or extra <= 0:
+            continue
+        out += items * (extra // len(items)) + rng.sample(items, extra % len(items))
+    return out
+
+
+# ---------------------------------------------------------------------------------------------
+# Loss
+# ---------------------------------------------------------------------------------------------
+
+
+def _category_loss_class():
+    import torch
+    from sentence_transformers.sentence_transformer.losses import CosineSimilarityLoss
+
+    class CategoryCosineSimilarityLoss(CosineSimilarityLoss):
+        """`CosineSimilarityLoss` over (prompt, category name) pairs, grouped by prompt.
+
+        Columns: the prompt, then one column per category name (the same string in every row);
+        the label is the prompt's one-hot vector. The loss is the MSE between the cosines and
+        the labels, exactly `CosineSimilarityLoss` on the four pairs, but the names are encoded
+        once per batch (first row of each column) instead of once per pair.
+        """
+
+        def forward(self, sentence_features, labels):
+            features = list(sentence_features)
+            prompts = self.model(features[0])["sentence_embedding"]
+            names = []
+            for column in features[1:]:
+                first = {k: (v[:1] if isinstance(v, torch.Tensor) and v.dim() > 0 else v)
+                         for k, v in column.items()}
+                names.append(self.model(first)["sentence_embedding"])
+            names = torch.cat(names, dim=0)
+            cos = torch.nn.functional.normalize(prompts, dim=-1) @ \
+                torch.nn.functional.normalize(names, dim=-1).T
+            cos = self.cos_score_transformation(cos)
+            return self.loss_fct(cos, labels.to(cos.dtype))
+
+    return CategoryCosineSimilarityLoss
+
+
+# ---------------------------------------------------------------------------------------------
+# Calibration
+# ---------------------------------------------------------------------------------------------
+
+
+def calibrate_ethics(
+    scores: Sequence[dict[str, float]],
+    labels: Sequence[str],
+    *,
+    margin: float = THRESHOLD_MARGIN,
+    floor: float = 0.5,
+    max_false_flags: int | None = None,
+    max_false_rate: float = 0.02,
+) -> tuple[dict[str, float], float, dict[str, Any]]:
+    """Per-category thresholds and the 일반 veto from validation scores.
+
+    For each candidate veto v, every harmful category's threshold is put just above the highest
+    score that category gets from a 일반 prompt the veto lets through, so no 일반 validation
+    prompt is flagged: ``top + margin × (1 − top)`` rounded up to 4 decimals, at least ``floor``.
+    With ``max_false_flags`` = k > 0, up to k of the highest-scoring 일반 prompts may be left
+    above a threshold when that flags at least 2 more harmful prompts per 일반 prompt given up
+    (a single mislabelled-looking 일반 prompt otherwise pins a threshold near 1.0). ``None``:
+    ``round(max_false_rate × 일반 validation prompts)`` (2 of 96 with the default split).
+
+    Objective: harmful prompts flagged with their own category − those flagged with a wrong one
+    − 2 × 일반 prompts flagged; among equally good settings the veto closest to upstream's 0.5 is
+    kept. Returns (thresholds, veto, stats).
+    """
+    from itertools import combinations
+
+    normal = [s for s, y in zip(scores, labels) if y == NORMAL_NAME]
+    harmful = [(s, y) for s, y in zip(scores, labels) if y != NORMAL_NAME]
+    if max_false_flags is None:
+        max_false_flags = round(max_false_rate * len(normal))
+    candidates = sorted({round(x / 100, 2) for x in range(20, 101)} | {1.01})
+    results = []
+    for veto in candidates:
+        passing = [k for k, s in enumerate(normal) if s[NORMAL_NAME] < veto]
+        # Prompts worth giving up: the 3 highest of each category among those passing.
+        worst = sorted({k for cat in HARMFUL
+                        for k in sorted(passing, key=lambda k: -normal[k][cat])[:3]})
+        for n_given in range(0, min(max_false_flags, len(worst)) + 1):
+            for given_up in combinations(worst, n_given):
+                kept = [normal[k] for k in passing if k not in given_up]
+                thresholds = {}
+                for cat in HARMFUL:
+                    top = max((s[cat] for s in kept), default=-1.0)
+                    raised = math.ceil((top + margin * (1.0 - top)) * 10_000) / 10_000
+                    thresholds[cat] = max(raised, floor)
+                right = wrong = 0
+                for s, y in harmful:
+                    if s[NORMAL_NAME] >= veto:
+                        continue
+                    flagged = {c for c in HARMFUL if s[c] >= thresholds[c]}
+                    right += y in flagged
+                    wrong += bool(flagged - {y})
+                false = sum(1 for k in passing if any(
+                    normal[k][c] >= thresholds[c] for c in HARMFUL))
+                objective = right - wrong - 2 * false
+                results.append((objective, -false, -abs(veto - NORMAL_VETO), veto, thresholds,
+                                right, wrong, false))
+    best = max(results, key=lambda r: r[:3])
+    _, _, _, veto, thresholds, right, wrong, false = best
+    stats = {"val_harmful": len(harmful), "val_flagged_right": int(right),
+             "val_flagged_wrong_category": int(wrong), "val_normal": len(normal),
+             "val_false_flags": int(false), "max_false_flags": max_false_flags}
+    return dict(thresholds), veto, stats
+
+
+def calibrate_memory(scores: Sequence[float], labels: Sequence[float]) -> tuple[float, dict]:
+    """The retrieval threshold maximising F1 of (label == 1.0) vs (score ≥ t)."""
+    positives = sum(1 for y in labels if y >= 1.0)
+    pairs = sorted(zip(scores, labels), key=lambda p: -p[0])
+    best_f1, best_t, tp, seen = -1.0, 1.0, 0, 0
+    for i, (s, y) in enumerate(pairs):
+        seen += 1
+        tp += y >= 1.0
+        if i + 1 < len(pairs) and pairs[i + 1][0] == s:
+            continue  # thresholds sit between distinct scores
+        precision = tp / seen
+        recall = tp / positives if positives else 0.0
+        f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
+        if f1 > best_f1:
+            best_f1, best_t = f1, s
+    return round(float(best_t), 4), {"val_f1": round(best_f1, 4), "val_positives": positives}
+
+
+# ---------------------------------------------------------------------------------------------
+# Training
+# ---------------------------------------------------------------------------------------------
+
+
+def _training_args(out_dir: Path, *, epochs: float, batch_size: int, lr: float, seed: int,
+                   show_progress: bool, steps_per_epoch: int):
+    from sentence_transformers import SentenceTransformerTrainingArguments
+
+    return SentenceTransformerTrainingArguments(
+        output_dir=str(out_dir / "_trainer_tmp"),
+        num_train_epochs=epochs,
+        per_device_train_batch_size=batch_size,
+        learning_rate=lr,
+        warmup_steps=0.1,  # 10 % of all steps, as upstream
+        lr_scheduler_type="linear",
+        weight_decay=0.01,
+        logging_strategy="steps",
+        logging_steps=max(1, steps_per_epoch),
+        save_strategy="no",
+        eval_strategy="no",
+        report_to="none",
+        seed=seed,
+        data_seed=seed,
+        use_cpu=True,
+        disable_tqdm=not show_progress,
+        dataloader_pin_memory=False,
+    )
+
+
+def _train(model, dataset, loss, out_dir: Path, *, epochs, batch_size, lr, seed, show_progress):
+    import shutil
+
+    from sentence_transformers import SentenceTransformerTrainer
+
+    steps = math.ceil(len(dataset) / batch_size)
+    args = _training_args(out_dir, epochs=epochs, batch_size=batch_size, lr=lr, seed=seed,
+                          show_progress=show_progress, steps_per_epoch=steps)
+    trainer = SentenceTransformerTrainer(model=model, args=args, train_dataset=dataset, loss=loss)
+    trainer.train()
+    shutil.rmtree(out_dir / "_trainer_tmp", ignore_errors=True)
+    return trainer
+
+
+def _prepare(preset: Preset, size: str, seed: int, show_progress: bool):
+    from transformers import set_seed
+
+    base_dir = ensure_encoder(preset, size=size, seed=seed, show_progress=show_progress)
+    preprocess = base_preprocess(base_dir)
+    set_seed(seed)
+    return base_dir, preprocess, load_base_model(base_dir)
+
+
+def _freeze_word_embeddings(model, freeze: bool) -> bool:
+    """Optionally keep the encoder's word vectors fixed while fine-tuning (off by default:
+    measured worse for both tasks on the tiny encoder)."""
+    if freeze:
+        model[0].auto_model.get_input_embeddings().weight.requires_grad_(False)
+    return bool(freeze)
+
+
+def _cosines(model, a: Sequence[str], b: Sequence[str]) -> list[float]:
+    ea = model.encode(list(a), convert_to_tensor=True, normalize_embeddings=True,
+                      show_progress_bar=False, batch_size=128)
+    eb = model.encode(list(b), convert_to_tensor=True, normalize_embeddings=True,
+                      show_progress_bar=False, batch_size=128)
+    return (ea * eb).sum(-1).tolist()
+
+
+def train_ethics(
+    preset: Preset,
+    *,
+    epochs: float = ETHICS_DEFAULTS["epochs"],
+    seed: int = 0,
+    size: str = "tiny",
+    max_rows: int | None = None,
+    batch_size: int = ETHICS_DEFAULTS["batch_size"],
+    lr: float = ETHICS_DEFAULTS["lr"],
+    balance: float = ETHICS_DEFAULTS["balance"],
+    val_fraction: float = 0.15,
+    margin: float = THRESHOLD_MARGIN,
+    max_false_flags: int | None = None,
+    grouped: bool = True,
+    freeze_embeddings: bool = False,
+    data_dir: Path = DATA_DIR,
+    out_dir: Path | None = None,
+    show_progress: bool = True,
+) -> dict[str, Any]:
+    """Train, calibrate and save the ethics classifier to ``preset.sbert_dir('ethics')``.
+
+    ``size`` is the tiny encoder's size when it has to be built (``toy`` in tests); ``max_rows``
+    caps the train rows (stratified) for quick runs. Returns a summary (validation numbers,
+    thresholds, veto, seconds, output directory).
+    """
+    from datasets import Dataset
+
+    started = time.perf_counter()
+    out_dir = Path(out_dir or preset.sbert_dir("ethics"))
+    base_dir, preprocess, model = _prepare(preset, size, seed, show_progress)
+    prep = get_preprocessor(preprocess)
+    frozen = _freeze_word_embeddings(model, freeze_embeddings)
+
+    rows = load_ethics_rows(data_dir, "train")
+    if max_rows is not None and max_rows < len(rows):
+        rows, _ = stratified_split(rows, 1 - max_rows / len(rows), seed)
+    train_rows, val_rows = stratified_split(rows, val_fraction, seed)
+    train_rows = oversample(train_rows, balance, seed)
+    random.Random(seed).shuffle(train_rows)
+
+    prompts = prep.batch([p for p, _ in train_rows])
+    names = prep.batch(ETHICS_CATEGORIES)
+    if grouped:
+        data: dict[str, list] = {"prompt": prompts}
+        for i, name in enumerate(names):
+            data[f"category_{i}"] = [name] * len(prompts)
+        data["label"] = [[float(c == cat) for cat in ETHICS_CATEGORIES] for _, c in train_rows]
+        loss = _category_loss_class()(model)
+    else:
+        from sentence_transformers.sentence_transformer.losses import CosineSimilarityLoss
+
+        data = {"prompt": [], "category": [], "label": []}
+        for text, (_, cat) in zip(prompts, train_rows):
+            for name, raw in zip(names, ETHICS_CATEGORIES):
+                data["prompt"].append(text)
+                data["category"].append(name)
+                data["label"].append(float(raw == cat))
+        loss = CosineSimilarityLoss(model)
+    dataset = Dataset.from_dict(data)
+    train_started = time.perf_counter()
+    _train(model, dataset, loss, out_dir, epochs=epochs, batch_size=batch_size, lr=lr, seed=seed,
+           show_progress=show_progress)
+    train_seconds = time.perf_counter() - train_started
+
+    # Validation scores → accuracy and calibration.
+    model.eval()
+    val_scores = _ethics_scores(model, prep.batch([p for p, _ in val_rows]), names)
+    val_labels = [c for _, c in val_rows]
+    accuracy = (sum(max(s, key=s.__getitem__) == y for s, y in zip(val_scores, val_labels))
+                / max(1, len(val_rows)))
+    thresholds, veto, stats = calibrate_ethics(val_scores, val_labels, margin=margin,
+                                               max_false_flags=max_false_flags)
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    model.save(str(out_dir))
+    summary = {
+        "task": "ethics", "preprocess": preprocess, "categories": list(ETHICS_CATEGORIES),
+        "thresholds": thresholds, "normal_veto": veto, "base": str(preset.sbert_base),
+        "seed": seed, "epochs": epochs, "batch_size": batch_size, "lr": lr, "balance": balance,
+        "margin": margin, "grouped": grouped, "freeze_embeddings": frozen,
+        "train_prompts": len(train_rows), "val_prompts": len(val_rows),
+        "val_accuracy": round(accuracy, 4), **stats,
+    }
+    write_sbert_config(out_dir, summary)
+    return {**summary, "train_seconds": round(train_seconds, 1),
+            "seconds": round(time.perf_counter() - started, 1), "out_dir": str(out_dir)}
+
+
+def _ethics_scores(model, texts: Sequence[str], names: Sequence[str]) -> list[dict[str, float]]:
+    if not texts:
+        return []
+    emb = model.encode(list(texts), convert_to_tensor=True, normalize_embeddings=True,
+                       show_progress_bar=False, batch_size=128)
+    cat = model.encode(list(names), convert_to_tensor=True, normalize_embeddings=True,
+                       show_progress_bar=False)
+    return [dict(zip(ETHICS_CATEGORIES, row)) for row in (emb @ cat.T).tolist()]
+
+
+def load_memory_pairs(path: Path) -> list[tuple[str, str, float]]:
+    """``(memory_0, user_prompt_1, similarity_score)`` pairs of a memory CSV (§4.3)."""
+    return [(r["memory_0"], r["user_prompt_1"], float(r["similarity_score"]))
+            for r in _read_csv(path)]
+
+
+def load_memory_combs(path: Path) -> tuple[list[tuple[str, str]], dict[tuple[int, int], float]]:
+    """The combs (memory, user prompt) of a memory CSV and the label of each (i, j) row:
+    the label of pair (memory of comb i, prompt of comb j)."""
+    combs: dict[tuple[str, str], int] = {}
+    labels: dict[tuple[int, int], float] = {}
+    for r in _read_csv(path):
+        i = combs.setdefault((r["memory_0"], r["user_prompt_0"]), len(combs))
+        j = combs.setdefault((r["memory_1"], r["user_prompt_1"]), len(combs))
+        labels[(i, j)] = float(r["similarity_score"])
+    return list(combs), labels
+
+
+def memory_key_class(memory: str) -> tuple[str, ...] | None:
+    """What a memory item's label depends on (§4.3): its key, or its value when the key is
+    상태; 좋아하는 아이돌 counts as 좋아하는 가수. None when the item is not ``[key: value]``."""
+    text = memory.strip()
+    if not (text.startswith("[") and text.endswith("]") and ":" in text):
+        return None
+    key, value = (part.strip() for part in text[1:-1].split(":", 1))
+    if key == "좋아하는 아이돌":
+        key = "좋아하는 가수"
+    return ("상태", value) if key == "상태" else (key,)
+
+
+def load_memory_extra(data_dir: Path = DATA_DIR) -> list[tuple[str, str]]:
+    """(memory item, user prompt) rows of the LLM fine-tuning set's *train* split whose
+    ``memory`` column holds an item: more prompts for the retriever (no test rows)."""
+    rows = _read_csv(data_dir / "OhLoRA_fine_tuning_v3.csv")
+    return [(r["memory"].strip(), r["input_data"]) for r in rows
+            if r.get("data_type") == "train" and memory_key_class(r.get("memory") or "")]
+
+
+def _memory_matrix_loss_class():
+    import torch
+    from sentence_transformers.sentence_transformer.losses import CosineSimilarityLoss
+
+    class CombMatrixCosineSimilarityLoss(CosineSimilarityLoss):
+        """`CosineSimilarityLoss` over every (memory_i, prompt_j) pair of a batch of combs.
+
+        Rows are (memory, prompt, key-class index); the loss is the MSE between
+        cos(memory_i, prompt_j) and the label of (class_i, class_j) from the train CSV, over all
+        B×B pairs of the batch whose label is known. Each text is encoded once per batch instead of once per pair.
+        """
+
+        def __init__(self, model, table, same_side_weight: float = 0.0):
+            super().__init__(model)
+            self.register_buffer("table", table, persistent=False)
+            self.same_side_weight = same_side_weight
+
+        def forward(self, sentence_features, labels):
+            features = list(sentence_features)
+            memories = self.model(features[0])["sentence_embedding"]
+            prompts = self.model(features[1])["sentence_embedding"]
+            cos = torch.nn.functional.normalize(memories, dim=-1) @ \
+                torch.nn.functional.normalize(prompts, dim=-1).T
+            index = labels.long()
+            target = self.table.to(cos.device)[index][:, index].to(cos.dtype)
+            known = ~torch.isnan(target)
+            loss = self.loss_fct(self.cos_score_transformation(cos)[known], target[known])
+            if self.same_side_weight:
+                # The label is about the two combs' keys, so it holds for (memory_i, memory_j)
+                # and (prompt_i, prompt_j) too (the CSV's memory_1 / user_prompt_0 columns).
+                for emb in (memories, prompts):
+                    unit = torch.nn.functional.normalize(emb, dim=-1)
+                    side = unit @ unit.T
+                    loss = loss + self.same_side_weight * self.loss_fct(
+                        self.cos_score_transformation(side)[known], target[known])
+            return loss
+
+    return CombMatrixCosineSimilarityLoss
+
+
+def _memory_training_set(model, combs, labels, memories, prompts, use_combs, *, prep, grouped,
+                         extra_pairs, same_side_weight, data_dir, max_rows, seed):
+    """(dataset, loss, extra rows) for training on the combs ``use_combs``."""
+    import torch
+    from datasets import Dataset
+    from sentence_transformers.sentence_transformer.losses import CosineSimilarityLoss
+
+    train_combs = list(use_combs)
+    extra_rows = 0
+    if grouped:
+        # Labels depend only on the two combs' key classes (§4.3), so rows are (memory, prompt,
+        # class) and the table is class × class, built from the training combs' rows alone.
+        classes = [memory_key_class(m) for m, _ in combs]
+        class_ids: dict[tuple, int] = {}
+        for i in train_combs:
+            class_ids.setdefault(classes[i], len(class_ids))
+        table = torch.full((len(class_ids), len(class_ids)), float("nan"))
+        for i in train_combs:
+            for j in train_combs:
+                if (i, j) in labels:
+                    table[class_ids[classes[i]], class_ids[classes[j]]] = labels[(i, j)]
+        rows = [(memories[i], prompts[i], class_ids[classes[i]]) for i in train_combs]
+        if extra_pairs:
+            extra = [(m, p) for m, p in load_memory_extra(data_dir)
+                     if memory_key_class(m) in class_ids]
+            if max_rows is not None:
+                extra = extra[:max_rows]
+            extra_rows = len(extra)
+            extra_memories = prep.batch([m for m, _ in extra])
+            extra_prompts = prep.batch([p for _, p in extra])
+            rows += [(extra_memories[k], extra_prompts[k], class_ids[memory_key_class(raw)])
+                     for k, (raw, _) in enumerate(extra)]
+        random.Random(seed).shuffle(rows)
+        dataset = Dataset.from_dict({
+            "memory": [m for m, _, _ in rows],
+            "prompt": [p for _, p, _ in rows],
+            "label": [c for _, _, c in rows],
+        })
+        loss = _memory_matrix_loss_class()(model, table, same_side_weight)
+    else:
+        train_pairs = [(i, j) for i in train_combs for j in train_combs if (i, j) in labels]
+        random.Random(seed).shuffle(train_pairs)
+        dataset = Dataset.from_dict({
+            "memory": [memories[i] for i, _ in train_pairs],
+            "prompt": [prompts[j] for _, j in train_pairs],
+            "score": [labels[p] for p in train_pairs],
+        })
+        loss = CosineSimilarityLoss(model)
+    return dataset, loss, extra_rows
+
+
+def train_memory(
+    preset: Preset,
+    *,
+    epochs: float = MEMORY_DEFAULTS["epochs"],
+    seed: int = 0,
+    size: str = "tiny",
+    max_rows: int | None = None,
+    batch_size: int = MEMORY_DEFAULTS["batch_size"],
+    lr: float = MEMORY_DEFAULTS["lr"],
+    val_fraction: float = 0.1,
+    grouped: bool = True,
+    same_side_weight: float = MEMORY_DEFAULTS["same_side_weight"],
+    extra_pairs: bool = MEMORY_DEFAULTS["extra_pairs"],
+    freeze_embeddings: bool = False,
+    refit: bool = MEMORY_DEFAULTS["refit"],
+    data_dir: Path = DATA_DIR,
+    out_dir: Path | None = None,
+    show_progress: bool = True,
+) -> dict[str, Any]:
+    """Train, calibrate and save the memory retriever to ``preset.sbert_dir('memory')``.
+
+    Pairs (memory_0, user_prompt_1, similarity_score) of the v2 train CSV, cosine MSE.
+    Validation holds out a seeded ``val_fraction`` of the *combs* (lines of the combs file), like
+    the test set, whose combs are all new: validation pairs are (any memory, held-out prompt),
+    training pairs use no held-out comb. The retrieval threshold maximises F1 of
+    (label == 1.0) vs (cosine ≥ t) on the validation pairs.
+
+    ``grouped`` (default): rows are combs and each batch trains on all its B×B pairs
+    (`CombMatrixCosineSimilarityLoss`), so an epoch is one pass over the combs; otherwise rows
+    are the pairs themselves with `CosineSimilarityLoss` (an epoch is one pass over the pairs).
+    ``max_rows`` caps the number of combs (for quick runs). ``refit`` trains a second model on
+    all the combs after calibrating on the first and saves that one (twice the time).
+    """
+    started = time.perf_counter()
+    out_dir = Path(out_dir or preset.sbert_dir("memory"))
+    base_dir, preprocess, model = _prepare(preset, size, seed, show_progress)
+    prep = get_preprocessor(preprocess)
+    frozen = _freeze_word_embeddings(model, freeze_embeddings)
+
+    combs, labels = load_memory_combs(data_dir / "v2_memory_sbert" / "train_dataset.csv")
+    order = list(range(len(combs)))
+    random.Random(seed).shuffle(order)
+    if max_rows is not None:
+        order = order[:max(4, max_rows)]
+    n_val = max(1, round(len(order) * val_fraction))
+    val_combs, train_combs = order[:n_val], order[n_val:]
+    memories = prep.batch([m for m, _ in combs])
+    prompts = prep.batch([p for _, p in combs])
+
+    def build(model, use_combs):
+        return _memory_training_set(
+            model, combs, labels, memories, prompts, use_combs, prep=prep, grouped=grouped,
+            extra_pairs=extra_pairs, same_side_weight=same_side_weight, data_dir=data_dir,
+            max_rows=max_rows, seed=seed)
+
+    dataset, loss, extra_rows = build(model, train_combs)
+    train_started = time.perf_counter()
+    _train(model, dataset, loss, out_dir, epochs=epochs, batch_size=batch_size, lr=lr, seed=seed,
+           show_progress=show_progress)
+    train_seconds = time.perf_counter() - train_started
+
+    model.eval()
+    val_pairs = [(i, j) for j in val_combs for i in order if (i, j) in labels]
+    val_scores = _cosines(model, [memories[i] for i, _ in val_pairs],
+                          [prompts[j] for _, j in val_pairs])
+    val_labels = [labels[p] for p in val_pairs]
+    threshold, stats = calibrate_memory(val_scores, val_labels)
+    mse = sum((a - b) ** 2 for a, b in zip(val_scores, val_labels)) / max(1, len(val_pairs))
+
+    if refit:
+        # Same settings, a fresh start from the base, every comb; keeps the calibration above.
+        from transformers import set_seed
+
+        set_seed(seed)
+        model = load_base_model(base_dir)
+        _freeze_word_embeddings(model, freeze_embeddings)
+        dataset, loss, extra_rows = build(model, order)
+        refit_started = time.perf_counter()
+        _train(model, dataset, loss, out_dir, epochs=epochs, batch_size=batch_size, lr=lr,
+               seed=seed, show_progress=show_progress)
+        train_seconds += time.perf_counter() - refit_started
+        model.eval()
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    model.save(str(out_dir))
+    summary = {
+        "task": "memory", "preprocess": preprocess, "memory_threshold": threshold,
+        "base": str(preset.sbert_base), "seed": seed, "epochs": epochs,
+        "batch_size": batch_size, "lr": lr, "grouped": grouped,
+        "same_side_weight": same_side_weight if grouped else 0.0, "freeze_embeddings": frozen,
+        "extra_pairs": extra_rows, "refit": refit,
+        "train_combs": len(order) if refit else len(train_combs), "val_combs": len(val_combs),
+        "val_pairs": len(val_pairs), "val_mse": round(mse, 4),
+        "val_r": round(_pearson(val_scores, val_labels), 4), **stats,
+    }
+    write_sbert_config(out_dir, summary)
+    return {**summary, "train_seconds": round(train_seconds, 1),
+            "seconds": round(time.perf_counter() - started, 1), "out_dir": str(out_dir)}
+
+
+def _pearson(a: Sequence[float], b: Sequence[float]) -> float:
+    n = len(a)
+    if n < 2:
+        return 0.0
+    ma, mb = sum(a) / n, sum(b) / n
+    cov = sum((x - ma) * (y - mb) for x, y in zip(a, b))
+    va = sum((x - ma) ** 2 for x in a)
+    vb = sum((y - mb) ** 2 for y in b)
+    return cov / math.sqrt(va * vb) if va > 0 and vb > 0 else 0.0
+
