@@ -1,0 +1,126 @@
+"""Build the embedded default ("tiny" preset) from the shipped data only, resumably.
+
+Stages run in order; each finished stage is recorded in the manifest, so an interrupted
+bootstrap resumes where it stopped, and changed data rebuilds everything.
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from tqdm.auto import tqdm
+
+from engine.presets import ROLES, Preset
+from training.manifest import Manifest, data_hashes, directory_bytes
+
+log = logging.getLogger(__name__)
+
+DEFAULT_SEED = 0
+
+
+@dataclass(frozen=True)
+class Stage:
+    name: str
+    outputs: Callable[[Preset], list[Path]]
+    run: Callable[[Preset, int], dict[str, Any]]
+
+
+def _tokenizer(preset: Preset, seed: int) -> dict[str, Any]:
+    from training.data import load_rows, pretraining_text
+    from training.tokenizer import build_tokenizer
+
+    rows = load_rows("train") + load_rows("valid")
+    texts = [pretraining_text(role, r) for r in load_rows("train") for role in ROLES]
+    texts += [r.input_data for r in rows] + [r.output_message for r in rows]
+    tok = build_tokenizer(texts, preset.artifacts / "tokenizer")
+    return {"vocab_size": len(tok)}
+
+
+def _pretrain(kind: str) -> Callable[[Preset, int], dict[str, Any]]:
+    def run(preset: Preset, seed: int) -> dict[str, Any]:
+        from transformers import AutoTokenizer
+
+        from training.data import load_rows, pretraining_text
+        from training.pretrain import TINY_EPOCHS, pretrain_base
+
+        roles = [r for r in ROLES if preset.roles[r].base == kind]
+        texts = [pretraining_text(role, row) for row in load_rows("train") for role in roles]
+        tok = AutoTokenizer.from_pretrained(preset.artifacts / "tokenizer")
+        out = Path(preset.kanana_base if kind == "kanana" else preset.polyglot_base)
+        return pretrain_base(kind, tok, texts, out, epochs=TINY_EPOCHS[kind], seed=seed)
+
+    return run
+
+
+def _adapter(role: str) -> Callable[[Preset, int], dict[str, Any]]:
+    def run(preset: Preset, seed: int) -> dict[str, Any]:
+        from training.finetune import finetune_role
+
+        return finetune_role(preset, role, seed=seed)
+
+    return run
+
+
+def _encoder(preset: Preset, seed: int) -> dict[str, Any]:
+    from training.encoder import build_encoder, encoder_corpus
+
+    return build_encoder(encoder_corpus(), Path(preset.sbert_base), seed=seed)
+
+
+def _sbert(task: str) -> Callable[[Preset, int], dict[str, Any]]:
+    def run(preset: Preset, seed: int) -> dict[str, Any]:
+        from training.sbert import train_ethics, train_memory
+
+        return (train_ethics if task == "ethics" else train_memory)(preset, seed=seed)
+
+    return run
+
+
+STAGES: tuple[Stage, ...] = (
+    Stage("tokenizer", lambda p: [p.artifacts / "tokenizer"], _tokenizer),
+    Stage("kanana_base", lambda p: [Path(p.kanana_base)], _pretrain("kanana")),
+    Stage("polyglot_base", lambda p: [Path(p.polyglot_base)], _pretrain("polyglot")),
+    *(Stage(f"adapter_{r}", lambda p, r=r: [p.adapter_dir(r)], _adapter(r)) for r in ROLES),
+    Stage("sbert_encoder", lambda p: [Path(p.sbert_base)], _encoder),
+    Stage("sbert_ethics", lambda p: [p.sbert_dir("ethics")], _sbert("ethics")),
+    Stage("sbert_memory", lambda p: [p.sbert_dir("memory")], _sbert("memory")),
+)
+
+
+def is_built(preset: Preset) -> bool:
+    """True when a complete manifest exists for the data shipped now."""
+    manifest = Manifest.load(preset.manifest_path)
+    return bool(manifest and manifest.complete and manifest.data == data_hashes())
+
+
+def bootstrap(preset: Preset, *, seed: int = DEFAULT_SEED, force: bool = False) -> Manifest:
+    """Run every stage not yet done for this data and seed; returns the saved manifest."""
+    if preset.name != "tiny":
+        raise ValueError("bootstrap builds the tiny preset; production bases are downloaded")
+    hashes = data_hashes()
+    manifest = Manifest.load(preset.manifest_path)
+    if force or manifest is None or manifest.data != hashes or manifest.seed != seed:
+        manifest = Manifest(preset=preset.name, seed=seed, data=hashes)
+    manifest.complete = False
+    bar = tqdm(STAGES, desc="OhLoRA tiny models", unit="stage")
+    for stage in bar:
+        bar.set_postfix_str(stage.name)
+        if stage.name in manifest.stages and all(p.exists() for p in stage.outputs(preset)):
+            continue
+        for out in stage.outputs(preset):
+            shutil.rmtree(out, ignore_errors=True)  # never build on a half-written stage
+        start = time.perf_counter()
+        metrics = stage.run(preset, seed)
+        manifest.record(stage.name, time.perf_counter() - start, metrics)
+        manifest.save(preset.manifest_path)
+        log.info("stage %s done in %.0f s", stage.name, manifest.stages[stage.name].seconds)
+    manifest.artifact_bytes = directory_bytes(preset.artifacts)
+    manifest.complete = True
+    manifest.save(preset.manifest_path)
+    return manifest
