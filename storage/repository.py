@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterable
+from dataclasses import fields
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import delete, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -41,66 +42,34 @@ TURN_RESULT_FIELDS = frozenset(
 DEFAULT_LOG_LIMIT = 20
 
 
+R = TypeVar("R")
+
+
+def _record(cls: type[R], row: object, **overrides: Any) -> R:
+    """Copy an ORM row into its frozen record type, field by field (names match by design)."""
+    values = {f.name: getattr(row, f.name) for f in fields(cls) if f.name not in overrides}  # type: ignore[arg-type]
+    return cls(**values, **overrides)
+
+
 def _memory(row: MemoryItemRow) -> MemoryRecord:
-    return MemoryRecord(
-        id=row.id,
-        user_id=row.user_id,
-        key=row.key,
-        value=row.value,
-        created_at=row.created_at,
-        updated_at=row.updated_at,
-        expires_at=row.expires_at,
-    )
+    return _record(MemoryRecord, row)
 
 
 def _sanction(row: Sanction) -> SanctionRecord:
-    return SanctionRecord(
-        id=row.id,
-        decision_id=row.decision_id,
-        user_id=row.user_id,
-        category=row.category,
-        level=row.level,
+    return _record(
+        SanctionRecord,
+        row,
         period=timedelta(seconds=row.period_seconds),
         block=timedelta(seconds=row.block_seconds),
-        created_at=row.created_at,
-        expires_at=row.expires_at,
-        turn_id=row.turn_id,
-        lifted_at=row.lifted_at,
-        lifted_by=row.lifted_by,
-        lift_reason=row.lift_reason,
     )
 
 
 def _audit(row: AuditEntry) -> AuditRecord:
-    return AuditRecord(
-        id=row.id,
-        at=row.at,
-        actor_id=row.actor_id,
-        action=row.action,
-        target_user_id=row.target_user_id,
-        detail=row.detail,
-    )
+    return _record(AuditRecord, row)
 
 
 def _turn(row: Turn) -> TurnRecord:
-    return TurnRecord(
-        id=row.id,
-        user_id=row.user_id,
-        channel_id=row.channel_id,
-        message_id=row.message_id,
-        original_text=row.original_text,
-        tagged_prompt=row.tagged_prompt,
-        final_input=row.final_input,
-        reply=row.reply,
-        memory_item_used=row.memory_item_used,
-        ethics_scores=row.ethics_scores,
-        expression=row.expression,
-        timings=row.timings,
-        status=row.status,
-        error=row.error,
-        created_at=row.created_at,
-        completed_at=row.completed_at,
-    )
+    return _record(TurnRecord, row)
 
 
 def _not_expired(now: datetime) -> Any:
