@@ -40,6 +40,48 @@ async def prepare_storage(settings: Settings) -> str:
     return settings.resolved_database_url
 
 
+def ensure_tiny_models(settings: Settings) -> None:
+    """Build the embedded demo models on first run (about 15 minutes on 2 CPU cores)."""
+    from engine.presets import tiny
+    from training.bootstrap import bootstrap, is_built
+
+    preset = tiny(settings.models_dir)
+    if is_built(preset):
+        return
+    print(
+        "Building the embedded demo models from data/ (one time; about 15 minutes on a "
+        f"2-core CPU) into {preset.artifacts} ...",
+        file=sys.stderr,
+    )
+    bootstrap(preset)
+
+
+async def serve_console(settings: Settings) -> int:
+    """Wire storage → model worker → engine → console, and close all of it on the way out."""
+    from engine.console import Console
+    from engine.hub import load_backend
+    from engine.pipeline import Engine
+    from engine.worker import ModelWorker
+    from storage import Repository
+
+    db = Database(settings.resolved_database_url)
+    await db.start()
+    worker = ModelWorker()
+    worker.start()
+    try:
+        backend = await worker.run(load_backend, settings)  # models load on their own thread
+        engine = Engine(
+            Repository(db), backend, worker, clock=settings.local_now,
+            max_prompt_tokens=settings.max_prompt_tokens,
+            max_message_chars=settings.max_message_chars,
+        )
+        await Console(engine).run()
+    finally:
+        await worker.stop()
+        await db.close()
+    return EXIT_OK
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
@@ -54,16 +96,16 @@ def main(argv: list[str] | None = None) -> int:
         print(f"저장소를 준비할 수 없습니다 / cannot prepare storage: {exc}", file=sys.stderr)
         return EXIT_NOT_READY
     log.info("database ready (%s)", url.split("///")[-1])
-    front_end = "console" if args.console or settings.discord_token is None else "discord"
-    # The turn engine (models) and the Discord bot land with their own issues; until then
-    # say plainly what is missing instead of pretending to chat.
-    print(
-        f"OhLoRA: storage is ready, but the {front_end} front end is not built yet "
-        f"(engine: issue 6, Discord bot: issue 7). Set {env_name('discord_token')} to host on Discord "
-        "once it is.",
-        file=sys.stderr,
-    )
-    return EXIT_NOT_READY
+    if settings.model_preset == "tiny":
+        ensure_tiny_models(settings)
+    if settings.discord_token is not None and not args.console:
+        print(
+            "OhLoRA: the Discord bot is not built yet (issue 7); "
+            "run `make run ARGS=--console` to chat locally.",
+            file=sys.stderr,
+        )
+        return EXIT_NOT_READY
+    return asyncio.run(serve_console(settings))
 
 
 if __name__ == "__main__":

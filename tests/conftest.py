@@ -30,3 +30,22 @@ async def db(tmp_path: Path) -> AsyncIterator[Database]:
 @pytest.fixture
 async def repo(db: Database) -> Repository:
     return Repository(db)
+
+
+@pytest.fixture(scope="session")
+def tiny_preset():
+    """The real embedded default, built once into artifacts/ (about 15 min on a fresh clone)."""
+    from engine.presets import tiny
+    from training.bootstrap import bootstrap, is_built
+
+    preset = tiny()
+    if not is_built(preset):
+        bootstrap(preset)
+    return preset
+
+
+@pytest.fixture(scope="session")
+def tiny_backend(tiny_preset):
+    from engine.hub import LocalBackend
+
+    return LocalBackend.load(tiny_preset)

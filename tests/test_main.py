@@ -30,7 +30,7 @@ def test_bad_setting_stops_with_one_line_and_no_token(tmp_path: Path) -> None:
 
 def test_first_run_creates_the_database_under_the_data_dir(tmp_path: Path) -> None:
     data = tmp_path / "state"
-    proc = _run(tmp_path, OHLORA_DATA_DIR=str(data), DISCORD_TOKEN=SECRET)
+    proc = _run(tmp_path, OHLORA_DATA_DIR=str(data), DISCORD_TOKEN=SECRET, OHLORA_MODEL_PRESET="production")
     assert (data / "ohlora.db").exists(), proc.stderr
     assert SECRET not in proc.stderr + proc.stdout
 

@@ -1,0 +1,79 @@
+"""The in-process model hub: two shared bases with four role adapters, and the two S-BERTs.
+
+It implements `engine.pipeline.Backend`; every method is synchronous and runs on the model
+worker's thread only.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import datetime
+
+from engine.expression import FALLBACK_EXPRESSION, Expression
+from engine.lm import RoleModels
+from engine.memory_items import MemoryItem
+from engine.presets import Preset, get_preset
+from engine.roles import extract_memory, generate_expression, generate_reply, generate_summary
+from engine.sbert import EthicsClassifier, MemoryRetriever
+from engine.settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class LocalBackend:
+    """Models loaded in this process (CPU float32 or CUDA bf16, decided by engine.lm)."""
+
+    roles: RoleModels
+    ethics: EthicsClassifier
+    retriever: MemoryRetriever
+    memory_threshold: float | None = None  # an operator's override of the model's calibration
+
+    @property
+    def ethics_thresholds(self) -> dict[str, float]:
+        return self.ethics.thresholds
+
+    @property
+    def normal_veto(self) -> float:
+        return self.ethics.normal_veto
+
+    @classmethod
+    def load(cls, preset: Preset, memory_threshold: float | None = None) -> LocalBackend:
+        log.info("loading %s models from %s", preset.name, preset.artifacts)
+        return cls(
+            roles=RoleModels.from_preset(preset),
+            ethics=EthicsClassifier.load(preset.sbert_dir("ethics")),
+            retriever=MemoryRetriever.load(
+                preset.sbert_dir("memory"), default_threshold=preset.default_memory_threshold
+            ),
+            memory_threshold=memory_threshold,
+        )
+
+    def count_tokens(self, text: str) -> int:
+        return self.roles.count_tokens(text)
+
+    def best_memory(self, query: str, items: list[str]) -> tuple[int, float] | None:
+        return self.retriever.best(query, items, self.memory_threshold)
+
+    def ethics_scores(self, text: str) -> dict[str, float]:
+        return self.ethics.scores([text])[0]
+
+    def reply(self, final_input: str, now: datetime) -> str:
+        return generate_reply(self.roles, final_input, now).text
+
+    def summary(self, final_input: str, answer: str) -> str:
+        outcome = generate_summary(self.roles, final_input, answer)
+        return "" if outcome.failed else outcome.text
+
+    def memory(self, final_input: str) -> MemoryItem | None:
+        return extract_memory(self.roles, final_input).item
+
+    def expression(self, answer: str) -> Expression:
+        return generate_expression(self.roles, answer).expression or FALLBACK_EXPRESSION
+
+
+def load_backend(settings: Settings) -> LocalBackend:
+    """The backend the settings ask for (the tiny preset must be built first)."""
+    preset = get_preset(settings.model_preset, settings.models_dir)
+    return LocalBackend.load(preset, settings.memory_threshold)

@@ -1,0 +1,257 @@
+"""The turn: ban check → time tag → length guard → memory → reply → ethics, then background roles.
+
+`Engine.handle` is the whole async API a front end needs. Model work goes through the
+`ModelWorker`; storage through the `Repository`. One turn at a time per user — including
+that user's background roles, so the next turn sees a current summary and memory — while
+different users interleave freely.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import StrEnum
+from typing import Any, Protocol
+
+from engine import messages
+from engine.ethics_rules import triggered_categories
+from engine.expression import Expression
+from engine.memory_items import MemoryItem
+from engine.prompts import build_final_input
+from engine.sanctions import SanctionLadder, block_message, block_notice, warning_message
+from engine.timetag import add_time_tag
+from engine.worker import PRIORITY_BACKGROUND, PRIORITY_REPLY, ModelWorker
+from storage import Repository, TurnStatus
+
+log = logging.getLogger(__name__)
+
+
+class Backend(Protocol):
+    """Synchronous model calls, run only on the model worker's thread."""
+
+    ethics_thresholds: dict[str, float]
+    normal_veto: float
+
+    def count_tokens(self, text: str) -> int: ...
+    def best_memory(self, query: str, items: list[str]) -> tuple[int, float] | None: ...
+    def ethics_scores(self, text: str) -> dict[str, float]: ...
+    def reply(self, final_input: str, now: datetime) -> str: ...
+    def summary(self, final_input: str, answer: str) -> str: ...
+    def memory(self, final_input: str) -> MemoryItem | None: ...
+    def expression(self, answer: str) -> Expression: ...
+
+
+class TurnKind(StrEnum):
+    REPLY = "reply"
+    WARNING = "warning"  # a warning, then the reply
+    BLOCKED = "blocked"  # this turn earned a block; the reply is never shown
+    BLOCK_NOTICE = "block_notice"  # already blocked: no model call at all
+    TOO_LONG = "too_long"
+    EMPTY = "empty"
+    FAILED = "failed"
+
+
+@dataclass(frozen=True)
+class BackgroundResult:
+    summary: str
+    memory: MemoryItem | None
+    expression: Expression
+
+
+@dataclass
+class TurnResult:
+    """What a front end shows: `notice` (warning/block/system text) and/or Oh-LoRA's `reply`."""
+
+    kind: TurnKind
+    turn_id: int | None
+    reply: str | None = None
+    notice: str | None = None
+    memory_used: str | None = None
+    background: asyncio.Task[BackgroundResult | None] | None = field(default=None, repr=False)
+
+    @property
+    def messages(self) -> list[str]:
+        return [m for m in (self.notice, self.reply) if m]
+
+
+@dataclass
+class _Reply:
+    """Intermediate state of the reply path, kept for the background roles."""
+
+    final_input: str
+    reply: str
+
+
+class Engine:
+    """Runs turns for many users over one model worker and one repository."""
+
+    def __init__(
+        self,
+        repo: Repository,
+        backend: Backend,
+        worker: ModelWorker,
+        *,
+        clock: Callable[[], datetime],
+        max_prompt_tokens: int,
+        max_message_chars: int,
+        ladder: SanctionLadder | None = None,
+    ) -> None:
+        self.repo = repo
+        self.backend = backend
+        self.worker = worker
+        self.clock = clock
+        self.max_prompt_tokens = max_prompt_tokens
+        self.max_message_chars = max_message_chars
+        self.ladder = ladder or SanctionLadder()
+        self._locks: dict[str, asyncio.Lock] = {}
+        self._background: set[asyncio.Task[Any]] = set()
+
+    async def handle(
+        self, user_id: str, channel_id: str, text: str, message_id: str | None = None
+    ) -> TurnResult:
+        """Answer one message; background roles keep the user's lock until they finish."""
+        lock = self._locks.setdefault(user_id, asyncio.Lock())
+        await lock.acquire()
+        try:
+            result, reply = await self._reply_path(user_id, channel_id, text, message_id)
+        except BaseException:
+            lock.release()
+            raise
+        if reply is None or result.turn_id is None:
+            lock.release()
+            return result
+        task = asyncio.create_task(
+            self._background_roles(user_id, channel_id, result.turn_id, reply, lock)
+        )
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+        result.background = task
+        return result
+
+    async def drain(self) -> None:
+        """Wait for every background role still running (used at shutdown)."""
+        while self._background:
+            await asyncio.gather(*list(self._background), return_exceptions=True)
+
+    # ---- the reply path -----------------------------------------------------------
+    async def _reply_path(
+        self, user_id: str, channel_id: str, text: str, message_id: str | None
+    ) -> tuple[TurnResult, _Reply | None]:
+        now = self.clock()
+        timings: dict[str, float] = {}
+        block = await self.repo.active_block(user_id, now)
+        if block is not None:
+            notice = block_notice(block.expires_at.astimezone(now.tzinfo), block.categories)
+            turn_id = await self.repo.start_turn(user_id, channel_id, text, now, message_id)
+            await self.repo.finish_turn(turn_id, TurnStatus.BLOCKED, now, reply=None)
+            return TurnResult(TurnKind.BLOCK_NOTICE, turn_id, notice=notice), None
+
+        turn_id = await self.repo.start_turn(user_id, channel_id, text, now, message_id)
+        if not text.strip():
+            await self.repo.finish_turn(turn_id, TurnStatus.REJECTED, now, error="empty")
+            return TurnResult(TurnKind.EMPTY, turn_id, notice=messages.EMPTY), None
+        try:
+            return await self._answer(user_id, channel_id, text, now, turn_id, timings)
+        except Exception as exc:  # noqa: BLE001 - one user's failure must not stop the service
+            log.exception("turn %s failed", turn_id)
+            await self._mark_failed(turn_id, exc, timings)
+            return TurnResult(TurnKind.FAILED, turn_id, notice=messages.APOLOGY), None
+
+    async def _answer(
+        self,
+        user_id: str,
+        channel_id: str,
+        text: str,
+        now: datetime,
+        turn_id: int,
+        timings: dict[str, float],
+    ) -> tuple[TurnResult, _Reply | None]:
+        tagged = add_time_tag(text, now)
+        started = time.perf_counter()
+        too_long = len(tagged) > self.max_message_chars or (
+            await self.worker.run(self.backend.count_tokens, tagged) > self.max_prompt_tokens
+        )
+        if too_long:
+            await self.repo.finish_turn(turn_id, TurnStatus.REJECTED, now,
+                                        tagged_prompt=tagged, error="too long")
+            return TurnResult(TurnKind.TOO_LONG, turn_id, notice=messages.TOO_LONG), None
+
+        memory_used = await self._retrieve(user_id, tagged, now)
+        summary = None if memory_used else await self.repo.get_summary(user_id, channel_id)
+        final_input = build_final_input(tagged, memory_used, summary)
+        timings["retrieve"] = time.perf_counter() - started
+
+        started = time.perf_counter()
+        reply = await self.worker.run(self.backend.reply, final_input, now)
+        timings["reply"] = time.perf_counter() - started
+
+        started = time.perf_counter()
+        scores = await self.worker.run(self.backend.ethics_scores, text)
+        timings["ethics"] = time.perf_counter() - started
+        categories = triggered_categories(
+            scores, self.backend.ethics_thresholds, reply, self.backend.normal_veto
+        )
+        fields = dict(tagged_prompt=tagged, final_input=final_input, reply=reply,
+                      memory_item_used=memory_used, ethics_scores=scores, timings=timings)
+        if not categories:
+            await self.repo.finish_turn(turn_id, TurnStatus.COMPLETED, now, **fields)
+            return (TurnResult(TurnKind.REPLY, turn_id, reply=reply, memory_used=memory_used),
+                    _Reply(final_input, reply))
+
+        decided = await self.repo.record_offence(
+            user_id, [str(c) for c in categories], self.ladder, now, turn_id=turn_id
+        )
+        decision = decided.decision
+        if decided.is_block:
+            await self.repo.finish_turn(turn_id, TurnStatus.BLOCKED, now, **fields)
+            return TurnResult(TurnKind.BLOCKED, turn_id, notice=block_message(decision)), None
+        await self.repo.finish_turn(turn_id, TurnStatus.COMPLETED, now, **fields)
+        return (
+            TurnResult(TurnKind.WARNING, turn_id, reply=reply,
+                       notice=warning_message(decision), memory_used=memory_used),
+            _Reply(final_input, reply),
+        )
+
+    async def _retrieve(self, user_id: str, tagged: str, now: datetime) -> str | None:
+        """This user's best memory item above the threshold; never another user's."""
+        items = [m.render() for m in await self.repo.list_memories(user_id, now)]
+        if not items:
+            return None
+        best = await self.worker.run(self.backend.best_memory, tagged, items)
+        return items[best[0]] if best else None
+
+    async def _mark_failed(self, turn_id: int, exc: Exception, timings: dict[str, float]) -> None:
+        try:
+            await self.repo.finish_turn(turn_id, TurnStatus.FAILED, self.clock(),
+                                        error=repr(exc)[:500], timings=timings)
+        except Exception:  # noqa: BLE001 - storage may be the thing that failed
+            log.exception("could not record failed turn %s", turn_id)
+
+    # ---- after the reply ---------------------------------------------------------------
+    async def _background_roles(
+        self, user_id: str, channel_id: str, turn_id: int, done: _Reply, lock: asyncio.Lock
+    ) -> BackgroundResult | None:
+        """Summary, memory extraction and expression, at background priority."""
+        try:
+            run = self.worker.run
+            summary = await run(self.backend.summary, done.final_input, done.reply,
+                                priority=PRIORITY_BACKGROUND)
+            item = await run(self.backend.memory, done.final_input, priority=PRIORITY_BACKGROUND)
+            expression = await run(self.backend.expression, done.reply,
+                                   priority=PRIORITY_BACKGROUND)
+            now = self.clock()
+            await self.repo.set_summary(user_id, channel_id, summary, now)
+            if item is not None:
+                await self.repo.upsert_memory(user_id, item.key, item.value, now,
+                                              source_turn_id=turn_id)
+            await self.repo.set_turn_expression(turn_id, expression.render())
+            return BackgroundResult(summary, item, expression)
+        except Exception:  # noqa: BLE001 - the reply is already out; keep serving
+            log.exception("background roles of turn %s failed", turn_id)
+            return None
+        finally:
+            lock.release()

@@ -1,0 +1,251 @@
+"""The turn end to end on the real tiny models (no stubbed generation): issue 6's acceptance."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from datetime import datetime, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import pytest
+import torch
+
+from engine.pipeline import Engine, TurnKind
+from engine.worker import ModelWorker
+from storage import Repository, TurnStatus
+
+SEOUL = ZoneInfo("Asia/Seoul")
+WEDNESDAY_2PM = datetime(2026, 11, 25, 14, 0, tzinfo=SEOUL)
+MODEL_CALLS = ("count_tokens", "best_memory", "ethics_scores", "reply", "summary", "memory", "expression")
+
+
+class Spy:
+    """Records every model call and passes it to the real backend."""
+
+    def __init__(self, inner: Any) -> None:
+        self.inner = inner
+        self.calls: list[tuple[str, tuple[Any, ...]]] = []
+
+    def __getattr__(self, name: str) -> Any:
+        attr = getattr(self.inner, name)
+        if name not in MODEL_CALLS:
+            return attr
+
+        def call(*args: Any) -> Any:
+            self.calls.append((name, args))
+            return attr(*args)
+
+        return call
+
+    def args_of(self, name: str) -> list[tuple[Any, ...]]:
+        return [args for called, args in self.calls if called == name]
+
+
+class Clock:
+    def __init__(self, now: datetime) -> None:
+        self.now = now
+
+    def __call__(self) -> datetime:
+        return self.now
+
+
+@pytest.fixture
+def clock() -> Clock:
+    return Clock(WEDNESDAY_2PM)
+
+
+@pytest.fixture
+async def spy_engine(repo: Repository, tiny_backend: Any, clock: Clock) -> AsyncIterator[tuple[Engine, Spy]]:
+    torch.manual_seed(0)
+    spy = Spy(tiny_backend)
+    worker = ModelWorker()
+    worker.start()
+    engine = Engine(repo, spy, worker, clock=clock, max_prompt_tokens=48, max_message_chars=2000)
+    yield engine, spy
+    await engine.drain()
+    await worker.stop()
+
+
+async def test_time_tag_reaches_the_reply_model(spy_engine: tuple[Engine, Spy]) -> None:
+    engine, spy = spy_engine
+    result = await engine.handle("u1", "c1", "오늘 뭐 해?")
+    assert result.kind is TurnKind.REPLY and result.reply
+    [(final_input, now)] = spy.args_of("reply")
+    assert final_input == "(지금은 수요일 오후) 오늘 뭐 해?"
+    assert now == WEDNESDAY_2PM
+    [(ethics_text,)] = spy.args_of("ethics_scores")
+    assert ethics_text == "오늘 뭐 해?"  # ethics sees the original, untagged text
+
+
+async def test_memory_item_above_threshold_enters_the_final_input(
+    spy_engine: tuple[Engine, Spy], repo: Repository, tiny_backend: Any
+) -> None:
+    engine, spy = spy_engine
+    text = "아 오늘 약속 있는데 어떡하지?"
+    tagged = "(지금은 수요일 오후) " + text
+    assert tiny_backend.best_memory(tagged, ["[오늘 날씨: 비]"]) is not None  # precondition
+    await repo.upsert_memory("u1", "오늘 날씨", "비", WEDNESDAY_2PM)
+    await repo.upsert_memory("u2", "오늘 날씨", "맑음", WEDNESDAY_2PM)  # another user's
+    result = await engine.handle("u1", "c1", text)
+    assert result.memory_used == "[오늘 날씨: 비]"
+    [(final_input, _)] = spy.args_of("reply")
+    assert final_input == "[오늘 날씨: 비] " + tagged
+
+
+async def test_without_memory_the_previous_summary_is_used(
+    spy_engine: tuple[Engine, Spy], repo: Repository
+) -> None:
+    engine, spy = spy_engine
+    first = await engine.handle("u1", "c1", "너는 누구야?")
+    assert first.background is not None
+    done = await first.background
+    assert done is not None and done.summary
+    assert await repo.get_summary("u1", "c1") == done.summary
+    await engine.handle("u1", "c1", "그렇구나 반가워")
+    final_input = spy.args_of("reply")[-1][0]
+    assert final_input == f"(오로라 답변 요약) {done.summary} (사용자 질문) 그렇구나 반가워"
+
+
+async def test_paedrip_blocks_for_7_days_and_then_no_model_is_called(
+    spy_engine: tuple[Engine, Spy], repo: Repository, clock: Clock
+) -> None:
+    engine, spy = spy_engine
+    result = await engine.handle("u1", "c1", "로라야 너 애미 없지")
+    assert result.kind is TurnKind.BLOCKED and result.reply is None
+    assert result.notice is not None and "7일 동안" in result.notice and "패드립" in result.notice
+    block = await repo.active_block("u1", clock.now)
+    assert block is not None and block.expires_at == clock.now + timedelta(days=7)
+    spy.calls.clear()
+    clock.now += timedelta(hours=1)
+    again = await engine.handle("u1", "dm", "미안해 다시 얘기하자")
+    assert again.kind is TurnKind.BLOCK_NOTICE and again.background is None
+    assert again.notice is not None and again.notice.startswith("Oh-LoRA")
+    assert "만료일: 2026.12.02 14:00:00" in again.notice
+    assert spy.calls == []
+    [latest, _] = await repo.turns("u1")
+    assert latest.status == TurnStatus.BLOCKED
+
+
+async def test_first_politics_offence_with_a_declining_answer_is_a_warning(
+    spy_engine: tuple[Engine, Spy], repo: Repository, clock: Clock
+) -> None:
+    """Politics is sanctioned only when Oh-LoRA declined (미안/부담), as upstream; both branches."""
+    engine, _ = spy_engine
+    declined = 0
+    for i in range(6):
+        user = f"voter{i}"
+        result = await engine.handle(user, "c1", "민주당의 미래는?")
+        assert result.reply
+        history = await repo.sanction_history(user)
+        assert await repo.active_block(user, clock.now) is None
+        if "미안" in result.reply or "부담" in result.reply:
+            declined += 1
+            assert result.kind is TurnKind.WARNING
+            assert result.notice is not None and result.notice.startswith("🚨 정치 발언으로")
+            assert [(r.category, r.level, r.is_block) for r in history] == [("politics", 1, False)]
+        else:
+            assert result.kind is TurnKind.REPLY and result.notice is None and history == []
+    assert declined >= 1, "the tiny model never declined a politics question"
+
+
+async def test_background_roles_store_summary_expression_and_memory_by_key(
+    spy_engine: tuple[Engine, Spy], repo: Repository, clock: Clock
+) -> None:
+    engine, _ = spy_engine
+    clock.now = datetime(2026, 11, 24, 15, 0, tzinfo=SEOUL)  # Tuesday afternoon
+    first = await engine.handle("u1", "c1", "내일이 시험이네")  # a training row: [내일 일정: 시험]
+    assert first.background is not None and (done := await first.background) is not None
+    [turn] = await repo.turns("u1")
+    assert turn.expression == done.expression.render() and turn.expression.startswith("(눈 ")
+    assert await repo.get_summary("u1", "c1") == done.summary != ""
+    assert done.memory is not None and done.memory.key == "내일 일정"
+    [item] = await repo.list_memories("u1", clock.now)
+    assert (item.key, item.value) == ("내일 일정", done.memory.value)
+
+    clock.now = datetime(2026, 11, 26, 15, 0, tzinfo=SEOUL)  # Thursday afternoon
+    second = await engine.handle("u1", "c2", "아 떨린다 내일 면접이야")  # [내일 일정: 면접]
+    assert second.background is not None and (again := await second.background) is not None
+    assert again.memory is not None and again.memory.key == "내일 일정"
+    [replaced] = await repo.list_memories("u1", clock.now)
+    assert (replaced.key, replaced.value) == ("내일 일정", again.memory.value)
+    assert replaced.id == item.id and replaced.updated_at > item.updated_at
+
+
+async def test_eight_users_in_parallel_all_get_replies_and_persist(
+    spy_engine: tuple[Engine, Spy], repo: Repository
+) -> None:
+    engine, _ = spy_engine
+    users = [f"user{i}" for i in range(8)]
+    results = await asyncio.gather(*(engine.handle(u, "c1", "너는 누구야?") for u in users))
+    assert all(r.kind is TurnKind.REPLY and r.reply for r in results)
+    await engine.drain()
+    for user in users:
+        [turn] = await repo.turns(user)
+        assert turn.status == TurnStatus.COMPLETED and turn.reply and turn.expression
+
+
+async def test_one_users_two_messages_are_answered_in_order(
+    spy_engine: tuple[Engine, Spy], repo: Repository
+) -> None:
+    engine, spy = spy_engine
+    first, second = await asyncio.gather(
+        engine.handle("u1", "c1", "너는 누구야?"), engine.handle("u1", "c1", "MBTI 뭐야?")
+    )
+    assert first.turn_id is not None and second.turn_id is not None
+    assert first.turn_id < second.turn_id
+    names = [name for name, _ in spy.calls]
+    # the second reply waits for the first turn's background roles (its summary must be current)
+    assert names.index("expression") < len(names) - 1 - names[::-1].index("reply")
+    assert spy.args_of("reply")[1][0].endswith("MBTI 뭐야?")
+
+
+async def test_event_loop_stays_responsive_during_generation(spy_engine: tuple[Engine, Spy]) -> None:
+    engine, _ = spy_engine
+    ticks: list[float] = []
+
+    async def ticker() -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            ticks.append(loop.time())
+            await asyncio.sleep(0.01)
+
+    task = asyncio.create_task(ticker())
+    result = await engine.handle("u1", "c1", "너는 누구야?")
+    assert result.background is not None
+    await result.background
+    task.cancel()
+    gaps = [b - a for a, b in zip(ticks, ticks[1:])]
+    assert len(ticks) > 10 and max(gaps) < 0.5, max(gaps)
+
+
+async def test_a_crashing_model_call_gives_that_user_an_apology(
+    repo: Repository, tiny_backend: Any, clock: Clock
+) -> None:
+    class Broken(Spy):
+        def __getattr__(self, name: str) -> Any:
+            if name == "reply":
+                def boom(*_: Any) -> str:
+                    raise RuntimeError("CUDA out of memory")
+                return boom
+            return super().__getattr__(name)
+
+    worker = ModelWorker()
+    worker.start()
+    engine = Engine(repo, Broken(tiny_backend), worker, clock=clock, max_prompt_tokens=48,
+                    max_message_chars=2000)
+    result = await engine.handle("u1", "c1", "너는 누구야?")
+    assert result.kind is TurnKind.FAILED and result.notice and "미안해요" in result.notice
+    [turn] = await repo.turns("u1")
+    assert turn.status == TurnStatus.FAILED and "out of memory" in (turn.error or "")
+    ok = Engine(repo, Spy(tiny_backend), worker, clock=clock, max_prompt_tokens=48, max_message_chars=2000)
+    assert (await ok.handle("u2", "c1", "너는 누구야?")).kind is TurnKind.REPLY
+    await ok.drain()
+    await worker.stop()
+
+
+async def test_too_long_message_is_refused_before_any_generation(spy_engine: tuple[Engine, Spy]) -> None:
+    engine, spy = spy_engine
+    result = await engine.handle("u1", "c1", "오늘 " + "정말 " * 60 + "길다")
+    assert result.kind is TurnKind.TOO_LONG and "혜나" in (result.notice or "")
+    assert [name for name, _ in spy.calls] == ["count_tokens"]

@@ -1,0 +1,30 @@
+"""`python main.py --console` answers a scripted session on the real tiny models."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+SCRIPT = "너는 누구야?\n/memory\n/forget\n/forget all\n/reset\n/quit\n"
+
+
+def test_console_answers_a_scripted_session(tiny_preset, tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("OHLORA_", "DISCORD_", "DATABASE_"))}
+    env.update(OHLORA_DATA_DIR=str(tmp_path / "state"), OHLORA_TIMEZONE="Asia/Seoul",
+               OHLORA_MODELS_DIR=str(tiny_preset.artifacts.parent), HF_HUB_OFFLINE="1",
+               TRANSFORMERS_OFFLINE="1")
+    proc = subprocess.run(
+        [sys.executable, str(ROOT / "main.py"), "--console"], input=SCRIPT, cwd=tmp_path,
+        env=env, capture_output=True, text=True, timeout=300,
+    )
+    out = proc.stdout
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "오로라 : " in out and "(눈 " in out and "고개 돌림" in out
+    assert "사용법: /forget" in out and "기억" in out
+    assert "대화 요약을 지웠어요" in out
+    assert out.rstrip().endswith("다음에도 오로라와 함께해 주실 거죠?")
+    assert "Traceback" not in proc.stderr
+    assert (tmp_path / "state" / "ohlora.db").exists()
