@@ -105,7 +105,13 @@ def main(argv: list[str] | None = None) -> int:
             file=sys.stderr,
         )
         return EXIT_NOT_READY
-    return asyncio.run(serve_console(settings))
+    try:
+        return asyncio.run(serve_console(settings))
+    except KeyboardInterrupt:  # Ctrl+C: in-flight work was finished by serve_console's cleanup
+        from engine.messages import GOODBYE
+
+        print(f"\n{GOODBYE}")
+        return EXIT_OK
 
 
 if __name__ == "__main__":

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import sys
+import threading
 from typing import TextIO
 
 from engine import messages
@@ -35,11 +36,12 @@ class Console:
 
     async def run(self) -> None:
         self.say(f"오로라 {OHLORA_EMOJI} 와 대화를 시작합니다. {HELP}")
+        lines = self._read_lines()
         while True:
             self.stdout.write(PROMPT)
             self.stdout.flush()
-            line = await asyncio.to_thread(self.stdin.readline)
-            if not line:  # end of input
+            line = await lines.get()
+            if line is None:  # end of input
                 break
             text = line.rstrip("\n")
             if text.strip().startswith("/"):
@@ -49,6 +51,22 @@ class Console:
             await self.turn(text)
         await self.engine.drain()
         self.say(messages.GOODBYE)
+
+    def _read_lines(self) -> asyncio.Queue[str | None]:
+        """Read stdin on a daemon thread, so Ctrl+C never waits for a pending readline."""
+        loop = asyncio.get_running_loop()
+        queue: asyncio.Queue[str | None] = asyncio.Queue()
+
+        def pump() -> None:
+            try:
+                for line in iter(self.stdin.readline, ""):
+                    loop.call_soon_threadsafe(queue.put_nowait, line)
+                loop.call_soon_threadsafe(queue.put_nowait, None)
+            except (RuntimeError, ValueError):  # loop closed or stdin closed: nothing to deliver
+                pass
+
+        threading.Thread(target=pump, name="console-stdin", daemon=True).start()
+        return queue
 
     async def turn(self, text: str) -> None:
         result = await self.engine.handle(CONSOLE_USER, CONSOLE_CHANNEL, text)

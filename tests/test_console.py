@@ -28,3 +28,30 @@ def test_console_answers_a_scripted_session(tiny_preset, tmp_path: Path) -> None
     assert out.rstrip().endswith("다음에도 오로라와 함께해 주실 거죠?")
     assert "Traceback" not in proc.stderr
     assert (tmp_path / "state" / "ohlora.db").exists()
+
+
+def test_ctrl_c_at_the_prompt_exits_cleanly(tiny_preset, tmp_path: Path) -> None:
+    import signal
+    import threading
+    import time
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("OHLORA_", "DISCORD_", "DATABASE_"))}
+    env.update(OHLORA_DATA_DIR=str(tmp_path / "state"),
+               OHLORA_MODELS_DIR=str(tiny_preset.artifacts.parent), HF_HUB_OFFLINE="1",
+               TRANSFORMERS_OFFLINE="1", PYTHONUNBUFFERED="1")
+    proc = subprocess.Popen(
+        [sys.executable, str(ROOT / "main.py"), "--console"], stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=tmp_path, env=env, text=True,
+    )
+    seen: list[str] = []
+    reader = threading.Thread(target=lambda: seen.extend(iter(proc.stdout.readline, "")), daemon=True)
+    reader.start()
+    deadline = time.monotonic() + 120
+    while not any("대화를 시작합니다" in line for line in seen):
+        assert proc.poll() is None and time.monotonic() < deadline, proc.stderr.read()[-2000:]
+        time.sleep(0.2)
+    proc.send_signal(signal.SIGINT)  # stdin stays open: the reader thread is mid-readline
+    assert proc.wait(timeout=60) == 0
+    reader.join(timeout=5)
+    assert "다음에도 오로라와 함께해 주실 거죠?" in "".join(seen)
+    assert "Traceback" not in proc.stderr.read()
