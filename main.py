@@ -64,8 +64,7 @@ async def serve_console(settings: Settings) -> int:
     from engine.worker import ModelWorker
     from storage import Repository
 
-    db = Database(settings.resolved_database_url)
-    await db.start()
+    db = Database(settings.resolved_database_url)  # already migrated by prepare_storage
     worker = ModelWorker()
     worker.start()
     try:
