@@ -80,10 +80,17 @@ def memory_rejection_reason(text: str, used_all_tokens: bool = False) -> str | N
     return None
 
 
-def parse_memory_item(text: str, *, used_all_tokens: bool = False) -> MemoryItem | None:
-    """Normalise and validate raw output; None when there is nothing valid to store."""
-    normalized = normalize_memory_output(text)
-    if normalized == "" or memory_rejection_reason(normalized, used_all_tokens) is not None:
+def accepted_item(normalized: str) -> MemoryItem | None:
+    """The item in normalised text that `memory_rejection_reason` accepted; None if empty."""
+    if normalized.strip() == "":
         return None
     key, value = normalized[1:-1].split(":")
     return MemoryItem(key.strip(), value.strip())
+
+
+def parse_memory_item(text: str, *, used_all_tokens: bool = False) -> MemoryItem | None:
+    """Normalise and validate raw output; None when there is nothing valid to store."""
+    normalized = normalize_memory_output(text)
+    if memory_rejection_reason(normalized, used_all_tokens) is not None:
+        return None
+    return accepted_item(normalized)

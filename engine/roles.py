@@ -22,7 +22,7 @@ from engine.answers import (
 )
 from engine.expression import FALLBACK_EXPRESSION, Expression, parse_expression
 from engine.lm import Generated
-from engine.memory_items import MemoryItem, memory_rejection_reason, normalize_memory_output, parse_memory_item
+from engine.memory_items import MemoryItem, accepted_item, memory_rejection_reason, normalize_memory_output
 
 WEEKDAY_REJECTION = "weekday hallucination"
 UNTERMINATED = "unterminated"  # budget or EOS reached before the end marker: a cut-off reply
@@ -151,7 +151,7 @@ def extract_memories(models: Generator, final_inputs: Sequence[str], *,
         used_all = candidate.new_tokens >= prompts.MEMORY_MAX_NEW_TOKENS and not candidate.hit_end
         normalized = normalize_memory_output(candidate.text)
         reason = memory_rejection_reason(normalized, used_all)
-        item = parse_memory_item(candidate.text, used_all_tokens=used_all)
+        item = accepted_item(normalized) if reason is None else None
         return reason, {"text": item.render() if item else "", "item": item}
 
     return _run_rounds(models, "memory", [prompts.memory_prompt(x) for x in final_inputs],
