@@ -38,6 +38,7 @@ from pathlib import Path
 from typing import Any
 
 from engine.ethics_rules import ETHICS_CATEGORIES, NORMAL_NAME, NORMAL_VETO
+from engine.lm import MissingBaseModel
 from engine.morphemes import PREPROCESS_NONE, get_preprocessor
 from engine.presets import DATA_DIR, Preset
 from engine.sbert import read_sbert_config
@@ -57,26 +58,8 @@ MEMORY_DEFAULTS: dict[str, Any] = {"epochs": 60, "batch_size": 32, "lr": 8e-4,
 THRESHOLD_MARGIN = 0.25
 
 
-class SbertBaseMissing(RuntimeError):
+class SbertBaseMissing(MissingBaseModel):
     """The S-BERT base model is neither a local directory nor in the Hugging Face cache."""
-
-
-def train_all(preset: Preset, *, seed: int = 0, size: str = "tiny",
-              show_progress: bool = True) -> dict[str, Any]:
-    """The whole S-BERT half: the tiny encoder when missing (MLM), then ethics and memory.
-
-    Returns ``{"encoder_seconds": float | None, "ethics": {...}, "memory": {...}, "seconds"}``
-    (the two summaries are `train_ethics` / `train_memory`'s).
-    """
-    started = time.perf_counter()
-    encoder_seconds = None
-    if preset.name == "tiny" and not (Path(preset.sbert_base) / "config.json").is_file():
-        ensure_encoder(preset, size=size, seed=seed, show_progress=show_progress)
-        encoder_seconds = round(time.perf_counter() - started, 1)
-    ethics = train_ethics(preset, seed=seed, size=size, show_progress=show_progress)
-    memory = train_memory(preset, seed=seed, size=size, show_progress=show_progress)
-    return {"encoder_seconds": encoder_seconds, "ethics": ethics, "memory": memory,
-            "seconds": round(time.perf_counter() - started, 1)}
 
 
 # ---------------------------------------------------------------------------------------------
