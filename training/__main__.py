@@ -83,9 +83,11 @@ def _run(args: argparse.Namespace) -> int:
 def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     args = _parser().parse_args(argv)
+    from engine.lm import MissingAdapter, MissingBaseModel
+
     try:
         return _run(args)
-    except (TrainingError, FileNotFoundError) as exc:
+    except (TrainingError, FileNotFoundError, MissingBaseModel, MissingAdapter) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_FAILED
 
