@@ -45,25 +45,29 @@ class FinetuneRow:
         return getattr(self, role)
 
 
+def read_csv(path: Path) -> list[dict[str, str]]:
+    """Every row of a shipped UTF-8 CSV as a dict keyed by its header."""
+    with Path(path).open(encoding="utf-8", newline="") as handle:
+        return list(csv.DictReader(handle))
+
+
 def load_rows(split: Split, path: Path = FINETUNE_CSV) -> list[FinetuneRow]:
     """Rows of one fixed split (the split is a label stored in the file, §2.1)."""
     if split not in ("train", "valid"):
         raise ValueError(f"split must be 'train' or 'valid', not {split!r}")
-    rows: list[FinetuneRow] = []
-    with path.open(encoding="utf-8", newline="") as handle:
-        for record in csv.DictReader(handle):
-            if record["data_type"] != split:
-                continue
-            rows.append(FinetuneRow(
-                idx=int(record["idx"]),
-                split=split,
-                input_data=nfc(record["input_data"]),
-                output_message=nfc(record["output_message"]),
-                memory=nfc(record["memory"]),
-                summary=nfc(record["summary"]),
-                eyes_mouth_pose=nfc(record["eyes_mouth_pose"]),
-            ))
-    return rows
+    return [
+        FinetuneRow(
+            idx=int(record["idx"]),
+            split=split,
+            input_data=nfc(record["input_data"]),
+            output_message=nfc(record["output_message"]),
+            memory=nfc(record["memory"]),
+            summary=nfc(record["summary"]),
+            eyes_mouth_pose=nfc(record["eyes_mouth_pose"]),
+        )
+        for record in read_csv(path)
+        if record["data_type"] == split
+    ]
 
 
 def role_prompt(role: str, row: FinetuneRow) -> str:

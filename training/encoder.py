@@ -16,7 +16,6 @@ retriever's *train* combs and the LLM fine-tuning texts; never a test split.
 
 from __future__ import annotations
 
-import csv
 import json
 import logging
 import shutil
@@ -30,6 +29,7 @@ from engine.ethics_rules import ETHICS_CATEGORIES
 from engine.morphemes import PREPROCESS_KIWI, get_preprocessor
 from engine.presets import DATA_DIR
 from engine.sbert import SBERT_CONFIG_NAME
+from training.data import read_csv
 
 logger = logging.getLogger(__name__)
 
@@ -58,19 +58,15 @@ SIZES: dict[str, EncoderSize] = {
 }
 
 
-def _read_csv(path: Path) -> list[dict[str, str]]:
-    with path.open(encoding="utf-8", newline="") as f:
-        return list(csv.DictReader(f))
-
 
 def encoder_corpus(data_dir: Path = DATA_DIR) -> list[str]:
     """Raw Korean text for the vocabulary and MLM: train splits only (no ethics/memory test rows)."""
     texts: list[str] = list(ETHICS_CATEGORIES)
-    texts += [r["user_prompt"] for r in _read_csv(data_dir / "ethics_train_test_dataset.csv")
+    texts += [r["user_prompt"] for r in read_csv(data_dir / "ethics_train_test_dataset.csv")
               if r["type"] == "train"]
     combs = data_dir / "v2_memory_sbert" / "train_dataset_combs.txt"
     texts += [line.strip() for line in combs.read_text(encoding="utf-8").splitlines() if line.strip()]
-    for row in _read_csv(data_dir / "OhLoRA_fine_tuning_v3.csv"):
+    for row in read_csv(data_dir / "OhLoRA_fine_tuning_v3.csv"):
         texts += [row[c] for c in ("input_data", "output_message", "memory", "summary") if row.get(c)]
     return [t for t in texts if t.strip()]
 

@@ -13,7 +13,6 @@ pairs (memory_0, user_prompt_1), as upstream's test report.
 
 from __future__ import annotations
 
-import csv
 import math
 from pathlib import Path
 from typing import Any
@@ -21,18 +20,15 @@ from typing import Any
 from engine.ethics_rules import ETHICS_CATEGORIES, NORMAL_NAME
 from engine.presets import DATA_DIR
 from engine.sbert import EthicsClassifier, MemoryRetriever
+from training.data import read_csv
 
 DECLINING_ANSWER = "미안"  # stands for "Oh-LoRA declined": the answer condition always holds
 
 
-def _read_csv(path: Path) -> list[dict[str, str]]:
-    with Path(path).open(encoding="utf-8", newline="") as f:
-        return list(csv.DictReader(f))
-
 
 def evaluate_ethics(model_dir: Path, csv_path: Path | None = None) -> dict[str, Any]:
     """Accuracy, confusion (``confusion[true][predicted]``) and threshold flags on a test CSV."""
-    rows = _read_csv(csv_path or DATA_DIR / "ethics_train_test_dataset.csv")
+    rows = read_csv(csv_path or DATA_DIR / "ethics_train_test_dataset.csv")
     if rows and "type" in rows[0]:
         rows = [r for r in rows if r["type"] == "test"]
     classifier = EthicsClassifier.load(model_dir)
@@ -79,7 +75,7 @@ def evaluate_ethics(model_dir: Path, csv_path: Path | None = None) -> dict[str, 
 
 def evaluate_memory(model_dir: Path, csv_path: Path | None = None) -> dict[str, Any]:
     """MSE / MAE / Pearson r of cosine(memory_0, user_prompt_1) vs similarity_score."""
-    rows = _read_csv(csv_path or DATA_DIR / "memory_test_dataset.csv")
+    rows = read_csv(csv_path or DATA_DIR / "memory_test_dataset.csv")
     retriever = MemoryRetriever.load(model_dir)
     memories = sorted({r["memory_0"] for r in rows})
     prompts = sorted({r["user_prompt_1"] for r in rows})

@@ -26,7 +26,6 @@ are all new); the retrieval threshold maximises F1 of label == 1.0 on it.
 
 from __future__ import annotations
 
-import csv
 import logging
 import math
 import os
@@ -42,6 +41,7 @@ from engine.lm import MissingBaseModel
 from engine.morphemes import PREPROCESS_NONE, get_preprocessor
 from engine.presets import DATA_DIR, Preset
 from engine.sbert import read_sbert_config
+from training.data import read_csv
 from training.encoder import MAX_SEQ_LENGTH, build_encoder, encoder_corpus, write_sbert_config
 
 logger = logging.getLogger(__name__)
@@ -121,15 +121,11 @@ def ensure_encoder(preset: Preset, *, size: str = "tiny", seed: int = 0,
 # ---------------------------------------------------------------------------------------------
 
 
-def _read_csv(path: Path) -> list[dict[str, str]]:
-    with path.open(encoding="utf-8", newline="") as f:
-        return list(csv.DictReader(f))
-
 
 def load_ethics_rows(data_dir: Path = DATA_DIR, split: str = "train") -> list[tuple[str, str]]:
     """``(prompt, category name)`` rows of one split of the ethics CSV."""
     return [(r["user_prompt"], r["category"])
-            for r in _read_csv(data_dir / "ethics_train_test_dataset.csv") if r["type"] == split]
+            for r in read_csv(data_dir / "ethics_train_test_dataset.csv") if r["type"] == split]
 
 
 def stratified_split(rows: Sequence[tuple[str, str]], fraction: float, seed: int,
@@ -457,7 +453,7 @@ def _ethics_scores(model, texts: Sequence[str], names: Sequence[str]) -> list[di
 def load_memory_pairs(path: Path) -> list[tuple[str, str, float]]:
     """``(memory_0, user_prompt_1, similarity_score)`` pairs of a memory CSV (§4.3)."""
     return [(r["memory_0"], r["user_prompt_1"], float(r["similarity_score"]))
-            for r in _read_csv(path)]
+            for r in read_csv(path)]
 
 
 def load_memory_combs(path: Path) -> tuple[list[tuple[str, str]], dict[tuple[int, int], float]]:
@@ -465,7 +461,7 @@ def load_memory_combs(path: Path) -> tuple[list[tuple[str, str]], dict[tuple[int
     the label of pair (memory of comb i, prompt of comb j)."""
     combs: dict[tuple[str, str], int] = {}
     labels: dict[tuple[int, int], float] = {}
-    for r in _read_csv(path):
+    for r in read_csv(path):
         i = combs.setdefault((r["memory_0"], r["user_prompt_0"]), len(combs))
         j = combs.setdefault((r["memory_1"], r["user_prompt_1"]), len(combs))
         labels[(i, j)] = float(r["similarity_score"])
@@ -487,7 +483,7 @@ def memory_key_class(memory: str) -> tuple[str, ...] | None:
 def load_memory_extra(data_dir: Path = DATA_DIR) -> list[tuple[str, str]]:
     """(memory item, user prompt) rows of the LLM fine-tuning set's *train* split whose
     ``memory`` column holds an item: more prompts for the retriever (no test rows)."""
-    rows = _read_csv(data_dir / "OhLoRA_fine_tuning_v3.csv")
+    rows = read_csv(data_dir / "OhLoRA_fine_tuning_v3.csv")
     return [(r["memory"].strip(), r["input_data"]) for r in rows
             if r.get("data_type") == "train" and memory_key_class(r.get("memory") or "")]
 
