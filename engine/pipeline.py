@@ -13,7 +13,7 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any, Protocol
 
@@ -99,6 +99,7 @@ class Engine:
         max_prompt_tokens: int,
         max_message_chars: int,
         ladder: SanctionLadder | None = None,
+        block_notice_cooldown: timedelta = timedelta(0),
     ) -> None:
         self.repo = repo
         self.backend = backend
@@ -107,6 +108,9 @@ class Engine:
         self.max_prompt_tokens = max_prompt_tokens
         self.max_message_chars = max_message_chars
         self.ladder = ladder or SanctionLadder()
+        self.block_notice_cooldown = block_notice_cooldown
+        # user -> (when the notice was last shown, the block end it named)
+        self._notices: dict[str, tuple[datetime, datetime]] = {}
         self._locks: dict[str, asyncio.Lock] = {}
         self._background: set[asyncio.Task[Any]] = set()
 
@@ -145,7 +149,10 @@ class Engine:
         timings: dict[str, float] = {}
         block = await self.repo.active_block(user_id, now)
         if block is not None:
-            notice = block_notice(block.expires_at.astimezone(now.tzinfo), block.categories)
+            notice = None
+            if self._notice_due(user_id, block.expires_at, now):
+                notice = block_notice(block.expires_at.astimezone(now.tzinfo), block.categories)
+                self._notices[user_id] = (now, block.expires_at)
             turn_id = await self.repo.start_turn(user_id, channel_id, text, now, message_id)
             await self.repo.finish_turn(turn_id, TurnStatus.BLOCKED, now, reply=None)
             return TurnResult(TurnKind.BLOCK_NOTICE, turn_id, notice=notice), None
@@ -208,6 +215,7 @@ class Engine:
         decision = decided.decision
         if decided.is_block:
             await self.repo.finish_turn(turn_id, TurnStatus.BLOCKED, now, **fields)
+            self._notices.pop(user_id, None)
             return TurnResult(TurnKind.BLOCKED, turn_id, notice=block_message(decision)), None
         await self.repo.finish_turn(turn_id, TurnStatus.COMPLETED, now, **fields)
         return (
@@ -215,6 +223,11 @@ class Engine:
                        notice=warning_message(decision), memory_used=memory_used),
             _Reply(final_input, reply),
         )
+
+    def _notice_due(self, user_id: str, expires_at: datetime, now: datetime) -> bool:
+        """At most one notice per cooldown for the same block; a new block is told at once."""
+        last = self._notices.get(user_id)
+        return last is None or last[1] != expires_at or now - last[0] >= self.block_notice_cooldown
 
     async def _retrieve(self, user_id: str, tagged: str, now: datetime) -> str | None:
         """This user's best memory item above the threshold; never another user's."""

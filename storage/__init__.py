@@ -3,6 +3,7 @@
 from storage.db import Database
 from storage.records import (
     ActiveBlock,
+    AgingReport,
     AuditRecord,
     DeletionReport,
     MemoryRecord,
@@ -15,6 +16,7 @@ from storage.repository import Repository
 
 __all__ = [
     "ActiveBlock",
+    "AgingReport",
     "AuditRecord",
     "Database",
     "DeletionReport",

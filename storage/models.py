@@ -148,6 +148,8 @@ class Sanction(Base):
     lifted_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     lifted_by: Mapped[str | None] = mapped_column(String(ID_LEN))
     lift_reason: Mapped[str | None] = mapped_column(Text)
+    # Set by the daily job once a block has run out (not by an admin): "closed", not "lifted".
+    closed_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
 
 
 class AuditEntry(Base):

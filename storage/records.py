@@ -74,6 +74,7 @@ class SanctionRecord:
     lifted_at: datetime | None
     lifted_by: str | None
     lift_reason: str | None
+    closed_at: datetime | None
 
     @property
     def is_block(self) -> bool:
@@ -129,6 +130,14 @@ class TurnRecord:
     error: str | None
     created_at: datetime
     completed_at: datetime | None
+
+
+@dataclass(frozen=True)
+class AgingReport:
+    """What the daily memory aging did: 오늘 items removed, 내일 items renamed to 오늘."""
+
+    expired: int
+    promoted: int
 
 
 @dataclass(frozen=True)

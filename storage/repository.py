@@ -15,6 +15,7 @@ from storage.db import Database
 from storage.models import AuditEntry, Conversation, MemoryItemRow, Sanction, Turn, User
 from storage.records import (
     ActiveBlock,
+    AgingReport,
     AuditRecord,
     DeletionReport,
     Ladder,
@@ -40,6 +41,10 @@ TURN_RESULT_FIELDS = frozenset(
     }
 )
 DEFAULT_LOG_LIMIT = 20
+# Day-bound memory keys (reference §4: `오늘 일정`, `내일 일정`, `오늘 날씨` ...).
+TODAY_PREFIX = "오늘 "
+TOMORROW_PREFIX = "내일 "
+SYSTEM_ACTOR = "system"
 
 
 R = TypeVar("R")
@@ -359,3 +364,61 @@ class Repository:
                 conversations=conversations.rowcount or 0,
             )
 
+
+    # ---- daily maintenance ---------------------------------------------------------------
+    async def age_day_memories(self, now: datetime) -> AgingReport:
+        """A new day: every `오늘 …` item is gone and every `내일 …` item becomes `오늘 …`.
+
+        One transaction, today's items first, so a renamed item never collides with the
+        (user, key) unique constraint.
+        """
+        async with self.db.writing() as s:
+            expired = await s.execute(
+                delete(MemoryItemRow).where(MemoryItemRow.key.startswith(TODAY_PREFIX))
+            )
+            rows = (
+                await s.scalars(
+                    select(MemoryItemRow).where(MemoryItemRow.key.startswith(TOMORROW_PREFIX))
+                )
+            ).all()
+            for row in rows:
+                row.key = TODAY_PREFIX + row.key.removeprefix(TOMORROW_PREFIX)
+                row.updated_at = now
+            return AgingReport(expired=expired.rowcount or 0, promoted=len(rows))
+
+    async def close_expired_blocks(self, now: datetime) -> list[str]:
+        """Mark blocks that ran out as closed and audit each user once; returns those users."""
+        async with self.db.writing() as s:
+            rows = (
+                await s.scalars(
+                    select(Sanction).where(
+                        Sanction.block_seconds > 0,
+                        Sanction.expires_at <= now,
+                        Sanction.lifted_at.is_(None),
+                        Sanction.closed_at.is_(None),
+                    )
+                )
+            ).all()
+            users = sorted({r.user_id for r in rows})
+            for row in rows:
+                row.closed_at = now
+            s.add_all(
+                AuditEntry(at=now, actor_id=SYSTEM_ACTOR, action="block_expired",
+                           target_user_id=user, detail="closed by the daily job")
+                for user in users
+            )
+            return users
+
+    async def purge_turn_texts(self, before: datetime) -> int:
+        """Blank what users wrote and what Oh-LoRA answered in turns older than `before`.
+
+        The rows stay (sanctions point at them, and counts stay honest); the texts go.
+        """
+        async with self.db.writing() as s:
+            result = await s.execute(
+                update(Turn)
+                .where(Turn.created_at < before, Turn.original_text != "")
+                .values(original_text="", tagged_prompt=None, final_input=None, reply=None,
+                        memory_item_used=None)
+            )
+            return result.rowcount or 0

@@ -127,6 +127,35 @@ async def test_paedrip_blocks_for_7_days_and_then_no_model_is_called(
     assert latest.status == TurnStatus.BLOCKED
 
 
+async def test_block_notice_at_most_once_per_cooldown(
+    repo: Repository, tiny_backend: Any, clock: Clock
+) -> None:
+    spy = Spy(tiny_backend)
+    worker = ModelWorker()
+    worker.start()
+    engine = Engine(repo, spy, worker, clock=clock, max_prompt_tokens=48, max_message_chars=2000,
+                    block_notice_cooldown=timedelta(minutes=10))
+    try:
+        from engine.sanctions import SanctionLadder
+
+        for _ in range(2):  # politics level 2: a 3-day block
+            decided = await repo.record_offence("u1", ["politics"], SanctionLadder(), clock.now)
+        assert decided.is_block
+        shown = []
+        for minutes in (0, 1, 9, 11, 12):
+            clock.now = WEDNESDAY_2PM + timedelta(minutes=minutes)
+            result = await engine.handle("u1", "c1", "안녕?")
+            assert result.kind is TurnKind.BLOCK_NOTICE
+            shown.append(result.notice is not None)
+        assert shown == [True, False, False, True, False]
+        assert spy.calls == []
+        other = await engine.handle("u2", "c1", "안녕?")  # another user is not affected
+        assert other.kind is TurnKind.REPLY
+    finally:
+        await engine.drain()
+        await worker.stop()
+
+
 async def test_first_politics_offence_with_a_declining_answer_is_a_warning(
     spy_engine: tuple[Engine, Spy], repo: Repository, clock: Clock
 ) -> None:
