@@ -45,6 +45,10 @@ class Settings(BaseSettings):
     data_dir: Path = DEFAULT_DATA_DIR
     timezone: str | None = Field(default=None, description="IANA zone; default: the server's")
     admin_ids: Annotated[frozenset[int], NoDecode] = frozenset()
+    chat_channel_ids: Annotated[frozenset[int], NoDecode] = Field(
+        default=frozenset(), description="guild channels where Oh-LoRA answers without a mention"
+    )
+    show_expression: bool = Field(default=True, description="show each reply's expression")
     model_preset: Preset = "tiny"
     models_dir: Path | None = None
     memory_threshold: float | None = Field(
@@ -74,14 +78,14 @@ class Settings(BaseSettings):
             raise ValueError(f"unknown time zone {value!r} (use an IANA name like Asia/Seoul)")
         return value.strip()
 
-    @field_validator("admin_ids", mode="before")
+    @field_validator("admin_ids", "chat_channel_ids", mode="before")
     @classmethod
     def _comma_separated_ids(cls, value: Any) -> Any:
         if isinstance(value, str):
             parts = [p.strip() for p in value.replace(";", ",").split(",") if p.strip()]
             for part in parts:
                 if not part.isdigit():
-                    raise ValueError(f"{part!r} is not a Discord user id (digits only)")
+                    raise ValueError(f"{part!r} is not a Discord id (digits only)")
             return frozenset(int(p) for p in parts)
         return value
 

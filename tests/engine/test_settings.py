@@ -66,7 +66,9 @@ def test_blank_token_means_console() -> None:
     ("env", "named", "says"),
     [
         ({"OHLORA_TIMEZONE": "Mars/Olympus"}, "OHLORA_TIMEZONE", "unknown time zone"),
-        ({"OHLORA_ADMIN_IDS": "12,abc"}, "OHLORA_ADMIN_IDS", "not a Discord user id"),
+        ({"OHLORA_ADMIN_IDS": "12,abc"}, "OHLORA_ADMIN_IDS", "not a Discord id"),
+        ({"OHLORA_CHAT_CHANNEL_IDS": "#general"}, "OHLORA_CHAT_CHANNEL_IDS", "not a Discord id"),
+        ({"OHLORA_SHOW_EXPRESSION": "maybe"}, "OHLORA_SHOW_EXPRESSION", "boolean"),
         ({"OHLORA_MODEL_PRESET": "huge"}, "OHLORA_MODEL_PRESET", "tiny"),
         ({"OHLORA_MAX_PROMPT_TOKENS": "-3"}, "OHLORA_MAX_PROMPT_TOKENS", "greater than or equal"),
         ({"OHLORA_MEMORY_THRESHOLD": "1.5"}, "OHLORA_MEMORY_THRESHOLD", "less than or equal"),

@@ -1,0 +1,162 @@
+"""Chat: which messages Oh-LoRA answers, one turn at a time per user and channel, and how the
+answer goes out (typing, replies split at 2,000 characters, the expression added afterwards).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import discord
+from discord.ext import commands
+
+from bot.text import ATTACHMENTS_ONLY, STICKER_ONLY, merge_texts, prompt_text, split_message
+from engine import messages
+from engine.pipeline import TurnKind, TurnResult
+
+if TYPE_CHECKING:
+    from bot.client import OhLoraBot
+
+log = logging.getLogger(__name__)
+
+CHAT_MESSAGE_TYPES = (discord.MessageType.default, discord.MessageType.reply)
+EXPRESSION_COLOUR = discord.Colour.from_rgb(255, 214, 102)
+
+
+@dataclass
+class _Pending:
+    message: discord.Message
+    text: str
+
+
+def expression_embed(expression: str) -> discord.Embed:
+    """The reply's expression, compact, under the reply."""
+    return discord.Embed(colour=EXPRESSION_COLOUR).set_footer(text=expression)
+
+
+class ChatCog(commands.Cog, name="Chat"):
+    """Answers DMs always; in guilds when mentioned, replied to, or in a configured channel."""
+
+    def __init__(self, bot: OhLoraBot) -> None:
+        self.bot = bot
+        self._pending: dict[tuple[int, int], list[_Pending]] = {}
+        self._runners: dict[tuple[int, int], asyncio.Task[None]] = {}
+        self._accepting = True
+
+    # ---- routing ---------------------------------------------------------------------
+    def addressed(self, message: discord.Message) -> bool:
+        """Whether this message is for Oh-LoRA at all."""
+        me = self.bot.user
+        author = message.author
+        if me is None or author.bot or message.webhook_id is not None or author.id == me.id:
+            return False
+        if message.type not in CHAT_MESSAGE_TYPES:
+            return False
+        if message.guild is None:
+            return True
+        if me.id in message.raw_mentions:
+            return True
+        ref = message.reference
+        resolved = ref.resolved if ref is not None else None
+        if isinstance(resolved, discord.Message) and resolved.author.id == me.id:
+            return True
+        channel = message.channel
+        chat_channels = self.bot.config.chat_channel_ids
+        parent_id = getattr(channel, "parent_id", None)
+        return channel.id in chat_channels or (parent_id is not None and parent_id in chat_channels)
+
+    def text_of(self, message: discord.Message) -> str:
+        me = self.bot.user
+        assert me is not None
+        guild = message.guild
+        return prompt_text(
+            message.content,
+            me.id,
+            {u.id: u.display_name for u in message.mentions},
+            {r.id: r.name for r in message.role_mentions},
+            {c.id: c.name for c in getattr(guild, "channels", ()) if f"<#{c.id}>" in message.content},
+        )
+
+    @commands.Cog.listener()
+    async def on_message(self, message: discord.Message) -> None:
+        if not self._accepting or not self.addressed(message):
+            return
+        text = self.text_of(message)
+        if not text:
+            notice = (ATTACHMENTS_ONLY if message.attachments
+                      else STICKER_ONLY if message.stickers else None)
+            if notice is not None:
+                await self._send(message, [notice])
+                return
+        key = (message.author.id, message.channel.id)
+        self._pending.setdefault(key, []).append(_Pending(message, text))
+        if key not in self._runners:
+            self._runners[key] = asyncio.create_task(self._run(key), name=f"chat-{key}")
+
+    # ---- turns -----------------------------------------------------------------------
+    async def _run(self, key: tuple[int, int]) -> None:
+        """One runner per (user, channel): what arrives meanwhile is merged into the next turn."""
+        try:
+            while self._pending.get(key):
+                batch = self._pending.pop(key)
+                await self._turn(batch)
+        finally:
+            self._runners.pop(key, None)
+
+    async def _turn(self, batch: list[_Pending]) -> None:
+        last = batch[-1].message
+        text = merge_texts([p.text for p in batch])
+        try:
+            async with last.channel.typing():
+                result = await self.bot.engine.handle(
+                    str(last.author.id), str(last.channel.id), text, str(last.id)
+                )
+        except Exception:  # noqa: BLE001 - storage down, typing refused: say sorry, keep serving
+            log.exception("turn for message %s failed", last.id)
+            await self._send(last, [messages.APOLOGY])
+            return
+        sent = await self._send(last, result.messages)
+        await self._after(result, sent)
+
+    async def _after(self, result: TurnResult, sent: list[discord.Message]) -> None:
+        """Wait for the background roles (the next turn must see them) and show the expression."""
+        if result.background is None:
+            return
+        done = await result.background
+        if (done is None or not sent or not self.bot.config.show_expression
+                or result.kind not in (TurnKind.REPLY, TurnKind.WARNING)):
+            return
+        try:
+            await sent[-1].edit(embed=expression_embed(done.expression.render()))
+        except discord.HTTPException:
+            log.warning("could not add the expression to message %s", sent[-1].id)
+
+    async def _send(self, to: discord.Message, texts: list[str]) -> list[discord.Message]:
+        """Each text in pieces of ≤ 2,000 characters; the first answers `to` in guilds."""
+        sent: list[discord.Message] = []
+        for text in texts:
+            for piece in split_message(text):
+                try:
+                    if not sent and to.guild is not None:
+                        sent.append(await to.reply(piece, mention_author=False))
+                    else:
+                        sent.append(await to.channel.send(piece))
+                except discord.HTTPException:
+                    log.exception("could not send a reply in channel %s", to.channel.id)
+                    return sent
+        return sent
+
+    # ---- lifecycle -------------------------------------------------------------------
+    def stop_accepting(self) -> None:
+        self._accepting = False
+
+    async def wait_idle(self) -> None:
+        while self._runners:
+            await asyncio.gather(*list(self._runners.values()), return_exceptions=True)
+
+    async def delete_data_for_user(self, user_id: int) -> None:
+        """Drop messages of this user that are waiting for their turn."""
+        for key in [k for k in self._pending if k[0] == user_id]:
+            self._pending.pop(key, None)

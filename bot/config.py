@@ -1,0 +1,33 @@
+"""What the bot needs from the service settings, as one frozen value injected at construction."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import timedelta, tzinfo
+from zoneinfo import ZoneInfo
+
+from engine.settings import Settings
+
+SHUTDOWN_GRACE_S = 60.0  # how long a shutdown waits for turns already running
+CONFIRM_TIMEOUT_S = 120.0  # how long a /forget confirmation button stays live
+MAX_LIST_LINES = 25  # rows per ephemeral listing (history, log, memories)
+
+
+@dataclass(frozen=True)
+class BotConfig:
+    admin_ids: frozenset[int] = frozenset()
+    chat_channel_ids: frozenset[int] = frozenset()
+    show_expression: bool = True
+    turn_retention: timedelta = timedelta(days=30)
+    tz: tzinfo = field(default_factory=lambda: ZoneInfo("UTC"))
+    sync_commands: bool = True
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> BotConfig:
+        return cls(
+            admin_ids=settings.admin_ids,
+            chat_channel_ids=settings.chat_channel_ids,
+            show_expression=settings.show_expression,
+            turn_retention=timedelta(days=settings.turn_retention_days),
+            tz=settings.tz,
+        )

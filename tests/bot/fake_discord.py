@@ -1,0 +1,402 @@
+"""A fake Discord (REST + gateway) on 127.0.0.1 for end-to-end bot tests.
+
+discord.py reaches Discord only through `discord.http.Route.BASE` (REST, also used by the
+interaction webhooks) and `DiscordWebSocket.DEFAULT_GATEWAY`; `FakeDiscord.start` points both
+here and `stop` puts them back. The fake plays one guild with two text channels, a DM channel
+and a few users, records every REST call the bot makes, and lets a test push gateway events
+(messages, slash commands, button clicks) or drop the websocket.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import json
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import discord.gateway
+import discord.http
+import yarl
+from aiohttp import web
+
+APP_ID = "1000"
+BOT = {"id": "1000", "username": "ohlora", "discriminator": "0", "global_name": "오로라",
+       "avatar": None, "bot": True}
+MINSU = {"id": "2000", "username": "minsu", "discriminator": "0", "global_name": "민수",
+         "avatar": None}
+JIHO = {"id": "2001", "username": "jiho", "discriminator": "0", "global_name": "지호",
+        "avatar": None}
+MOD = {"id": "2002", "username": "mod", "discriminator": "0", "global_name": "운영진",
+       "avatar": None}
+STRANGER = {"id": "2999", "username": "stranger", "discriminator": "0", "global_name": "외부인",
+            "avatar": None}
+WEBHOOK_USER = {"id": "4000", "username": "hook", "discriminator": "0000", "avatar": None,
+                "bot": True}
+OTHER_BOT = {"id": "4001", "username": "otherbot", "discriminator": "0", "avatar": None,
+             "bot": True}
+GUILD = "500"
+CHAT = "3000"  # a guild text channel
+CHAT_CHANNEL = "3001"  # a guild text channel configured as a chat channel
+DM = "3500"
+TIMESTAMP = "2026-11-25T05:00:00+00:00"
+MODERATE_MEMBERS = 1 << 40
+GUILD_MEMBERS = (BOT, MINSU, JIHO, MOD)  # STRANGER is not in the guild
+
+
+def _member(user: dict[str, Any], *, with_user: bool = True, permissions: int | None = None) -> dict[str, Any]:
+    data: dict[str, Any] = {"roles": [], "joined_at": TIMESTAMP, "deaf": False, "mute": False,
+                            "flags": 0}
+    if with_user:
+        data["user"] = user
+    if permissions is not None:
+        data["permissions"] = str(permissions)
+    return data
+
+
+def _guild() -> dict[str, Any]:
+    channels = [
+        {"id": cid, "type": 0, "name": name, "position": i, "guild_id": GUILD,
+         "permission_overwrites": [], "nsfw": False, "parent_id": None}
+        for i, (cid, name) in enumerate(((CHAT, "잡담"), (CHAT_CHANNEL, "오로라")))
+    ]
+    return {
+        "id": GUILD, "name": "오로라 서버", "owner_id": MOD["id"], "icon": None,
+        "roles": [{"id": GUILD, "name": "@everyone", "permissions": "0", "position": 0,
+                   "color": 0, "hoist": False, "managed": False, "mentionable": False,
+                   "flags": 0}],
+        "channels": channels, "threads": [], "members": [_member(u) for u in GUILD_MEMBERS],
+        "member_count": len(GUILD_MEMBERS), "emojis": [], "stickers": [], "features": [],
+        "voice_states": [], "presences": [], "unavailable": False, "large": False,
+        "joined_at": TIMESTAMP, "premium_tier": 0, "verification_level": 0,
+        "default_message_notifications": 0, "explicit_content_filter": 0, "mfa_level": 0,
+        "nsfw_level": 0, "system_channel_flags": 0, "preferred_locale": "ko",
+    }
+
+
+def json_response(obj: Any, status: int = 200) -> web.Response:
+    # discord.http.json_or_text wants exactly 'application/json' (no charset).
+    return web.Response(body=json.dumps(obj).encode(), status=status,
+                        headers={"Content-Type": "application/json"})
+
+
+@dataclass
+class Sent:
+    """A message the bot created, or the latest state of it after edits."""
+
+    id: str
+    channel_id: str
+    content: str
+    reference: str | None = None
+    embeds: list[dict[str, Any]] = field(default_factory=list)
+    components: list[dict[str, Any]] = field(default_factory=list)
+    flags: int = 0
+    interaction_id: str | None = None
+
+    @property
+    def ephemeral(self) -> bool:
+        return bool(self.flags & 64)
+
+    @property
+    def footer(self) -> str | None:
+        for embed in self.embeds:
+            if embed.get("footer"):
+                return embed["footer"].get("text")
+        return None
+
+
+class FakeDiscord:
+    def __init__(self) -> None:
+        self.ids = itertools.count(10_000)
+        self.calls: list[tuple[str, str]] = []
+        self.messages: dict[str, Sent] = {}
+        self.typing: list[str] = []
+        self.commands: list[dict[str, Any]] = []
+        self.identifies = 0
+        self.resumes = 0
+        self.ws: web.WebSocketResponse | None = None
+        self.seq = 0
+        self._connected = asyncio.Event()
+        self._changed = asyncio.Event()
+        self._runner: web.AppRunner | None = None
+        self._saved: tuple[str, yarl.URL] | None = None
+        self.port = 0
+        self._origin: dict[str, str] = {}  # component interaction -> the message it is on
+
+    # ---- lifecycle -------------------------------------------------------------------
+    async def start(self) -> None:
+        app = web.Application()
+        app.router.add_get("/", self._gateway)
+        app.router.add_route("*", "/api/v10/{tail:.*}", self._rest)
+        self._runner = web.AppRunner(app)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, "127.0.0.1", 0)
+        await site.start()
+        self.port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        self._saved = (discord.http.Route.BASE, discord.gateway.DiscordWebSocket.DEFAULT_GATEWAY)
+        discord.http.Route.BASE = f"http://127.0.0.1:{self.port}/api/v10"
+        discord.gateway.DiscordWebSocket.DEFAULT_GATEWAY = yarl.URL(f"ws://127.0.0.1:{self.port}/")
+
+    async def stop(self) -> None:
+        if self._saved is not None:
+            discord.http.Route.BASE, discord.gateway.DiscordWebSocket.DEFAULT_GATEWAY = self._saved
+        if self._runner is not None:
+            await self._runner.cleanup()
+
+    # ---- what the bot did --------------------------------------------------------------
+    def _touch(self) -> None:
+        self._changed.set()
+
+    async def wait_for(self, predicate: Callable[[], Any], timeout: float = 60.0) -> Any:
+        """Wait until `predicate()` is truthy (re-checked whenever the bot calls REST)."""
+        async def poll() -> Any:
+            while True:
+                value = predicate()
+                if value:
+                    return value
+                self._changed.clear()
+                try:
+                    await asyncio.wait_for(self._changed.wait(), 0.2)
+                except TimeoutError:
+                    pass
+        return await asyncio.wait_for(poll(), timeout)
+
+    def in_channel(self, channel_id: str) -> list[Sent]:
+        return [m for m in self.messages.values() if m.channel_id == channel_id and not m.interaction_id]
+
+    def responses(self, interaction_id: str) -> list[Sent]:
+        return [m for m in self.messages.values() if m.interaction_id == interaction_id]
+
+    # ---- REST ------------------------------------------------------------------------
+    def _message_payload(self, sent: Sent, author: dict[str, Any] = BOT) -> dict[str, Any]:
+        return {"id": sent.id, "channel_id": sent.channel_id, "author": author,
+                "content": sent.content, "timestamp": TIMESTAMP, "edited_timestamp": None,
+                "tts": False, "mention_everyone": False, "mentions": [], "mention_roles": [],
+                "attachments": [], "embeds": sent.embeds, "components": sent.components,
+                "pinned": False, "type": 0, "flags": sent.flags}
+
+    def _store(self, channel_id: str, data: dict[str, Any], interaction_id: str | None = None) -> Sent:
+        ref = (data.get("message_reference") or {}).get("message_id")
+        sent = Sent(str(next(self.ids)), channel_id, data.get("content") or "",
+                    str(ref) if ref else None, data.get("embeds") or [],
+                    data.get("components") or [], int(data.get("flags") or 0), interaction_id)
+        self.messages[sent.id] = sent
+        return sent
+
+    async def _rest(self, request: web.Request) -> web.StreamResponse:
+        body = await request.text()
+        path = request.path.removeprefix("/api/v10")
+        self.calls.append((request.method, path))
+        try:
+            return await self._route(request.method, path.strip("/").split("/"),
+                                     json.loads(body) if body else {})
+        finally:
+            self._touch()
+
+    async def _route(self, method: str, parts: list[str], data: dict[str, Any]) -> web.StreamResponse:
+        match method, parts:
+            case "GET", ["users", "@me"]:
+                return json_response(BOT)
+            case "GET", ["oauth2", "applications", "@me"]:
+                return json_response({"id": APP_ID, "name": "ohlora", "description": "",
+                                      "icon": None, "bot_public": True,
+                                      "bot_require_code_grant": False, "owner": MOD,
+                                      "verify_key": "00", "flags": 0})
+            case "PUT", ["applications", _, "commands"]:
+                self.commands = [dict(c, id=str(5000 + i), application_id=APP_ID, version="1",
+                                      type=c.get("type", 1)) for i, c in enumerate(data)]
+                return json_response(self.commands)
+            case "POST", ["channels", channel_id, "typing"]:
+                self.typing.append(channel_id)
+                return web.Response(status=204)
+            case "POST", ["channels", channel_id, "messages"]:
+                return json_response(self._message_payload(self._store(channel_id, data)))
+            case "PATCH", ["channels", channel_id, "messages", message_id]:
+                sent = self.messages[message_id]
+                if "content" in data:
+                    sent.content = data["content"] or ""
+                if "embeds" in data:
+                    sent.embeds = data["embeds"] or []
+                return json_response(self._message_payload(sent))
+            case "GET", ["guilds", _, "members", user_id]:
+                for user in GUILD_MEMBERS:
+                    if user["id"] == user_id:
+                        return json_response(_member(user))
+                return json_response({"message": "Unknown Member", "code": 10007}, status=404)
+            case "POST", ["interactions", interaction_id, _, "callback"]:
+                return self._callback(interaction_id, data)
+            case "POST", ["webhooks", _, token]:
+                sent = self._store(DM, data, interaction_id=token.removeprefix("tok"))
+                return json_response(self._message_payload(sent))
+            case "PATCH", ["webhooks", _, token, "messages", message_id]:
+                sent = next(m for m in reversed(list(self.messages.values()))
+                            if m.interaction_id == token.removeprefix("tok"))
+                sent.content = data.get("content", sent.content) or ""
+                sent.components = data.get("components", sent.components) or []
+                return json_response(self._message_payload(sent))
+        return json_response({"message": "not faked", "code": 0}, status=404)
+
+    def _callback(self, interaction_id: str, data: dict[str, Any]) -> web.Response:
+        kind = data["type"]
+        inner = data.get("data") or {}
+        origin = self._origin.get(interaction_id)
+        resource: dict[str, Any] = {"type": kind}
+        message_id: str | None = None
+        if kind == 4:  # a new message
+            sent = self._store(DM, inner, interaction_id=interaction_id)
+            message_id = sent.id
+            resource["message"] = self._message_payload(sent)
+        elif kind == 7 and origin is not None:  # a component updates the message it is on
+            sent = self.messages[origin]
+            sent.content = inner.get("content", sent.content) or ""
+            sent.components = inner.get("components", sent.components) or []
+            message_id = sent.id
+            resource["message"] = self._message_payload(sent)
+        return json_response({
+            "interaction": {"id": interaction_id, "type": 2, "response_message_id": message_id,
+                            "response_message_loading": kind == 5,
+                            "response_message_ephemeral": bool(inner.get("flags", 0) & 64)},
+            "resource": resource,
+        })
+
+    # ---- gateway ---------------------------------------------------------------------
+    async def _gateway(self, request: web.Request) -> web.WebSocketResponse:
+        ws = web.WebSocketResponse()
+        await ws.prepare(request)
+        await ws.send_json({"op": 10, "d": {"heartbeat_interval": 41250}})
+        async for frame in ws:
+            payload = json.loads(frame.data)
+            op = payload["op"]
+            if op == 1:
+                await ws.send_json({"op": 11})
+            elif op == 2:
+                self.identifies += 1
+                self.ws = ws
+                await self._send(ws, "READY", {
+                    "v": 10, "user": BOT, "guilds": [{"id": GUILD, "unavailable": True}],
+                    "session_id": f"session-{self.identifies}",
+                    "resume_gateway_url": f"ws://127.0.0.1:{self.port}/",
+                    "application": {"id": APP_ID, "flags": 0}})
+                await self._send(ws, "GUILD_CREATE", _guild())
+                self._connected.set()
+            elif op == 6:
+                self.resumes += 1
+                self.ws = ws
+                await self._send(ws, "RESUMED", {})
+                self._connected.set()
+        return ws
+
+    async def _send(self, ws: web.WebSocketResponse, event: str, data: dict[str, Any]) -> None:
+        self.seq += 1
+        await ws.send_json({"op": 0, "t": event, "s": self.seq, "d": data})
+
+    async def dispatch(self, event: str, data: dict[str, Any]) -> None:
+        await asyncio.wait_for(self._connected.wait(), 30)
+        assert self.ws is not None
+        await self._send(self.ws, event, data)
+
+    async def drop(self) -> None:
+        """Close the websocket as Discord does on a resumable failure (4000: unknown error)."""
+        assert self.ws is not None
+        self._connected.clear()
+        ws, self.ws = self.ws, None
+        await ws.close(code=4000, message=b"fake drop")
+
+    async def connected(self) -> None:
+        await asyncio.wait_for(self._connected.wait(), 30)
+
+    # ---- what users do ---------------------------------------------------------------
+    async def message(
+        self,
+        content: str,
+        *,
+        author: dict[str, Any] = MINSU,
+        channel: str = DM,
+        mentions: tuple[dict[str, Any], ...] = (),
+        attachments: int = 0,
+        stickers: int = 0,
+        reply_to: str | None = None,
+        webhook: bool = False,
+    ) -> str:
+        mid = str(next(self.ids))
+        data: dict[str, Any] = {
+            "id": mid, "channel_id": channel, "author": author, "content": content,
+            "timestamp": TIMESTAMP, "edited_timestamp": None, "tts": False,
+            "mention_everyone": False, "mentions": [dict(u, member=_member(u, with_user=False))
+                                                   for u in mentions],
+            "mention_roles": [], "embeds": [], "pinned": False, "type": 19 if reply_to else 0,
+            "attachments": [{"id": str(next(self.ids)), "filename": f"photo{i}.png",
+                             "size": 1024, "url": "https://cdn.invalid/p.png",
+                             "proxy_url": "https://cdn.invalid/p.png"} for i in range(attachments)],
+            "sticker_items": [{"id": str(next(self.ids)), "name": "하트", "format_type": 1}
+                              for _ in range(stickers)],
+        }
+        if webhook:
+            data["webhook_id"] = author["id"]
+        if channel != DM:
+            data["guild_id"] = GUILD
+            if not webhook:
+                data["member"] = _member(author, with_user=False)
+        if reply_to is not None:
+            data["message_reference"] = {"message_id": reply_to, "channel_id": channel,
+                                         "guild_id": GUILD if channel != DM else None}
+            original = self.messages.get(reply_to)
+            if original is not None:
+                data["referenced_message"] = self._message_payload(original)
+        await self.dispatch("MESSAGE_CREATE", data)
+        return mid
+
+    def _interaction(self, kind: int, data: dict[str, Any], user: dict[str, Any], channel: str,
+                     permissions: int) -> tuple[str, dict[str, Any]]:
+        iid = str(next(self.ids))
+        payload: dict[str, Any] = {
+            "id": iid, "application_id": APP_ID, "type": kind, "token": f"tok{iid}", "version": 1,
+            "channel_id": channel, "locale": "ko", "app_permissions": "0", "entitlements": [],
+            "authorizing_integration_owners": {}, "attachment_size_limit": 8388608, "data": data,
+        }
+        if channel == DM:
+            payload.update(user=user, context=1, channel={"id": DM, "type": 1})
+        else:
+            payload.update(guild_id=GUILD, context=0,
+                           member=_member(user, permissions=permissions),
+                           channel={"id": channel, "type": 0, "guild_id": GUILD, "name": "잡담",
+                                    "position": 0, "permission_overwrites": []})
+        return iid, payload
+
+    async def slash(
+        self,
+        name: str,
+        options: dict[str, Any] | None = None,
+        *,
+        user: dict[str, Any] = MINSU,
+        channel: str = DM,
+        permissions: int = 0,
+        target: dict[str, Any] | None = None,
+    ) -> str:
+        """Invoke a slash command; `target` is a user option (resolved like Discord does)."""
+        command = next(c for c in self.commands if c["name"] == name)
+        opts = [{"name": k, "type": 3, "value": v} for k, v in (options or {}).items()]
+        data: dict[str, Any] = {"id": command["id"], "name": name, "type": 1, "options": opts}
+        if target is not None:
+            opts.append({"name": "user", "type": 6, "value": target["id"]})
+            resolved: dict[str, Any] = {"users": {target["id"]: target}}
+            if channel != DM and target in GUILD_MEMBERS:
+                resolved["members"] = {target["id"]: _member(target, with_user=False)}
+            data["resolved"] = resolved
+        iid, payload = self._interaction(2, data, user, channel, permissions)
+        await self.dispatch("INTERACTION_CREATE", payload)
+        return iid
+
+    async def click(self, message: Sent, label: str, *, user: dict[str, Any] = MINSU) -> str:
+        """Press the button with this label on a message the bot sent."""
+        button = next(c for row in message.components for c in row["components"]
+                      if c.get("label") == label)
+        data = {"custom_id": button["custom_id"], "component_type": 2}
+        iid, payload = self._interaction(3, data, user, DM, 0)
+        payload["message"] = dict(self._message_payload(message), interaction_metadata={
+            "id": message.interaction_id, "type": 2, "user": user,
+            "authorizing_integration_owners": {}})
+        self._origin[iid] = message.id
+        await self.dispatch("INTERACTION_CREATE", payload)
+        return iid
