@@ -9,7 +9,12 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import signal
 import sys
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from datetime import timedelta
+from typing import Any
 
 from pydantic import ValidationError
 
@@ -56,9 +61,18 @@ def ensure_tiny_models(settings: Settings) -> None:
     bootstrap(preset)
 
 
-async def serve_console(settings: Settings) -> int:
-    """Wire storage → model worker → engine → console, and close all of it on the way out."""
-    from engine.console import Console
+NO_TOKEN_HINT = (
+    "DISCORD_TOKEN is not set, so OhLoRA is not on Discord. To host the bot, put "
+    "DISCORD_TOKEN=<your bot token> in the environment or in .env (Discord Developer Portal → "
+    "your application → Bot → Reset Token; enable the Message Content intent there). "
+    "Opening the local console chat instead (`make run ARGS=--console` does this directly)."
+)
+SHUTDOWN_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+
+@asynccontextmanager
+async def running_engine(settings: Settings) -> AsyncIterator[Any]:
+    """Storage → model worker → engine, closed in reverse order on the way out."""
     from engine.hub import load_backend
     from engine.pipeline import Engine
     from engine.worker import ModelWorker
@@ -73,12 +87,59 @@ async def serve_console(settings: Settings) -> int:
             Repository(db), backend, worker, clock=settings.local_now,
             max_prompt_tokens=settings.max_prompt_tokens,
             max_message_chars=settings.max_message_chars,
+            block_notice_cooldown=timedelta(seconds=settings.block_notice_cooldown_s),
         )
-        await Console(engine).run()
+        yield engine
+        await engine.drain()
     finally:
         await worker.stop()
         await db.close()
+
+
+async def serve_console(settings: Settings) -> int:
+    from engine.console import Console
+
+    async with running_engine(settings) as engine:
+        await Console(engine).run()
     return EXIT_OK
+
+
+async def serve_discord(settings: Settings, **bot_options: Any) -> int:
+    """Host the bot until SIGINT/SIGTERM; then finish running turns, close everything, exit 0."""
+    import discord
+
+    from bot.client import OhLoraBot
+    from bot.config import BotConfig
+
+    assert settings.discord_token is not None
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    for sig in SHUTDOWN_SIGNALS:
+        loop.add_signal_handler(sig, stop.set)
+    try:
+        async with running_engine(settings) as engine:
+            bot = OhLoraBot(engine, BotConfig.from_settings(settings), **bot_options)
+            hosting = asyncio.create_task(bot.start(settings.discord_token.get_secret_value()))
+            stopping = asyncio.create_task(stop.wait())
+            await asyncio.wait({hosting, stopping}, return_when=asyncio.FIRST_COMPLETED)
+            if hosting.done():  # the gateway gave up before any signal
+                stopping.cancel()
+                exc = hosting.exception()
+                if isinstance(exc, discord.LoginFailure):
+                    print("Discord refused the token (DISCORD_TOKEN): check it in the Developer "
+                          "Portal, or chat locally with `make run ARGS=--console`.", file=sys.stderr)
+                    return EXIT_NOT_READY
+                if exc is not None:
+                    log.error("the Discord connection ended: %s", type(exc).__name__)
+                    return EXIT_NOT_READY
+                return EXIT_OK
+            log.info("shutting down: finishing turns in flight")
+            await bot.shutdown()
+            await asyncio.gather(hosting, return_exceptions=True)
+        return EXIT_OK
+    finally:
+        for sig in SHUTDOWN_SIGNALS:
+            loop.remove_signal_handler(sig)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -97,15 +158,17 @@ def main(argv: list[str] | None = None) -> int:
     log.info("database ready (%s)", url.split("///")[-1])
     if settings.model_preset == "tiny":
         ensure_tiny_models(settings)
-    if settings.discord_token is not None and not args.console:
-        print(
-            "OhLoRA: the Discord bot is not built yet (issue 7); "
-            "run `make run ARGS=--console` to chat locally.",
-            file=sys.stderr,
-        )
-        return EXIT_NOT_READY
+    from engine.lm import MissingAdapter, MissingBaseModel
+
     try:
+        if settings.discord_token is not None and not args.console:
+            return asyncio.run(serve_discord(settings))
+        if not args.console:
+            print(NO_TOKEN_HINT, file=sys.stderr)
         return asyncio.run(serve_console(settings))
+    except (MissingBaseModel, MissingAdapter, FileNotFoundError) as exc:
+        print(f"모델을 불러올 수 없습니다 / cannot load the models: {exc}", file=sys.stderr)
+        return EXIT_NOT_READY
     except KeyboardInterrupt:  # Ctrl+C: in-flight work was finished by serve_console's cleanup
         from engine.messages import GOODBYE
 

@@ -56,7 +56,7 @@ class ChatCog(commands.Cog, name="Chat"):
             return False
         if message.guild is None:
             return True
-        if me.id in message.raw_mentions:
+        if any(user.id == me.id for user in message.mentions):
             return True
         ref = message.reference
         resolved = ref.resolved if ref is not None else None

@@ -55,3 +55,18 @@ def test_ctrl_c_at_the_prompt_exits_cleanly(tiny_preset, tmp_path: Path) -> None
     reader.join(timeout=5)
     assert "다음에도 오로라와 함께해 주실 거죠?" in "".join(seen)
     assert "Traceback" not in proc.stderr.read()
+
+
+def test_without_a_token_it_says_how_to_host_and_chats_locally(tiny_preset, tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("OHLORA_", "DISCORD_", "DATABASE_"))}
+    env.update(OHLORA_DATA_DIR=str(tmp_path / "state"),
+               OHLORA_MODELS_DIR=str(tiny_preset.artifacts.parent), HF_HUB_OFFLINE="1",
+               TRANSFORMERS_OFFLINE="1")
+    proc = subprocess.run(
+        [sys.executable, str(ROOT / "main.py")], input="/quit\n", cwd=tmp_path,
+        env=env, capture_output=True, text=True, timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "DISCORD_TOKEN is not set" in proc.stderr and ".env" in proc.stderr
+    assert "--console" in proc.stderr
+    assert proc.stdout.rstrip().endswith("다음에도 오로라와 함께해 주실 거죠?")

@@ -33,6 +33,9 @@ def test_first_run_creates_the_database_under_the_data_dir(tmp_path: Path) -> No
     proc = _run(tmp_path, OHLORA_DATA_DIR=str(data), DISCORD_TOKEN=SECRET, OHLORA_MODEL_PRESET="production")
     assert (data / "ohlora.db").exists(), proc.stderr
     assert SECRET not in proc.stderr + proc.stdout
+    # With a token it goes on to host, which needs the production weights: one clear line.
+    assert proc.returncode == 1
+    assert "cannot load the models" in proc.stderr and "Traceback" not in proc.stderr
 
 
 def test_unwritable_data_dir_is_a_clear_message(tmp_path: Path) -> None:

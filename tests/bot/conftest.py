@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import threading
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -20,7 +21,7 @@ from tests.bot.fake_discord import CHAT_CHANNEL, FakeDiscord
 
 SEOUL = ZoneInfo("Asia/Seoul")
 WEDNESDAY_2PM = datetime(2026, 11, 25, 14, 0, tzinfo=SEOUL)
-ADMIN = {"id": "2100", "username": "admin", "discriminator": "0", "global_name": "관리자",
+ADMIN = {"id": "900000000000002100", "username": "admin", "discriminator": "0", "global_name": "관리자",
          "avatar": None}
 
 
@@ -33,18 +34,31 @@ class Clock:
 
 
 class CountingBackend:
-    """The real tiny backend, counting the reply-model calls (a blocked user must cause none)."""
+    """The real tiny backend, counting reply-model calls (a blocked user must cause none).
+
+    A test may hold the reply model (`gate`) to send messages while a turn runs, or ask for
+    a long reply (`repeat_to`: the real reply repeated to that length) to exercise splitting.
+    """
 
     def __init__(self, inner: Any) -> None:
         self.inner = inner
         self.replies = 0
+        self.entered = threading.Event()
+        self.gate: threading.Event | None = None
+        self.repeat_to: int | None = None
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self.inner, name)
 
     def reply(self, *args: Any) -> str:
         self.replies += 1
-        return self.inner.reply(*args)
+        self.entered.set()
+        if self.gate is not None:
+            assert self.gate.wait(60), "the test never released the reply model"
+        text = self.inner.reply(*args)
+        if self.repeat_to:
+            text = " ".join([text] * (self.repeat_to // (len(text) + 1) + 1))[: self.repeat_to]
+        return text
 
 
 @dataclass
@@ -70,8 +84,6 @@ async def running(fake: FakeDiscord, repo: Repository, tiny_backend: Any) -> Asy
     backend = CountingBackend(tiny_backend)
     worker = ModelWorker()
     worker.start()
-    from datetime import timedelta
-
     engine = Engine(repo, backend, worker, clock=clock, max_prompt_tokens=48,
                     max_message_chars=2000, block_notice_cooldown=timedelta(minutes=10))
     config = BotConfig(admin_ids=frozenset({int(ADMIN["id"])}),
@@ -85,3 +97,14 @@ async def running(fake: FakeDiscord, repo: Repository, tiny_backend: Any) -> Asy
         await bot.shutdown(grace_s=30)
         await asyncio.gather(task, return_exceptions=True)
         await worker.stop()
+
+
+async def settle(running: Running) -> None:
+    """Wait until the bot has nothing queued or running (background roles included)."""
+    from bot.chat import ChatCog
+
+    chat = running.bot.get_cog("Chat")
+    assert isinstance(chat, ChatCog)
+    await asyncio.sleep(0.3)  # let events already on the wire reach the bot
+    await asyncio.wait_for(chat.wait_idle(), 60)
+    await running.bot.engine.drain()

@@ -21,25 +21,25 @@ import discord.http
 import yarl
 from aiohttp import web
 
-APP_ID = "1000"
-BOT = {"id": "1000", "username": "ohlora", "discriminator": "0", "global_name": "오로라",
+APP_ID = "900000000000001000"
+BOT = {"id": "900000000000001000", "username": "ohlora", "discriminator": "0", "global_name": "오로라",
        "avatar": None, "bot": True}
-MINSU = {"id": "2000", "username": "minsu", "discriminator": "0", "global_name": "민수",
+MINSU = {"id": "900000000000002000", "username": "minsu", "discriminator": "0", "global_name": "민수",
          "avatar": None}
-JIHO = {"id": "2001", "username": "jiho", "discriminator": "0", "global_name": "지호",
+JIHO = {"id": "900000000000002001", "username": "jiho", "discriminator": "0", "global_name": "지호",
         "avatar": None}
-MOD = {"id": "2002", "username": "mod", "discriminator": "0", "global_name": "운영진",
+MOD = {"id": "900000000000002002", "username": "mod", "discriminator": "0", "global_name": "운영진",
        "avatar": None}
-STRANGER = {"id": "2999", "username": "stranger", "discriminator": "0", "global_name": "외부인",
+STRANGER = {"id": "900000000000002999", "username": "stranger", "discriminator": "0", "global_name": "외부인",
             "avatar": None}
-WEBHOOK_USER = {"id": "4000", "username": "hook", "discriminator": "0000", "avatar": None,
+WEBHOOK_USER = {"id": "900000000000004000", "username": "hook", "discriminator": "0000", "avatar": None,
                 "bot": True}
-OTHER_BOT = {"id": "4001", "username": "otherbot", "discriminator": "0", "avatar": None,
+OTHER_BOT = {"id": "900000000000004001", "username": "otherbot", "discriminator": "0", "avatar": None,
              "bot": True}
-GUILD = "500"
-CHAT = "3000"  # a guild text channel
-CHAT_CHANNEL = "3001"  # a guild text channel configured as a chat channel
-DM = "3500"
+GUILD = "900000000000000500"
+CHAT = "900000000000003000"  # a guild text channel
+CHAT_CHANNEL = "900000000000003001"  # a guild text channel configured as a chat channel
+DM = "900000000000003500"
 TIMESTAMP = "2026-11-25T05:00:00+00:00"
 MODERATE_MEMBERS = 1 << 40
 GUILD_MEMBERS = (BOT, MINSU, JIHO, MOD)  # STRANGER is not in the guild
@@ -108,7 +108,7 @@ class Sent:
 
 class FakeDiscord:
     def __init__(self) -> None:
-        self.ids = itertools.count(10_000)
+        self.ids = itertools.count(900_000_000_000_010_000)
         self.calls: list[tuple[str, str]] = []
         self.messages: dict[str, Sent] = {}
         self.typing: list[str] = []
@@ -148,7 +148,7 @@ class FakeDiscord:
     def _touch(self) -> None:
         self._changed.set()
 
-    async def wait_for(self, predicate: Callable[[], Any], timeout: float = 60.0) -> Any:
+    async def wait_for(self, predicate: Callable[[], Any], timeout: float = 15.0) -> Any:
         """Wait until `predicate()` is truthy (re-checked whenever the bot calls REST)."""
         async def poll() -> Any:
             while True:
@@ -204,7 +204,7 @@ class FakeDiscord:
                                       "bot_require_code_grant": False, "owner": MOD,
                                       "verify_key": "00", "flags": 0})
             case "PUT", ["applications", _, "commands"]:
-                self.commands = [dict(c, id=str(5000 + i), application_id=APP_ID, version="1",
+                self.commands = [dict(c, id=str(900_000_000_000_005_000 + i), application_id=APP_ID, version="1",
                                       type=c.get("type", 1)) for i, c in enumerate(data)]
                 return json_response(self.commands)
             case "POST", ["channels", channel_id, "typing"]:
