@@ -184,3 +184,16 @@ async def test_the_bot_resumes_after_the_websocket_drops(running: Running) -> No
     assert (fake.identifies, fake.resumes) == (1, 1)
     await fake.message("다시 왔어!")
     await fake.wait_for(lambda: len(fake.in_channel(DM)) == 2)
+
+
+async def test_the_expression_can_be_turned_off(running: Running) -> None:
+    from dataclasses import replace
+
+    fake = running.fake
+    running.bot.config = replace(running.bot.config, show_expression=False)
+    await fake.message("안녕!")
+    await settle(running)
+    [reply] = fake.in_channel(DM)
+    assert reply.content and reply.footer is None
+    [turn] = await running.repo.turns(MINSU["id"])
+    assert turn.expression  # still decided and stored, just not shown
