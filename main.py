@@ -88,6 +88,8 @@ async def running_engine(settings: Settings) -> AsyncIterator[Any]:
             max_prompt_tokens=settings.max_prompt_tokens,
             max_message_chars=settings.max_message_chars,
             block_notice_cooldown=timedelta(seconds=settings.block_notice_cooldown_s),
+            max_batch=settings.batch_max_size,
+            batch_window_s=settings.batch_window_ms / 1000,
         )
         yield engine
         await engine.drain()

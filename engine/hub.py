@@ -1,7 +1,7 @@
 """The in-process model hub: two shared bases with four role adapters, and the two S-BERTs.
 
 It implements `engine.pipeline.Backend`; every method is synchronous and runs on the model
-worker's thread only.
+worker's thread only. Role calls take a batch of rows (one per user turn).
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from engine.expression import FALLBACK_EXPRESSION, Expression
 from engine.lm import RoleModels
 from engine.memory_items import MemoryItem
 from engine.presets import Preset, get_preset
-from engine.roles import extract_memory, generate_expression, generate_reply, generate_summary
+from engine.roles import extract_memories, generate_expressions, generate_replies, generate_summaries
 from engine.sbert import EthicsClassifier, MemoryRetriever
 from engine.settings import Settings
 
@@ -56,21 +56,23 @@ class LocalBackend:
     def best_memory(self, query: str, items: list[str]) -> tuple[int, float] | None:
         return self.retriever.best(query, items, self.memory_threshold)
 
-    def ethics_scores(self, text: str) -> dict[str, float]:
-        return self.ethics.scores([text])[0]
+    # Batched calls: one row per user; `engine.batching` groups rows from many users.
+    def ethics_scores(self, texts: list[str]) -> list[dict[str, float]]:
+        return self.ethics.scores(texts)
 
-    def reply(self, final_input: str, now: datetime) -> str:
-        return generate_reply(self.roles, final_input, now).text
+    def replies(self, rows: list[tuple[str, datetime]]) -> list[str]:
+        outcomes = generate_replies(self.roles, [x for x, _ in rows], [now for _, now in rows])
+        return [o.text for o in outcomes]
 
-    def summary(self, final_input: str, answer: str) -> str:
-        outcome = generate_summary(self.roles, final_input, answer)
-        return "" if outcome.failed else outcome.text
+    def summaries(self, rows: list[tuple[str, str]]) -> list[str]:
+        outcomes = generate_summaries(self.roles, [x for x, _ in rows], [a for _, a in rows])
+        return ["" if o.failed else o.text for o in outcomes]
 
-    def memory(self, final_input: str) -> MemoryItem | None:
-        return extract_memory(self.roles, final_input).item
+    def memories(self, final_inputs: list[str]) -> list[MemoryItem | None]:
+        return [o.item for o in extract_memories(self.roles, final_inputs)]
 
-    def expression(self, answer: str) -> Expression:
-        return generate_expression(self.roles, answer).expression or FALLBACK_EXPRESSION
+    def expressions(self, answers: list[str]) -> list[Expression]:
+        return [o.expression or FALLBACK_EXPRESSION for o in generate_expressions(self.roles, answers)]
 
 
 def load_backend(settings: Settings) -> LocalBackend:

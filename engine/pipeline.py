@@ -18,6 +18,7 @@ from enum import StrEnum
 from typing import Any, Protocol
 
 from engine import messages
+from engine.batching import DEFAULT_MAX_BATCH, DEFAULT_WINDOW_S, Batcher
 from engine.ethics_rules import triggered_categories
 from engine.expression import Expression
 from engine.memory_items import MemoryItem
@@ -31,18 +32,22 @@ log = logging.getLogger(__name__)
 
 
 class Backend(Protocol):
-    """Synchronous model calls, run only on the model worker's thread."""
+    """Synchronous model calls, run only on the model worker's thread.
+
+    The role calls and the ethics scores take one row per user turn and return one output per
+    row, in order, so rows of different users run as one batch.
+    """
 
     ethics_thresholds: dict[str, float]
     normal_veto: float
 
     def count_tokens(self, text: str) -> int: ...
     def best_memory(self, query: str, items: list[str]) -> tuple[int, float] | None: ...
-    def ethics_scores(self, text: str) -> dict[str, float]: ...
-    def reply(self, final_input: str, now: datetime) -> str: ...
-    def summary(self, final_input: str, answer: str) -> str: ...
-    def memory(self, final_input: str) -> MemoryItem | None: ...
-    def expression(self, answer: str) -> Expression: ...
+    def ethics_scores(self, texts: list[str]) -> list[dict[str, float]]: ...
+    def replies(self, rows: list[tuple[str, datetime]]) -> list[str]: ...
+    def summaries(self, rows: list[tuple[str, str]]) -> list[str]: ...
+    def memories(self, final_inputs: list[str]) -> list[MemoryItem | None]: ...
+    def expressions(self, answers: list[str]) -> list[Expression]: ...
 
 
 class TurnKind(StrEnum):
@@ -100,6 +105,8 @@ class Engine:
         max_message_chars: int,
         ladder: SanctionLadder | None = None,
         block_notice_cooldown: timedelta = timedelta(0),
+        max_batch: int = DEFAULT_MAX_BATCH,
+        batch_window_s: float = DEFAULT_WINDOW_S,
     ) -> None:
         self.repo = repo
         self.backend = backend
@@ -111,6 +118,18 @@ class Engine:
         self.block_notice_cooldown = block_notice_cooldown
         # user -> (when the notice was last shown, the block end it named)
         self._notices: dict[str, tuple[datetime, datetime]] = {}
+        def batcher(fn: Callable[[list[Any]], Any], priority: int) -> Batcher[Any, Any]:
+            return Batcher(worker, fn, priority=priority, max_batch=max_batch,
+                           window_s=batch_window_s)
+
+        # Reply-path calls outrank the background roles on the one model thread.
+        self.batchers = {
+            "reply": batcher(backend.replies, PRIORITY_REPLY),
+            "ethics": batcher(backend.ethics_scores, PRIORITY_REPLY),
+            "summary": batcher(backend.summaries, PRIORITY_BACKGROUND),
+            "memory": batcher(backend.memories, PRIORITY_BACKGROUND),
+            "expression": batcher(backend.expressions, PRIORITY_BACKGROUND),
+        }
         self._locks: dict[str, asyncio.Lock] = {}
         self._background: set[asyncio.Task[Any]] = set()
 
@@ -193,11 +212,11 @@ class Engine:
         timings["retrieve"] = time.perf_counter() - started
 
         started = time.perf_counter()
-        reply = await self.worker.run(self.backend.reply, final_input, now)
+        reply = await self.batchers["reply"]((final_input, now))
         timings["reply"] = time.perf_counter() - started
 
         started = time.perf_counter()
-        scores = await self.worker.run(self.backend.ethics_scores, text)
+        scores = await self.batchers["ethics"](text)
         timings["ethics"] = time.perf_counter() - started
         categories = triggered_categories(
             scores, self.backend.ethics_thresholds, reply, self.backend.normal_veto
@@ -250,12 +269,12 @@ class Engine:
     ) -> BackgroundResult | None:
         """Summary, memory extraction and expression, at background priority."""
         try:
-            run = self.worker.run
-            summary = await run(self.backend.summary, done.final_input, done.reply,
-                                priority=PRIORITY_BACKGROUND)
-            item = await run(self.backend.memory, done.final_input, priority=PRIORITY_BACKGROUND)
-            expression = await run(self.backend.expression, done.reply,
-                                   priority=PRIORITY_BACKGROUND)
+            # The three roles are independent: each joins its own batch at once.
+            summary, item, expression = await asyncio.gather(
+                self.batchers["summary"]((done.final_input, done.reply)),
+                self.batchers["memory"](done.final_input),
+                self.batchers["expression"](done.reply),
+            )
             now = self.clock()
             await self.repo.set_summary(user_id, channel_id, summary, now)
             if item is not None:

@@ -21,6 +21,9 @@ DEFAULT_MAX_MESSAGE_CHARS = 2000  # a Discord message without Nitro
 DEFAULT_BLOCK_NOTICE_COOLDOWN_S = 600
 DEFAULT_RATE_LIMIT_PER_MINUTE = 12
 DEFAULT_TURN_RETENTION_DAYS = 30
+DEFAULT_BATCH_MAX_SIZE = 16  # rows per model batch (cross-user)
+MAX_BATCH_SIZE = 256
+DEFAULT_BATCH_WINDOW_MS = 0  # extra wait to gather a batch; rows also gather while the worker is busy
 
 Preset = Literal["tiny", "production"]
 
@@ -61,6 +64,8 @@ class Settings(BaseSettings):
     block_notice_cooldown_s: int = Field(default=DEFAULT_BLOCK_NOTICE_COOLDOWN_S, ge=0)
     rate_limit_per_minute: int = Field(default=DEFAULT_RATE_LIMIT_PER_MINUTE, ge=1)
     turn_retention_days: int = Field(default=DEFAULT_TURN_RETENTION_DAYS, ge=1)
+    batch_max_size: int = Field(default=DEFAULT_BATCH_MAX_SIZE, ge=1, le=MAX_BATCH_SIZE)
+    batch_window_ms: int = Field(default=DEFAULT_BATCH_WINDOW_MS, ge=0, le=1000)
 
     @field_validator("discord_token", mode="before")
     @classmethod

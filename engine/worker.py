@@ -96,14 +96,14 @@ class ModelWorker:
                 error = exc
                 self.jobs_failed += 1
                 log.warning("model job %s failed: %r", getattr(job.fn, "__name__", job.fn), exc)
-                _release_accelerator_memory()
+                release_accelerator_memory()
             try:
                 job.loop.call_soon_threadsafe(_settle, job.future, result, error)
             except RuntimeError:  # the loop closed while we worked
                 log.debug("dropping result for a closed event loop")
 
 
-def _release_accelerator_memory() -> None:
+def release_accelerator_memory() -> None:
     """After a failure (often out-of-memory) give cached GPU memory back before the next job."""
     try:
         import torch

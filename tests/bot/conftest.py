@@ -42,7 +42,7 @@ class CountingBackend:
 
     def __init__(self, inner: Any) -> None:
         self.inner = inner
-        self.replies = 0
+        self.replies_made = 0
         self.entered = threading.Event()
         self.gate: threading.Event | None = None
         self.repeat_to: int | None = None
@@ -50,15 +50,16 @@ class CountingBackend:
     def __getattr__(self, name: str) -> Any:
         return getattr(self.inner, name)
 
-    def reply(self, *args: Any) -> str:
-        self.replies += 1
+    def replies(self, rows: list[Any]) -> list[str]:
+        self.replies_made += len(rows)
         self.entered.set()
         if self.gate is not None:
             assert self.gate.wait(60), "the test never released the reply model"
-        text = self.inner.reply(*args)
+        texts = self.inner.replies(rows)
         if self.repeat_to:
-            text = " ".join([text] * (self.repeat_to // (len(text) + 1) + 1))[: self.repeat_to]
-        return text
+            texts = [" ".join([t] * (self.repeat_to // (len(t) + 1) + 1))[: self.repeat_to]
+                     for t in texts]
+        return texts
 
 
 @dataclass

@@ -46,7 +46,7 @@ async def test_guild_message_without_a_mention_is_ignored(running: Running) -> N
     await settle(running)
     assert fake.in_channel(CHAT) == []
     assert await running.repo.turns(MINSU["id"]) == []
-    assert running.backend.replies == 0
+    assert running.backend.replies_made == 0
 
 
 async def test_a_mention_is_answered_as_a_reply_without_the_mention(running: Running) -> None:
@@ -80,7 +80,7 @@ async def test_bots_and_webhooks_are_ignored(running: Running) -> None:
     await fake.message(f"<@{BOT['id']}> 안녕", channel=CHAT, author=OTHER_BOT, mentions=(BOT,))
     await settle(running)
     assert fake.in_channel(DM) == fake.in_channel(CHAT) == fake.in_channel(CHAT_CHANNEL) == []
-    assert running.backend.replies == 0
+    assert running.backend.replies_made == 0
 
 
 async def test_a_2500_character_reply_arrives_as_two_messages(running: Running) -> None:
@@ -109,7 +109,7 @@ async def test_attachments_stickers_and_empty_mentions_get_a_short_notice(runnin
     await settle(running)
     assert [m.content for m in fake.in_channel(DM)] == [ATTACHMENTS_ONLY, STICKER_ONLY]
     assert [m.content for m in fake.in_channel(CHAT)] == [messages.EMPTY]
-    assert running.backend.replies == 0
+    assert running.backend.replies_made == 0
 
 
 async def test_messages_sent_during_a_turn_are_merged_into_the_next_one(running: Running) -> None:
@@ -152,14 +152,14 @@ async def test_a_blocked_user_gets_the_notice_once_per_cooldown_and_no_model_cal
     [notice] = fake.in_channel(DM)
     assert notice.content.startswith("Oh-LoRA") and "만료일: 2026.11.28 14:00:00" in notice.content
     assert fake.in_channel(CHAT) == []
-    assert running.backend.replies == 0
+    assert running.backend.replies_made == 0
     turns = await repo.turns(MINSU["id"])
     assert len(turns) == 3 and {t.status for t in turns} == {TurnStatus.BLOCKED}
     # After the cooldown the next message is told again.
     running.clock.now += timedelta(minutes=11)
     await fake.message("아직이야?")
     await fake.wait_for(lambda: len(fake.in_channel(DM)) == 2)
-    assert running.backend.replies == 0
+    assert running.backend.replies_made == 0
 
 
 async def test_a_block_replaces_the_reply(running: Running) -> None:

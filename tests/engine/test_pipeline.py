@@ -17,11 +17,14 @@ from storage import Repository, TurnStatus
 
 SEOUL = ZoneInfo("Asia/Seoul")
 WEDNESDAY_2PM = datetime(2026, 11, 25, 14, 0, tzinfo=SEOUL)
-MODEL_CALLS = ("count_tokens", "best_memory", "ethics_scores", "reply", "summary", "memory", "expression")
+SINGLE_CALLS = ("count_tokens", "best_memory")
+# Batched backend calls, recorded one row at a time under the role's name.
+BATCHED_CALLS = {"ethics_scores": "ethics_scores", "replies": "reply", "summaries": "summary",
+                 "memories": "memory", "expressions": "expression"}
 
 
 class Spy:
-    """Records every model call and passes it to the real backend."""
+    """Records every model call (a batched call as one entry per row) and passes it on."""
 
     def __init__(self, inner: Any) -> None:
         self.inner = inner
@@ -29,14 +32,20 @@ class Spy:
 
     def __getattr__(self, name: str) -> Any:
         attr = getattr(self.inner, name)
-        if name not in MODEL_CALLS:
-            return attr
+        if name in SINGLE_CALLS:
+            def call(*args: Any) -> Any:
+                self.calls.append((name, args))
+                return attr(*args)
 
-        def call(*args: Any) -> Any:
-            self.calls.append((name, args))
-            return attr(*args)
+            return call
+        if name in BATCHED_CALLS:
+            def batch(rows: list[Any]) -> Any:
+                for row in rows:
+                    self.calls.append((BATCHED_CALLS[name], row if isinstance(row, tuple) else (row,)))
+                return attr(rows)
 
-        return call
+            return batch
+        return attr
 
     def args_of(self, name: str) -> list[tuple[Any, ...]]:
         return [args for called, args in self.calls if called == name]
@@ -253,7 +262,7 @@ async def test_a_crashing_model_call_gives_that_user_an_apology(
 ) -> None:
     class Broken(Spy):
         def __getattr__(self, name: str) -> Any:
-            if name == "reply":
+            if name == "replies":
                 def boom(*_: Any) -> str:
                     raise RuntimeError("CUDA out of memory")
                 return boom

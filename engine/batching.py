@@ -1,0 +1,132 @@
+"""Cross-user batching: requests for one role from different users run as one model batch.
+
+A `Batcher` owns one batched backend call (e.g. every user's reply). A request joins the
+rows waiting for it; the first waiting row queues one job on the model worker, and that job
+takes every row waiting *when it starts* (up to `max_batch`). So rows gather while the worker
+is busy with other work, and an idle worker starts at once: batching costs no latency beyond
+an optional short collection window. A batch that raises is retried row by row, so one bad
+row fails only its own user.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any, Generic, TypeVar
+
+from engine.worker import ModelWorker, release_accelerator_memory
+
+log = logging.getLogger(__name__)
+
+Row = TypeVar("Row")
+Out = TypeVar("Out")
+
+DEFAULT_MAX_BATCH = 16
+DEFAULT_WINDOW_S = 0.0
+
+
+@dataclass
+class _Waiting(Generic[Row]):
+    row: Row
+    future: asyncio.Future[Any]
+
+
+class Batcher(Generic[Row, Out]):
+    """Runs `fn(rows) -> outputs` (same length, same order) over rows from many callers."""
+
+    def __init__(
+        self,
+        worker: ModelWorker,
+        fn: Callable[[list[Row]], Sequence[Out]],
+        *,
+        priority: int,
+        max_batch: int = DEFAULT_MAX_BATCH,
+        window_s: float = DEFAULT_WINDOW_S,
+        name: str | None = None,
+    ) -> None:
+        if max_batch < 1:
+            raise ValueError("max_batch must be at least 1")
+        self.worker = worker
+        self.fn = fn
+        self.priority = priority
+        self.max_batch = max_batch
+        self.window_s = window_s
+        self.name = name or getattr(fn, "__name__", "batch")
+        self._waiting: list[_Waiting[Row]] = []
+        self._lock = threading.Lock()  # rows are taken on the worker thread
+        self._jobs = 0  # jobs queued on the worker and not yet started
+        self.batch_sizes: list[int] = []  # for the benchmark and tests
+
+    async def __call__(self, row: Row) -> Out:
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[Out] = loop.create_future()
+        with self._lock:
+            self._waiting.append(_Waiting(row, future))
+            start_job = self._jobs == 0
+            if start_job:
+                self._jobs += 1
+        if start_job:
+            asyncio.create_task(self._job(), name=f"batch-{self.name}")
+        return await future
+
+    async def _job(self) -> None:
+        if self.window_s > 0:
+            await asyncio.sleep(self.window_s)
+        try:
+            taken = await self.worker.run(self._take_and_run, priority=self.priority)
+        except Exception as exc:  # noqa: BLE001 - the worker itself failed: fail the rows
+            with self._lock:
+                self._jobs -= 1
+                stranded, self._waiting = self._waiting, []
+            for waiting in stranded:
+                if not waiting.future.done():
+                    waiting.future.set_exception(exc)
+            return
+        for waiting, (ok, value) in taken:
+            if waiting.future.done():
+                continue
+            if ok:
+                waiting.future.set_result(value)
+            else:
+                waiting.future.set_exception(value)
+
+    def _take_and_run(self) -> list[tuple[_Waiting[Row], tuple[bool, Any]]]:
+        """On the worker thread: take the waiting rows, run them, leave a job for the rest."""
+        with self._lock:
+            batch = self._waiting[: self.max_batch]
+            del self._waiting[: self.max_batch]
+            self._jobs -= 1
+            more = bool(self._waiting)
+            if more:
+                self._jobs += 1
+        if more:  # rows beyond max_batch get the next job of this kind
+            loop = batch[0].future.get_loop()
+            loop.call_soon_threadsafe(lambda: asyncio.create_task(self._job()))
+        batch = [w for w in batch if not w.future.cancelled()]
+        if not batch:
+            return []
+        self.batch_sizes.append(len(batch))
+        rows = [w.row for w in batch]
+        try:
+            outputs = list(self.fn(rows))
+            if len(outputs) != len(rows):
+                raise RuntimeError(f"{self.name} returned {len(outputs)} outputs for {len(rows)} rows")
+            return [(w, (True, out)) for w, out in zip(batch, outputs)]
+        except Exception as exc:  # noqa: BLE001 - find the row at fault, spare the others
+            release_accelerator_memory()
+            if len(rows) == 1:
+                log.warning("model batch %s failed: %r", self.name, exc)
+                return [(batch[0], (False, exc))]
+            log.warning("model batch %s of %d failed (%r); retrying row by row", self.name,
+                        len(rows), exc)
+            return [(w, self._one(w.row)) for w in batch]
+
+    def _one(self, row: Row) -> tuple[bool, Any]:
+        try:
+            [out] = self.fn([row])
+            return True, out
+        except Exception as exc:  # noqa: BLE001
+            return False, exc

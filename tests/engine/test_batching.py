@@ -1,0 +1,104 @@
+"""Cross-user batching: rows gather while the worker is busy, failures stay with their row,
+and batched generation equals one-by-one generation under greedy decoding."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from typing import Any
+
+import pytest
+
+from engine.batching import Batcher
+from engine.worker import PRIORITY_REPLY, ModelWorker
+
+
+@pytest.fixture
+async def worker():
+    w = ModelWorker()
+    w.start()
+    yield w
+    await w.stop()
+
+
+async def _busy(worker: ModelWorker, release: threading.Event) -> asyncio.Task[Any]:
+    """Occupy the model thread until `release` is set."""
+    started = threading.Event()
+
+    def hold() -> None:
+        started.set()
+        release.wait(30)
+
+    task = asyncio.create_task(worker.run(hold))
+    await asyncio.to_thread(started.wait, 30)
+    return task
+
+
+async def test_rows_arriving_while_the_worker_is_busy_form_one_batch(worker: ModelWorker) -> None:
+    seen: list[list[int]] = []
+
+    def double(rows: list[int]) -> list[int]:
+        seen.append(list(rows))
+        return [r * 2 for r in rows]
+
+    batcher = Batcher(worker, double, priority=PRIORITY_REPLY, max_batch=16)
+    release = threading.Event()
+    busy = await _busy(worker, release)
+    calls = [asyncio.create_task(batcher(i)) for i in range(10)]
+    await asyncio.sleep(0.05)
+    release.set()
+    assert await asyncio.gather(*calls) == [i * 2 for i in range(10)]
+    await busy
+    assert seen == [list(range(10))]
+    assert batcher.batch_sizes == [10]
+
+
+async def test_an_idle_worker_starts_at_once_and_max_batch_is_kept(worker: ModelWorker) -> None:
+    batcher = Batcher(worker, lambda rows: [r + 1 for r in rows], priority=PRIORITY_REPLY, max_batch=4)
+    assert await batcher(1) == 2  # nobody to wait for
+    release = threading.Event()
+    busy = await _busy(worker, release)
+    calls = [asyncio.create_task(batcher(i)) for i in range(10)]
+    await asyncio.sleep(0.05)
+    release.set()
+    assert await asyncio.gather(*calls) == [i + 1 for i in range(10)]
+    await busy
+    assert batcher.batch_sizes == [1, 4, 4, 2]
+
+
+async def test_a_failing_row_fails_only_its_own_caller(worker: ModelWorker) -> None:
+    def picky(rows: list[str]) -> list[str]:
+        if "bad" in rows:
+            raise RuntimeError("CUDA out of memory")
+        return [r.upper() for r in rows]
+
+    batcher = Batcher(worker, picky, priority=PRIORITY_REPLY)
+    release = threading.Event()
+    busy = await _busy(worker, release)
+    calls = [asyncio.create_task(batcher(r)) for r in ("a", "bad", "c")]
+    await asyncio.sleep(0.05)
+    release.set()
+    results = await asyncio.gather(*calls, return_exceptions=True)
+    await busy
+    assert results[0] == "A" and results[2] == "C"
+    assert isinstance(results[1], RuntimeError)
+    assert (await batcher("d")) == "D"  # and it keeps serving
+
+
+def test_batched_generation_equals_one_by_one_under_greedy_decoding(tiny_backend: Any) -> None:
+    from engine import prompts
+    from training.data import load_rows
+
+    roles = tiny_backend.roles
+    rows = load_rows("train")[:12]
+    for role, texts in (
+        ("output_message", [prompts.reply_prompt(r.input_data) for r in rows]),
+        ("summary", [prompts.summary_prompt(r.input_data, r.output_message) for r in rows]),
+        ("memory", [prompts.memory_prompt(r.input_data) for r in rows]),
+        ("eyes_mouth_pose", [prompts.expression_prompt(r.output_message) for r in rows]),
+    ):
+        batched = roles.generate(role, texts, temperature=0, max_length=prompts.REPLY_MAX_LENGTH)
+        alone = [roles.generate(role, [t], temperature=0, max_length=prompts.REPLY_MAX_LENGTH)[0]
+                 for t in texts]
+        assert [g.text for g in batched] == [g.text for g in alone]
+        assert [g.hit_end for g in batched] == [g.hit_end for g in alone]
