@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import threading
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
@@ -59,6 +60,7 @@ class Batcher(Generic[Row, Out]):
         self._lock = threading.Lock()  # rows are taken on the worker thread
         self._jobs = 0  # jobs queued on the worker and not yet started
         self.batch_sizes: list[int] = []  # for the benchmark and tests
+        self.busy_s = 0.0  # model time spent in this batcher's jobs
 
     async def __call__(self, row: Row) -> Out:
         loop = asyncio.get_running_loop()
@@ -110,8 +112,10 @@ class Batcher(Generic[Row, Out]):
             return []
         self.batch_sizes.append(len(batch))
         rows = [w.row for w in batch]
+        started = time.perf_counter()
         try:
             outputs = list(self.fn(rows))
+            self.busy_s += time.perf_counter() - started
             if len(outputs) != len(rows):
                 raise RuntimeError(f"{self.name} returned {len(outputs)} outputs for {len(rows)} rows")
             return [(w, (True, out)) for w, out in zip(batch, outputs)]

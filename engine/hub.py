@@ -1,4 +1,5 @@
-"""The in-process model hub: two shared bases with four role adapters, and the two S-BERTs.
+"""The model hub: two shared bases with four role adapters (in-process, or on an
+OpenAI-compatible server), and the two S-BERTs (always in-process).
 
 It implements `engine.pipeline.Backend`; every method is synchronous and runs on the model
 worker's thread only. Role calls take a batch of rows (one per user turn).
@@ -14,6 +15,7 @@ from engine.expression import FALLBACK_EXPRESSION, Expression
 from engine.lm import RoleModels
 from engine.memory_items import MemoryItem
 from engine.presets import Preset, get_preset
+from engine.remote import CompletionsGenerator
 from engine.roles import extract_memories, generate_expressions, generate_replies, generate_summaries
 from engine.sbert import EthicsClassifier, MemoryRetriever
 from engine.settings import Settings
@@ -25,7 +27,7 @@ log = logging.getLogger(__name__)
 class LocalBackend:
     """Models loaded in this process (CPU float32 or CUDA bf16, decided by engine.lm)."""
 
-    roles: RoleModels
+    roles: RoleModels | CompletionsGenerator
     ethics: EthicsClassifier
     retriever: MemoryRetriever
     memory_threshold: float | None = None  # an operator's override of the model's calibration
@@ -39,10 +41,12 @@ class LocalBackend:
         return self.ethics.normal_veto
 
     @classmethod
-    def load(cls, preset: Preset, memory_threshold: float | None = None) -> LocalBackend:
+    def load(cls, preset: Preset, memory_threshold: float | None = None,
+             roles: CompletionsGenerator | None = None) -> LocalBackend:
+        """Every model from `preset`; `roles` replaces the in-process LoRA roles (remote)."""
         log.info("loading %s models from %s", preset.name, preset.artifacts)
         return cls(
-            roles=RoleModels.from_preset(preset),
+            roles=roles or RoleModels.from_preset(preset),
             ethics=EthicsClassifier.load(preset.sbert_dir("ethics")),
             retriever=MemoryRetriever.load(
                 preset.sbert_dir("memory"), default_threshold=preset.default_memory_threshold
@@ -50,13 +54,13 @@ class LocalBackend:
             memory_threshold=memory_threshold,
         )
 
-    def count_tokens(self, text: str) -> int:
-        return self.roles.count_tokens(text)
-
-    def best_memory(self, query: str, items: list[str]) -> tuple[int, float] | None:
-        return self.retriever.best(query, items, self.memory_threshold)
-
     # Batched calls: one row per user; `engine.batching` groups rows from many users.
+    def count_tokens(self, texts: list[str]) -> list[int]:
+        return [self.roles.count_tokens(text) for text in texts]
+
+    def best_memories(self, rows: list[tuple[str, list[str]]]) -> list[tuple[int, float] | None]:
+        return [self.retriever.best(query, items, self.memory_threshold) for query, items in rows]
+
     def ethics_scores(self, texts: list[str]) -> list[dict[str, float]]:
         return self.ethics.scores(texts)
 
@@ -78,4 +82,11 @@ class LocalBackend:
 def load_backend(settings: Settings) -> LocalBackend:
     """The backend the settings ask for (the tiny preset must be built first)."""
     preset = get_preset(settings.model_preset, settings.models_dir)
-    return LocalBackend.load(preset, settings.memory_threshold)
+    remote = None
+    if settings.generation_backend == "openai":
+        key = settings.openai_api_key.get_secret_value() if settings.openai_api_key else None
+        remote = CompletionsGenerator.from_preset(
+            preset, settings.remote_base_urls, model_prefix=settings.openai_model_prefix,
+            api_key=key, timeout_s=settings.openai_timeout_s)
+        log.info("generating on %s", sorted(set(settings.remote_base_urls.values())))
+    return LocalBackend.load(preset, settings.memory_threshold, roles=remote)

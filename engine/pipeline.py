@@ -34,15 +34,15 @@ log = logging.getLogger(__name__)
 class Backend(Protocol):
     """Synchronous model calls, run only on the model worker's thread.
 
-    The role calls and the ethics scores take one row per user turn and return one output per
-    row, in order, so rows of different users run as one batch.
+    Every call takes one row per user turn and returns one output per row, in order, so rows
+    of different users run as one batch.
     """
 
     ethics_thresholds: dict[str, float]
     normal_veto: float
 
-    def count_tokens(self, text: str) -> int: ...
-    def best_memory(self, query: str, items: list[str]) -> tuple[int, float] | None: ...
+    def count_tokens(self, texts: list[str]) -> list[int]: ...
+    def best_memories(self, rows: list[tuple[str, list[str]]]) -> list[tuple[int, float] | None]: ...
     def ethics_scores(self, texts: list[str]) -> list[dict[str, float]]: ...
     def replies(self, rows: list[tuple[str, datetime]]) -> list[str]: ...
     def summaries(self, rows: list[tuple[str, str]]) -> list[str]: ...
@@ -124,6 +124,8 @@ class Engine:
 
         # Reply-path calls outrank the background roles on the one model thread.
         self.batchers = {
+            "tokens": batcher(backend.count_tokens, PRIORITY_REPLY),
+            "retrieve": batcher(backend.best_memories, PRIORITY_REPLY),
             "reply": batcher(backend.replies, PRIORITY_REPLY),
             "ethics": batcher(backend.ethics_scores, PRIORITY_REPLY),
             "summary": batcher(backend.summaries, PRIORITY_BACKGROUND),
@@ -199,7 +201,7 @@ class Engine:
         tagged = add_time_tag(text, now)
         started = time.perf_counter()
         too_long = len(tagged) > self.max_message_chars or (
-            await self.worker.run(self.backend.count_tokens, tagged) > self.max_prompt_tokens
+            await self.batchers["tokens"](tagged) > self.max_prompt_tokens
         )
         if too_long:
             await self.repo.finish_turn(turn_id, TurnStatus.REJECTED, now,
@@ -253,7 +255,7 @@ class Engine:
         items = [m.render() for m in await self.repo.list_memories(user_id, now)]
         if not items:
             return None
-        best = await self.worker.run(self.backend.best_memory, tagged, items)
+        best = await self.batchers["retrieve"]((tagged, items))
         return items[best[0]] if best else None
 
     async def _mark_failed(self, turn_id: int, exc: Exception, timings: dict[str, float]) -> None:

@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_validator
+from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 ENV_PREFIX = "OHLORA_"
@@ -26,6 +26,8 @@ MAX_BATCH_SIZE = 256
 DEFAULT_BATCH_WINDOW_MS = 0  # extra wait to gather a batch; rows also gather while the worker is busy
 
 Preset = Literal["tiny", "production"]
+GenerationBackend = Literal["local", "openai"]
+DEFAULT_REMOTE_TIMEOUT_S = 60.0
 
 
 class Settings(BaseSettings):
@@ -66,6 +68,14 @@ class Settings(BaseSettings):
     turn_retention_days: int = Field(default=DEFAULT_TURN_RETENTION_DAYS, ge=1)
     batch_max_size: int = Field(default=DEFAULT_BATCH_MAX_SIZE, ge=1, le=MAX_BATCH_SIZE)
     batch_window_ms: int = Field(default=DEFAULT_BATCH_WINDOW_MS, ge=0, le=1000)
+    # Generation on an OpenAI-compatible completions server (vLLM) instead of in-process.
+    generation_backend: GenerationBackend = "local"
+    openai_base_url: str | None = Field(default=None, description="e.g. http://gpu:8000/v1")
+    openai_polyglot_base_url: str | None = Field(
+        default=None, description="server of the Polyglot roles; default: openai_base_url")
+    openai_api_key: SecretStr | None = None
+    openai_model_prefix: str = ""
+    openai_timeout_s: float = Field(default=DEFAULT_REMOTE_TIMEOUT_S, gt=0, le=600)
 
     @field_validator("discord_token", mode="before")
     @classmethod
@@ -93,6 +103,22 @@ class Settings(BaseSettings):
                     raise ValueError(f"{part!r} is not a Discord id (digits only)")
             return frozenset(int(p) for p in parts)
         return value
+
+    @model_validator(mode="after")
+    def _remote_needs_a_server(self) -> Settings:
+        if self.generation_backend == "openai" and not self.openai_base_url:
+            raise ValueError("OHLORA_GENERATION_BACKEND=openai needs OHLORA_OPENAI_BASE_URL")
+        for url in (self.openai_base_url, self.openai_polyglot_base_url):
+            if url and not url.startswith(("http://", "https://")):
+                raise ValueError(f"{url!r} is not an http(s) URL")
+        return self
+
+    @property
+    def remote_base_urls(self) -> dict[str, str]:
+        """Completions server per base model (kanana, polyglot)."""
+        assert self.openai_base_url is not None
+        return {"kanana": self.openai_base_url,
+                "polyglot": self.openai_polyglot_base_url or self.openai_base_url}
 
     @property
     def tz(self) -> tzinfo:
@@ -134,10 +160,12 @@ def _field_of(loc: tuple[Any, ...]) -> str:
 def describe_error(exc: ValidationError) -> str:
     """One line naming the first bad setting; never echoes a secret's value."""
     err = exc.errors(include_url=False, include_input=False)[0]
-    field = _field_of(tuple(err.get("loc", ())))
     message = str(err.get("msg", "invalid value")).removeprefix("Value error, ")
+    more = f" (and {len(exc.errors()) - 1} more)" if len(exc.errors()) > 1 else ""
+    if not err.get("loc"):  # a rule across settings; its message names them
+        return f"설정 오류 / invalid settings: {message}{more}"
+    field = _field_of(tuple(err["loc"]))
     if field == "discord_token":
         message = "invalid value"
-    more = f" (and {len(exc.errors()) - 1} more)" if len(exc.errors()) > 1 else ""
     return f"설정 오류 / invalid setting {env_name(field)}: {message}{more}"
 

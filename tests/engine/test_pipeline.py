@@ -17,9 +17,9 @@ from storage import Repository, TurnStatus
 
 SEOUL = ZoneInfo("Asia/Seoul")
 WEDNESDAY_2PM = datetime(2026, 11, 25, 14, 0, tzinfo=SEOUL)
-SINGLE_CALLS = ("count_tokens", "best_memory")
 # Batched backend calls, recorded one row at a time under the role's name.
-BATCHED_CALLS = {"ethics_scores": "ethics_scores", "replies": "reply", "summaries": "summary",
+BATCHED_CALLS = {"count_tokens": "count_tokens", "best_memories": "best_memory",
+                 "ethics_scores": "ethics_scores", "replies": "reply", "summaries": "summary",
                  "memories": "memory", "expressions": "expression"}
 
 
@@ -32,12 +32,6 @@ class Spy:
 
     def __getattr__(self, name: str) -> Any:
         attr = getattr(self.inner, name)
-        if name in SINGLE_CALLS:
-            def call(*args: Any) -> Any:
-                self.calls.append((name, args))
-                return attr(*args)
-
-            return call
         if name in BATCHED_CALLS:
             def batch(rows: list[Any]) -> Any:
                 for row in rows:
@@ -64,10 +58,31 @@ def clock() -> Clock:
     return Clock(WEDNESDAY_2PM)
 
 
+@pytest.fixture(params=["local", "openai"])
+async def turn_backend(request: pytest.FixtureRequest, tiny_backend: Any, tiny_preset: Any) -> AsyncIterator[Any]:
+    """The engine's turn tests run on both generation backends: in-process, and an
+    OpenAI-compatible completions server (the same tiny models behind HTTP)."""
+    if request.param == "local":
+        yield tiny_backend
+        return
+    from dataclasses import replace
+
+    from engine.remote import CompletionsGenerator
+    from tests.engine.completions_server import CompletionsServer
+
+    server = CompletionsServer(tiny_backend.roles)
+    url = await server.start()
+    remote = CompletionsGenerator.from_preset(tiny_preset, {"kanana": url, "polyglot": url})
+    try:
+        yield replace(tiny_backend, roles=remote)
+    finally:
+        await server.stop()
+
+
 @pytest.fixture
-async def spy_engine(repo: Repository, tiny_backend: Any, clock: Clock) -> AsyncIterator[tuple[Engine, Spy]]:
+async def spy_engine(repo: Repository, turn_backend: Any, clock: Clock) -> AsyncIterator[tuple[Engine, Spy]]:
     torch.manual_seed(0)
-    spy = Spy(tiny_backend)
+    spy = Spy(turn_backend)
     worker = ModelWorker()
     worker.start()
     engine = Engine(repo, spy, worker, clock=clock, max_prompt_tokens=48, max_message_chars=2000)
@@ -93,7 +108,7 @@ async def test_memory_item_above_threshold_enters_the_final_input(
     engine, spy = spy_engine
     text = "아 오늘 약속 있는데 어떡하지?"
     tagged = "(지금은 수요일 오후) " + text
-    assert tiny_backend.best_memory(tagged, ["[오늘 날씨: 비]"]) is not None  # precondition
+    assert tiny_backend.best_memories([(tagged, ["[오늘 날씨: 비]"])])[0] is not None  # precondition
     await repo.upsert_memory("u1", "오늘 날씨", "비", WEDNESDAY_2PM)
     await repo.upsert_memory("u2", "오늘 날씨", "맑음", WEDNESDAY_2PM)  # another user's
     result = await engine.handle("u1", "c1", text)

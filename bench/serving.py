@@ -1,0 +1,195 @@
+"""Serving benchmark: N simulated users through (a) a serial baseline and (b) the engine.
+
+Both modes run in this process on the same loaded models, the same prompts (drawn from the
+fine-tuning set's valid split) and the same offered load: every user sends M messages, each
+after the previous one was answered (a closed loop), all users starting together.
+
+- serial: upstream's shape. One turn at a time for everyone, its four roles in series, batch
+  size 1: a global lock held from a user's message until the turn's background roles finished.
+- engine: the service as it runs: cross-user batching, replies ahead of background roles,
+  per-user ordering only.
+
+Reply latency is from sending a message to receiving its reply (queueing included). Wall time
+ends when every turn, background roles included, is done.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import resource
+import statistics
+import sys
+import tempfile
+import time
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+DEFAULT_USERS = 32
+DEFAULT_TURNS = 2
+DEFAULT_MAX_BATCH = 16
+MAX_PROMPTS = 90  # the valid split
+
+
+@dataclass
+class PhaseResult:
+    mode: str
+    turns: int
+    wall_s: float
+    turns_per_s: float
+    p50_reply_s: float
+    p95_reply_s: float
+    peak_rss_mb: float
+    kinds: dict[str, int]
+    batch_sizes: dict[str, float] = field(default_factory=dict)
+    model_s: dict[str, float] = field(default_factory=dict)
+
+
+def percentile(values: Sequence[float], q: float) -> float:
+    """The q-th percentile (0..100) by linear interpolation, as numpy's default."""
+    ordered = sorted(values)
+    if not ordered:
+        return 0.0
+    rank = (len(ordered) - 1) * q / 100
+    low = int(rank)
+    high = min(low + 1, len(ordered) - 1)
+    return ordered[low] + (ordered[high] - ordered[low]) * (rank - low)
+
+
+def peak_rss_mb() -> float:
+    """Peak resident memory of this process so far (Linux reports KiB, macOS bytes)."""
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return peak / (1024 * 1024) if sys.platform == "darwin" else peak / 1024
+
+
+def user_prompts(users: int, turns: int) -> list[list[str]]:
+    from training.data import load_rows
+
+    valid = [row.input_data for row in load_rows("valid")][:MAX_PROMPTS]
+    return [[valid[(u * turns + t) % len(valid)] for t in range(turns)] for u in range(users)]
+
+
+async def run_phase(mode: str, backend: Any, prompts: list[list[str]], *, max_batch: int,
+                    clock: Any, workdir: Path) -> PhaseResult:
+    from engine.pipeline import Engine
+    from engine.worker import ModelWorker
+    from storage import Database, Repository
+
+    db = Database(f"sqlite+aiosqlite:///{workdir / f'{mode}.db'}")
+    await db.start()
+    worker = ModelWorker()
+    worker.start()
+    serial = mode == "serial"
+    engine = Engine(Repository(db), backend, worker, clock=clock, max_prompt_tokens=48,
+                    max_message_chars=2000, max_batch=1 if serial else max_batch)
+    one_at_a_time = asyncio.Lock()
+    latencies: list[float] = []
+    kinds: Counter[str] = Counter()
+
+    async def user(index: int, texts: list[str]) -> None:
+        for text in texts:
+            sent = time.perf_counter()
+            if serial:
+                async with one_at_a_time:
+                    result = await engine.handle(f"user{index}", "bench", text)
+                    latencies.append(time.perf_counter() - sent)
+                    if result.background is not None:
+                        await result.background
+            else:
+                result = await engine.handle(f"user{index}", "bench", text)
+                latencies.append(time.perf_counter() - sent)
+            kinds[str(result.kind)] += 1
+
+    started = time.perf_counter()
+    try:
+        await asyncio.gather(*(user(i, texts) for i, texts in enumerate(prompts)))
+        await engine.drain()
+        wall = time.perf_counter() - started
+    finally:
+        await worker.stop()
+        await db.close()
+    turns = sum(len(texts) for texts in prompts)
+    sizes = {name: round(statistics.fmean(b.batch_sizes), 2)
+             for name, b in engine.batchers.items() if b.batch_sizes}
+    busy = {name: round(b.busy_s, 2) for name, b in engine.batchers.items() if b.batch_sizes}
+    return PhaseResult(mode, turns, round(wall, 2), round(turns / wall, 3),
+                       round(percentile(latencies, 50), 3), round(percentile(latencies, 95), 3),
+                       round(peak_rss_mb(), 1), dict(kinds), sizes, busy)
+
+
+def load(preset_name: str, models_dir: str | None) -> tuple[Any, str]:
+    from engine.hub import LocalBackend
+    from engine.lm import device
+    from engine.presets import get_preset
+    from training.bootstrap import bootstrap, is_built
+
+    preset = get_preset(preset_name, Path(models_dir) if models_dir else None)
+    if preset_name == "tiny" and not is_built(preset):
+        print("building the embedded demo models first (about 15 minutes, once) ...", file=sys.stderr)
+        bootstrap(preset)
+    return LocalBackend.load(preset), str(device())
+
+
+async def bench(args: argparse.Namespace) -> dict[str, Any]:
+    import torch
+
+    backend, where = load(args.preset, args.models_dir)
+    prompts = user_prompts(args.users, args.turns)
+    fixed_now = datetime.now().astimezone()
+    results = {}
+    with tempfile.TemporaryDirectory(prefix="ohlora-bench-") as tmp:
+        for mode in ("serial", "engine"):
+            torch.manual_seed(args.seed)
+            results[mode] = await run_phase(mode, backend, prompts, max_batch=args.max_batch,
+                                            clock=lambda: fixed_now, workdir=Path(tmp))
+            print(format_phase(results[mode]), flush=True)
+    serial, engine = results["serial"], results["engine"]
+    return {
+        "users": args.users, "turns_per_user": args.turns, "preset": args.preset,
+        "device": where, "threads": torch.get_num_threads(), "max_batch": args.max_batch,
+        "throughput_ratio": round(engine.turns_per_s / serial.turns_per_s, 2),
+        "p95_latency_ratio": round(engine.p95_reply_s / serial.p95_reply_s, 3),
+        "p50_latency_ratio": round(engine.p50_reply_s / serial.p50_reply_s, 3),
+        "serial": asdict(serial), "engine": asdict(engine),
+    }
+
+
+def format_phase(r: PhaseResult) -> str:
+    return (f"{r.mode:>7}: {r.turns} turns in {r.wall_s:.1f} s = {r.turns_per_s:.2f} turns/s; "
+            f"reply latency p50 {r.p50_reply_s:.2f} s, p95 {r.p95_reply_s:.2f} s; "
+            f"peak RSS {r.peak_rss_mb:.0f} MB; mean batch {r.batch_sizes or '-'}; "
+            f"model seconds {r.model_s or '-'}; {r.kinds}")
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.splitlines()[0])
+    parser.add_argument("--users", type=int, default=DEFAULT_USERS)
+    parser.add_argument("--turns", type=int, default=DEFAULT_TURNS, help="messages per user")
+    parser.add_argument("--preset", choices=("tiny", "production"), default="tiny")
+    parser.add_argument("--models-dir", default=None, help="where the preset's artifacts live")
+    parser.add_argument("--max-batch", type=int, default=DEFAULT_MAX_BATCH)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--json", action="store_true", help="end with one JSON object")
+    args = parser.parse_args(argv)
+    if args.users < 1 or args.turns < 1 or args.max_batch < 1:
+        parser.error("--users, --turns and --max-batch must be at least 1")
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+    args = parse_args(argv)
+    summary = asyncio.run(bench(args))
+    print(f"throughput ×{summary['throughput_ratio']}, p95 reply latency ×"
+          f"{summary['p95_latency_ratio']} (engine vs serial, {args.users} users × {args.turns} "
+          f"turns, {summary['device']})")
+    if args.json:
+        print(json.dumps(summary, ensure_ascii=False))
+    return 0
