@@ -34,6 +34,7 @@ from typing import Any
 DEFAULT_USERS = 32
 DEFAULT_TURNS = 2
 DEFAULT_MAX_BATCH = 16
+DEFAULT_WINDOW_MS = 0
 MAX_PROMPTS = 90  # the valid split
 
 
@@ -76,7 +77,7 @@ def user_prompts(users: int, turns: int) -> list[list[str]]:
 
 
 async def run_phase(mode: str, backend: Any, prompts: list[list[str]], *, max_batch: int,
-                    clock: Any, workdir: Path) -> PhaseResult:
+                    window_s: float, clock: Any, workdir: Path) -> PhaseResult:
     from engine.pipeline import Engine
     from engine.worker import ModelWorker
     from storage import Database, Repository
@@ -87,7 +88,8 @@ async def run_phase(mode: str, backend: Any, prompts: list[list[str]], *, max_ba
     worker.start()
     serial = mode == "serial"
     engine = Engine(Repository(db), backend, worker, clock=clock, max_prompt_tokens=48,
-                    max_message_chars=2000, max_batch=1 if serial else max_batch)
+                    max_message_chars=2000, max_batch=1 if serial else max_batch,
+                    batch_window_s=0.0 if serial else window_s)
     one_at_a_time = asyncio.Lock()
     latencies: list[float] = []
     kinds: Counter[str] = Counter()
@@ -147,12 +149,14 @@ async def bench(args: argparse.Namespace) -> dict[str, Any]:
         for mode in ("serial", "engine"):
             torch.manual_seed(args.seed)
             results[mode] = await run_phase(mode, backend, prompts, max_batch=args.max_batch,
+                                            window_s=args.window_ms / 1000,
                                             clock=lambda: fixed_now, workdir=Path(tmp))
             print(format_phase(results[mode]), flush=True)
     serial, engine = results["serial"], results["engine"]
     return {
         "users": args.users, "turns_per_user": args.turns, "preset": args.preset,
         "device": where, "threads": torch.get_num_threads(), "max_batch": args.max_batch,
+        "window_ms": args.window_ms,
         "throughput_ratio": round(engine.turns_per_s / serial.turns_per_s, 2),
         "p95_latency_ratio": round(engine.p95_reply_s / serial.p95_reply_s, 3),
         "p50_latency_ratio": round(engine.p50_reply_s / serial.p50_reply_s, 3),
@@ -174,6 +178,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--preset", choices=("tiny", "production"), default="tiny")
     parser.add_argument("--models-dir", default=None, help="where the preset's artifacts live")
     parser.add_argument("--max-batch", type=int, default=DEFAULT_MAX_BATCH)
+    parser.add_argument("--window-ms", type=int, default=DEFAULT_WINDOW_MS,
+                        help="batch collection window of the engine")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--json", action="store_true", help="end with one JSON object")
     args = parser.parse_args(argv)

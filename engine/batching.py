@@ -4,8 +4,9 @@ A `Batcher` owns one batched backend call (e.g. every user's reply). A request j
 rows waiting for it; the first waiting row queues one job on the model worker, and that job
 takes every row waiting *when it starts* (up to `max_batch`). So rows gather while the worker
 is busy with other work, and an idle worker starts at once: batching costs no latency beyond
-an optional short collection window. A batch that raises is retried row by row, so one bad
-row fails only its own user.
+an optional short collection window. A row whose output is `Again` is queued once more, so a
+rejected attempt is retried inside the next batch rather than in a small batch of its own. A
+batch that raises is retried row by row, so one bad row fails only its own user.
 """
 
 from __future__ import annotations
@@ -27,6 +28,15 @@ Out = TypeVar("Out")
 
 DEFAULT_MAX_BATCH = 16
 DEFAULT_WINDOW_S = 0.0
+
+
+@dataclass(frozen=True)
+class Again(Generic[Row]):
+    """An output meaning "not done: run this row again" (a rejected attempt to retry). The row
+    goes to the front of the queue and joins the next batch with the new arrivals, instead of
+    a retry round of its own."""
+
+    row: Row
 
 
 @dataclass
@@ -87,13 +97,25 @@ class Batcher(Generic[Row, Out]):
                 if not waiting.future.done():
                     waiting.future.set_exception(exc)
             return
+        retry: list[_Waiting[Row]] = []
         for waiting, (ok, value) in taken:
             if waiting.future.done():
                 continue
-            if ok:
+            if ok and isinstance(value, Again):
+                waiting.row = value.row
+                retry.append(waiting)
+            elif ok:
                 waiting.future.set_result(value)
             else:
                 waiting.future.set_exception(value)
+        if retry:
+            with self._lock:
+                self._waiting[:0] = retry
+                start_job = self._jobs == 0
+                if start_job:
+                    self._jobs += 1
+            if start_job:
+                asyncio.create_task(self._job(), name=f"batch-{self.name}")
 
     def _take_and_run(self) -> list[tuple[_Waiting[Row], tuple[bool, Any]]]:
         """On the worker thread: take the waiting rows, run them, leave a job for the rest."""

@@ -8,19 +8,35 @@ worker's thread only. Role calls take a batch of rows (one per user turn).
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
+from typing import TypeVar
 
+from engine.batching import Again
 from engine.expression import FALLBACK_EXPRESSION, Expression
 from engine.lm import RoleModels
 from engine.memory_items import MemoryItem
 from engine.presets import Preset, get_preset
 from engine.remote import CompletionsGenerator
-from engine.roles import extract_memories, generate_expressions, generate_replies, generate_summaries
+from engine.roles import (
+    EXPRESSION,
+    MEMORY,
+    REPLY,
+    SUMMARY,
+    Attempt,
+    RoleOutcome,
+    expression_attempt,
+    memory_attempt,
+    reply_attempt,
+    step,
+    summary_attempt,
+)
 from engine.sbert import EthicsClassifier, MemoryRetriever
 from engine.settings import Settings
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 
 @dataclass
@@ -64,19 +80,29 @@ class LocalBackend:
     def ethics_scores(self, texts: list[str]) -> list[dict[str, float]]:
         return self.ethics.scores(texts)
 
-    def replies(self, rows: list[tuple[str, datetime]]) -> list[str]:
-        outcomes = generate_replies(self.roles, [x for x, _ in rows], [now for _, now in rows])
-        return [o.text for o in outcomes]
+    # A role call makes one attempt per row; a rejected row comes back as `Again(attempt)`
+    # and is passed in again (in a later batch) until it has its outcome.
+    def replies(self, rows: list[tuple[str, datetime] | Attempt]) -> list[str | Again[Attempt]]:
+        attempts = [r if isinstance(r, Attempt) else reply_attempt(*r) for r in rows]
+        return [_done(o, lambda o: o.text) for o in step(self.roles, REPLY, attempts)]
 
-    def summaries(self, rows: list[tuple[str, str]]) -> list[str]:
-        outcomes = generate_summaries(self.roles, [x for x, _ in rows], [a for _, a in rows])
-        return ["" if o.failed else o.text for o in outcomes]
+    def summaries(self, rows: list[tuple[str, str] | Attempt]) -> list[str | Again[Attempt]]:
+        attempts = [r if isinstance(r, Attempt) else summary_attempt(*r) for r in rows]
+        return [_done(o, lambda o: "" if o.failed else o.text)
+                for o in step(self.roles, SUMMARY, attempts)]
 
-    def memories(self, final_inputs: list[str]) -> list[MemoryItem | None]:
-        return [o.item for o in extract_memories(self.roles, final_inputs)]
+    def memories(self, rows: list[str | Attempt]) -> list[MemoryItem | None | Again[Attempt]]:
+        attempts = [r if isinstance(r, Attempt) else memory_attempt(r) for r in rows]
+        return [_done(o, lambda o: o.item) for o in step(self.roles, MEMORY, attempts)]
 
-    def expressions(self, answers: list[str]) -> list[Expression]:
-        return [o.expression or FALLBACK_EXPRESSION for o in generate_expressions(self.roles, answers)]
+    def expressions(self, rows: list[str | Attempt]) -> list[Expression | Again[Attempt]]:
+        attempts = [r if isinstance(r, Attempt) else expression_attempt(r) for r in rows]
+        return [_done(o, lambda o: o.expression or FALLBACK_EXPRESSION)
+                for o in step(self.roles, EXPRESSION, attempts)]
+
+
+def _done(result: RoleOutcome | Attempt, value: Callable[[RoleOutcome], T]) -> T | Again[Attempt]:
+    return Again(result) if isinstance(result, Attempt) else value(result)
 
 
 def load_backend(settings: Settings) -> LocalBackend:

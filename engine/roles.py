@@ -1,8 +1,9 @@
 """Role procedures of one turn (reference §1 steps 5, 7, 8, 9) with upstream's retries.
 
-Every procedure is batched: each attempt round generates one batch for the rows still
-rejected (one batch per distinct temperature), so the evaluation and a cross-user batcher
-share the code with the single-turn versions.
+Every procedure is batched and step-able: `step` makes one attempt for a batch of rows (one
+generation per distinct temperature) and hands back the rows still to retry, so a serving
+batcher can merge those retries into its next batch; `run` repeats `step` to the end, as
+upstream's retry loops do. Evaluation and serving share the code.
 """
 
 from __future__ import annotations
@@ -51,40 +52,127 @@ class RoleOutcome:
     expression: Expression | None = None
 
 
-# judge(row, candidate, attempt) -> (rejection reason or None, accepted outcome fields)
-Verdict = tuple[str | None, dict[str, object]]
-Judge = Callable[[int, Generated, int], Verdict]
+@dataclass
+class Attempt:
+    """One row's progress through its role's attempts (so a retry can join a later batch)."""
+
+    prompt: str
+    now: datetime | None = None  # the reply's weekday check
+    attempt: int = 0  # attempts made so far
+    rejections: tuple[str, ...] = ()
+    hallucinations: int = 0  # weekday hallucinations seen (the reply's temperature rises)
 
 
-def _run_rounds(models: Generator, role: str, role_prompts: Sequence[str], *, attempts: int,
-                temperature_of: Callable[[int], float], judge: Judge, fallback: dict[str, object],
-                max_new_tokens: int | None = None, max_length: int | None = None,
-                seed: int | None = None) -> list[RoleOutcome]:
-    """Generate, judge and retry only the rejected rows, up to ``attempts`` rounds."""
-    outcomes: list[RoleOutcome | None] = [None] * len(role_prompts)
-    rejections: list[list[str]] = [[] for _ in role_prompts]
-    for attempt in range(attempts):
-        pending = [i for i, outcome in enumerate(outcomes) if outcome is None]
+@dataclass(frozen=True)
+class Procedure:
+    """A role's generation rules: attempts, budget, temperature and the judge of a candidate."""
+
+    role: str
+    attempts: int
+    judge: Callable[[Attempt, Generated], tuple[str | None, dict[str, object]]]
+    fallback: dict[str, object]
+    temperature: Callable[[Attempt], float]
+    max_new_tokens: int | None = None
+    max_length: int | None = None
+
+    def outcome(self, row: Attempt, fields: dict[str, object]) -> RoleOutcome:
+        return RoleOutcome(attempts=row.attempt, first_try=row.attempt == 1, failed=False,
+                           rejections=row.rejections, **fields)  # type: ignore[arg-type]
+
+    def failure(self, row: Attempt) -> RoleOutcome:
+        return RoleOutcome(attempts=row.attempt, first_try=False, failed=True,
+                           rejections=row.rejections, **self.fallback)  # type: ignore[arg-type]
+
+
+def step(models: Generator, procedure: Procedure, rows: Sequence[Attempt], *,
+         seed: int | None = None) -> list[RoleOutcome | Attempt]:
+    """One attempt for each row (one batch per distinct temperature): an outcome where the
+    candidate was accepted or the row ran out of attempts, else the row for another try."""
+    results: list[RoleOutcome | Attempt] = list(rows)
+    by_temperature: dict[float, list[int]] = {}
+    for i, row in enumerate(rows):
+        by_temperature.setdefault(procedure.temperature(row), []).append(i)
+    for group, (temperature, indices) in enumerate(sorted(by_temperature.items())):
+        generated = models.generate(
+            procedure.role, [rows[i].prompt for i in indices], temperature=temperature,
+            max_new_tokens=procedure.max_new_tokens, max_length=procedure.max_length,
+            seed=None if seed is None else seed + group)
+        for i, candidate in zip(indices, generated):
+            row = rows[i]
+            reason, fields = procedure.judge(row, candidate)
+            row.attempt += 1
+            if reason is None:
+                results[i] = procedure.outcome(row, fields)
+                continue
+            row.rejections += (reason,)
+            if reason == WEEKDAY_REJECTION:
+                row.hallucinations += 1
+            if row.attempt >= procedure.attempts:
+                results[i] = procedure.failure(row)
+    return results
+
+
+def run(models: Generator, procedure: Procedure, rows: Sequence[Attempt], *,
+        seed: int | None = None) -> list[RoleOutcome]:
+    """Every row to its outcome: rounds of `step` over the rows still pending."""
+    outcomes: list[RoleOutcome | Attempt] = list(rows)
+    for attempt in range(procedure.attempts):
+        pending = [i for i, o in enumerate(outcomes) if isinstance(o, Attempt)]
         if not pending:
             break
-        by_temperature: dict[float, list[int]] = {}
-        for i in pending:
-            by_temperature.setdefault(temperature_of(i), []).append(i)
-        for group, (temperature, rows) in enumerate(sorted(by_temperature.items())):
-            round_seed = None if seed is None else seed + attempt * SEED_STRIDE + group
-            generated = models.generate(role, [role_prompts[i] for i in rows], temperature=temperature,
-                                        max_new_tokens=max_new_tokens, max_length=max_length,
-                                        seed=round_seed)
-            for i, candidate in zip(rows, generated):
-                reason, fields = judge(i, candidate, attempt)
-                if reason is not None:
-                    rejections[i].append(reason)
-                    continue
-                outcomes[i] = RoleOutcome(attempts=attempt + 1, first_try=attempt == 0, failed=False,
-                                          rejections=tuple(rejections[i]), **fields)  # type: ignore[arg-type]
-    return [outcome or RoleOutcome(attempts=attempts, first_try=False, failed=True,
-                                   rejections=tuple(rejections[i]), **fallback)  # type: ignore[arg-type]
-            for i, outcome in enumerate(outcomes)]
+        stepped = step(models, procedure, [outcomes[i] for i in pending],  # type: ignore[misc]
+                       seed=None if seed is None else seed + attempt * SEED_STRIDE)
+        for i, result in zip(pending, stepped):
+            outcomes[i] = result
+    return [o for o in outcomes if isinstance(o, RoleOutcome)]
+
+
+def _judge_reply(row: Attempt, candidate: Generated) -> tuple[str | None, dict[str, object]]:
+    """The weekday check is skipped on the last attempt; a reply must reach `(답변 종료)`."""
+    text = clean_candidate(candidate.text)
+    last = row.attempt == prompts.REPLY_ATTEMPTS - 1
+    reason = reply_rejection_reason(text, None if last else row.now)
+    if reason is None and not candidate.hit_end:
+        reason = UNTERMINATED
+    return reason, {"text": finalize_reply(text)}
+
+
+def _judge_summary(row: Attempt, candidate: Generated) -> tuple[str | None, dict[str, object]]:
+    return (summary_rejection_reason(candidate.text, candidate.new_tokens),
+            {"text": finalize_summary(candidate.text)})
+
+
+def _judge_memory(row: Attempt, candidate: Generated) -> tuple[str | None, dict[str, object]]:
+    """Empty is a valid "nothing to remember"; all 24 tokens without the marker is cut off."""
+    used_all = candidate.new_tokens >= prompts.MEMORY_MAX_NEW_TOKENS and not candidate.hit_end
+    normalized = normalize_memory_output(candidate.text)
+    reason = memory_rejection_reason(normalized, used_all)
+    item = accepted_item(normalized) if reason is None else None
+    return reason, {"text": item.render() if item else "", "item": item}
+
+
+def _judge_expression(row: Attempt, candidate: Generated) -> tuple[str | None, dict[str, object]]:
+    expression = parse_expression(candidate.text)
+    if expression is None:
+        return UNPARSABLE, {}
+    return None, {"text": expression.render(), "expression": expression}
+
+
+# Reference §1 steps 5, 8, 7, 9.
+REPLY = Procedure("output_message", prompts.REPLY_ATTEMPTS, _judge_reply,
+                  {"text": prompts.LEFT_ON_READ},
+                  lambda row: prompts.reply_temperature(row.hallucinations),
+                  max_length=prompts.REPLY_MAX_LENGTH)
+SUMMARY = Procedure("summary", prompts.SUMMARY_ATTEMPTS, _judge_summary, {"text": ""},
+                    lambda row: prompts.SUMMARY_TEMPERATURE,
+                    max_new_tokens=prompts.SUMMARY_MAX_NEW_TOKENS)
+MEMORY = Procedure("memory", prompts.MEMORY_ATTEMPTS, _judge_memory, {"text": "", "item": None},
+                   lambda row: prompts.MEMORY_TEMPERATURE,
+                   max_new_tokens=prompts.MEMORY_MAX_NEW_TOKENS)
+EXPRESSION = Procedure("eyes_mouth_pose", prompts.EXPRESSION_ATTEMPTS, _judge_expression,
+                       {"text": FALLBACK_EXPRESSION.render(), "expression": FALLBACK_EXPRESSION},
+                       lambda row: prompts.EXPRESSION_TEMPERATURE,
+                       max_new_tokens=prompts.EXPRESSION_MAX_NEW_TOKENS)
 
 
 def _per_row(now: datetime | None | Sequence[datetime | None], count: int) -> list[datetime | None]:
@@ -93,6 +181,22 @@ def _per_row(now: datetime | None | Sequence[datetime | None], count: int) -> li
             raise ValueError("one `now` per row")
         return list(now)
     return [now] * count
+
+
+def reply_attempt(final_input: str, now: datetime | None) -> Attempt:
+    return Attempt(prompts.reply_prompt(final_input), now)
+
+
+def summary_attempt(final_input: str, answer: str) -> Attempt:
+    return Attempt(prompts.summary_prompt(final_input, answer))
+
+
+def memory_attempt(final_input: str) -> Attempt:
+    return Attempt(prompts.memory_prompt(final_input))
+
+
+def expression_attempt(answer: str) -> Attempt:
+    return Attempt(prompts.expression_prompt(answer))
 
 
 def generate_replies(models: Generator, final_inputs: Sequence[str],
@@ -105,23 +209,7 @@ def generate_replies(models: Generator, final_inputs: Sequence[str],
     that row's temperature by 0.1. A candidate that never reached ``(답변 종료)`` is rejected.
     """
     nows = _per_row(now, len(final_inputs))
-    hallucinations = [0] * len(final_inputs)
-
-    def judge(i: int, candidate: Generated, attempt: int) -> Verdict:
-        text = clean_candidate(candidate.text)
-        last = attempt == prompts.REPLY_ATTEMPTS - 1
-        reason = reply_rejection_reason(text, None if last else nows[i])
-        if reason is None and not candidate.hit_end:
-            reason = UNTERMINATED
-        if reason == WEEKDAY_REJECTION:
-            hallucinations[i] += 1
-        return reason, {"text": finalize_reply(text)}
-
-    return _run_rounds(models, "output_message", [prompts.reply_prompt(x) for x in final_inputs],
-                       attempts=prompts.REPLY_ATTEMPTS,
-                       temperature_of=lambda i: prompts.reply_temperature(hallucinations[i]),
-                       judge=judge, fallback={"text": prompts.LEFT_ON_READ},
-                       max_length=prompts.REPLY_MAX_LENGTH, seed=seed)
+    return run(models, REPLY, [reply_attempt(x, t) for x, t in zip(final_inputs, nows)], seed=seed)
 
 
 def generate_summaries(models: Generator, final_inputs: Sequence[str], answers: Sequence[str], *,
@@ -129,52 +217,20 @@ def generate_summaries(models: Generator, final_inputs: Sequence[str], answers: 
     """Turn summaries (§1 step 8): 3 attempts, 64 new tokens; '' (no summary) if all fail."""
     if len(final_inputs) != len(answers):
         raise ValueError("one answer per input")
-
-    def judge(i: int, candidate: Generated, attempt: int) -> Verdict:
-        return (summary_rejection_reason(candidate.text, candidate.new_tokens),
-                {"text": finalize_summary(candidate.text)})
-
-    role_prompts = [prompts.summary_prompt(x, a) for x, a in zip(final_inputs, answers)]
-    return _run_rounds(models, "summary", role_prompts, attempts=prompts.SUMMARY_ATTEMPTS,
-                       temperature_of=lambda i: prompts.SUMMARY_TEMPERATURE, judge=judge,
-                       fallback={"text": ""}, max_new_tokens=prompts.SUMMARY_MAX_NEW_TOKENS, seed=seed)
+    return run(models, SUMMARY, [summary_attempt(x, a) for x, a in zip(final_inputs, answers)],
+               seed=seed)
 
 
 def extract_memories(models: Generator, final_inputs: Sequence[str], *,
                      seed: int | None = None) -> list[RoleOutcome]:
-    """Memory items (§1 step 7): 5 attempts, 24 new tokens; ``item`` None = nothing to store.
-
-    An empty candidate is a valid "nothing to remember"; a candidate that used all 24 tokens
-    without the end marker was cut off and is rejected.
-    """
-    def judge(i: int, candidate: Generated, attempt: int) -> Verdict:
-        used_all = candidate.new_tokens >= prompts.MEMORY_MAX_NEW_TOKENS and not candidate.hit_end
-        normalized = normalize_memory_output(candidate.text)
-        reason = memory_rejection_reason(normalized, used_all)
-        item = accepted_item(normalized) if reason is None else None
-        return reason, {"text": item.render() if item else "", "item": item}
-
-    return _run_rounds(models, "memory", [prompts.memory_prompt(x) for x in final_inputs],
-                       attempts=prompts.MEMORY_ATTEMPTS,
-                       temperature_of=lambda i: prompts.MEMORY_TEMPERATURE, judge=judge,
-                       fallback={"text": "", "item": None},
-                       max_new_tokens=prompts.MEMORY_MAX_NEW_TOKENS, seed=seed)
+    """Memory items (§1 step 7): 5 attempts, 24 new tokens; ``item`` None = nothing to store."""
+    return run(models, MEMORY, [memory_attempt(x) for x in final_inputs], seed=seed)
 
 
 def generate_expressions(models: Generator, answers: Sequence[str], *,
                          seed: int | None = None) -> list[RoleOutcome]:
     """Expressions (§1 step 9): 5 attempts at temperature 1.0; 보통/보통/없음 if none parses."""
-    def judge(i: int, candidate: Generated, attempt: int) -> Verdict:
-        expression = parse_expression(candidate.text)
-        if expression is None:
-            return UNPARSABLE, {}
-        return None, {"text": expression.render(), "expression": expression}
-
-    return _run_rounds(models, "eyes_mouth_pose", [prompts.expression_prompt(a) for a in answers],
-                       attempts=prompts.EXPRESSION_ATTEMPTS,
-                       temperature_of=lambda i: prompts.EXPRESSION_TEMPERATURE, judge=judge,
-                       fallback={"text": FALLBACK_EXPRESSION.render(), "expression": FALLBACK_EXPRESSION},
-                       max_new_tokens=prompts.EXPRESSION_MAX_NEW_TOKENS, seed=seed)
+    return run(models, EXPRESSION, [expression_attempt(a) for a in answers], seed=seed)
 
 
 def generate_reply(models: Generator, final_input: str, now: datetime | None,

@@ -102,3 +102,24 @@ def test_batched_generation_equals_one_by_one_under_greedy_decoding(tiny_backend
                  for t in texts]
         assert [g.text for g in batched] == [g.text for g in alone]
         assert [g.hit_end for g in batched] == [g.hit_end for g in alone]
+
+
+async def test_a_row_answered_again_joins_the_next_batch(worker: ModelWorker) -> None:
+    from engine.batching import Again
+
+    seen: list[list[Any]] = []
+
+    def halve(rows: list[Any]) -> list[Any]:
+        """Rows are numbers; each pass halves them, and a row is done once it is below 2."""
+        seen.append(list(rows))
+        return [r / 2 if r / 2 < 2 else Again(r / 2) for r in rows]
+
+    batcher = Batcher(worker, halve, priority=PRIORITY_REPLY)
+    release = threading.Event()
+    busy = await _busy(worker, release)
+    calls = [asyncio.create_task(batcher(r)) for r in (2, 8)]
+    await asyncio.sleep(0.05)
+    release.set()
+    assert await asyncio.gather(*calls) == [1, 1]
+    await busy
+    assert seen == [[2, 8], [4.0], [2.0]]

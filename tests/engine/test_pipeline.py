@@ -12,6 +12,7 @@ import pytest
 import torch
 
 from engine.pipeline import Engine, TurnKind
+from engine.roles import Attempt
 from engine.worker import ModelWorker
 from storage import Repository, TurnStatus
 
@@ -35,6 +36,8 @@ class Spy:
         if name in BATCHED_CALLS:
             def batch(rows: list[Any]) -> Any:
                 for row in rows:
+                    if isinstance(row, Attempt):  # a retry of a row already recorded
+                        continue
                     self.calls.append((BATCHED_CALLS[name], row if isinstance(row, tuple) else (row,)))
                 return attr(rows)
 
