@@ -79,12 +79,16 @@ async def running_engine(settings: Settings) -> AsyncIterator[Any]:
     from storage import Repository
 
     db = Database(settings.resolved_database_url)  # already migrated by prepare_storage
+    repo = Repository(db)
+    interrupted = await repo.fail_interrupted_turns(settings.local_now())
+    if interrupted:
+        log.warning("%d turns were cut off by the last shutdown; marked failed", interrupted)
     worker = ModelWorker()
     worker.start()
     try:
         backend = await worker.run(load_backend, settings)  # models load on their own thread
         engine = Engine(
-            Repository(db), backend, worker, clock=settings.local_now,
+            repo, backend, worker, clock=settings.local_now,
             max_prompt_tokens=settings.max_prompt_tokens,
             max_message_chars=settings.max_message_chars,
             block_notice_cooldown=timedelta(seconds=settings.block_notice_cooldown_s),

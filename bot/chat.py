@@ -12,7 +12,15 @@ from typing import TYPE_CHECKING
 import discord
 from discord.ext import commands
 
-from bot.text import ATTACHMENTS_ONLY, STICKER_ONLY, merge_texts, prompt_text, split_message
+from bot.ratelimit import RateLimiter
+from bot.text import (
+    ATTACHMENTS_ONLY,
+    RATE_LIMITED,
+    STICKER_ONLY,
+    merge_texts,
+    prompt_text,
+    split_message,
+)
 from engine import messages
 from engine.pipeline import TurnKind, TurnResult
 
@@ -44,6 +52,7 @@ class ChatCog(commands.Cog, name="Chat"):
         self._pending: dict[tuple[int, int], list[_Pending]] = {}
         self._runners: dict[tuple[int, int], asyncio.Task[None]] = {}
         self._accepting = True
+        self.limiter = RateLimiter(bot.config.rate_limit_per_minute)
 
     # ---- routing ---------------------------------------------------------------------
     def addressed(self, message: discord.Message) -> bool:
@@ -83,6 +92,11 @@ class ChatCog(commands.Cog, name="Chat"):
     async def on_message(self, message: discord.Message) -> None:
         if not self._accepting or not self.addressed(message):
             return
+        verdict = self.limiter.check(message.author.id, self.bot.clock())
+        if verdict != "ok":
+            if verdict == "notify":
+                await self._send(message, [RATE_LIMITED])
+            return
         text = self.text_of(message)
         if not text:
             notice = (ATTACHMENTS_ONLY if message.attachments
@@ -94,6 +108,17 @@ class ChatCog(commands.Cog, name="Chat"):
         self._pending.setdefault(key, []).append(_Pending(message, text))
         if key not in self._runners:
             self._runners[key] = asyncio.create_task(self._run(key), name=f"chat-{key}")
+
+    @commands.Cog.listener()
+    async def on_raw_message_delete(self, payload: discord.RawMessageDeleteEvent) -> None:
+        """A message deleted before its turn started is not answered."""
+        for key, waiting in list(self._pending.items()):
+            kept = [p for p in waiting if p.message.id != payload.message_id]
+            if len(kept) != len(waiting):
+                if kept:
+                    self._pending[key] = kept
+                else:
+                    self._pending.pop(key, None)
 
     # ---- turns -----------------------------------------------------------------------
     async def _run(self, key: tuple[int, int]) -> None:
@@ -140,9 +165,12 @@ class ChatCog(commands.Cog, name="Chat"):
             for piece in split_message(text):
                 try:
                     if not sent and to.guild is not None:
-                        sent.append(await to.reply(piece, mention_author=False))
-                    else:
-                        sent.append(await to.channel.send(piece))
+                        try:
+                            sent.append(await to.reply(piece, mention_author=False))
+                            continue
+                        except discord.HTTPException:  # the message was deleted meanwhile
+                            log.info("message %s is gone; answering in the channel", to.id)
+                    sent.append(await to.channel.send(piece))
                 except discord.HTTPException:
                     log.exception("could not send a reply in channel %s", to.channel.id)
                     return sent
@@ -157,6 +185,7 @@ class ChatCog(commands.Cog, name="Chat"):
             await asyncio.gather(*list(self._runners.values()), return_exceptions=True)
 
     async def delete_data_for_user(self, user_id: int) -> None:
-        """Drop messages of this user that are waiting for their turn."""
+        """Drop messages of this user that are waiting for their turn, and their rate window."""
         for key in [k for k in self._pending if k[0] == user_id]:
             self._pending.pop(key, None)
+        self.limiter.forget(user_id)

@@ -21,6 +21,7 @@ class BotConfig:
     turn_retention: timedelta = timedelta(days=30)
     tz: tzinfo = field(default_factory=lambda: ZoneInfo("UTC"))
     sync_commands: bool = True
+    rate_limit_per_minute: int = 12
 
     @classmethod
     def from_settings(cls, settings: Settings) -> BotConfig:
@@ -30,4 +31,5 @@ class BotConfig:
             show_expression=settings.show_expression,
             turn_retention=timedelta(days=settings.turn_retention_days),
             tz=settings.tz,
+            rate_limit_per_minute=settings.rate_limit_per_minute,
         )

@@ -21,7 +21,10 @@ ATTACHMENTS_ONLY = (
     f"사진이나 파일은 아직 오로라 {OHLORA_EMOJI} 가 볼 수 없어요. 글로 말해 주세요! 😊"
 )
 STICKER_ONLY = f"스티커도 귀엽지만, 오로라 {OHLORA_EMOJI} 는 글로 된 말을 더 잘 알아들어요! 😊"
-BUSY = "오로라가 지금 쉬는 중이에요. 잠시 후에 다시 말을 걸어 주세요! 🙏"
+RATE_LIMITED = (
+    f"조금만 천천히 말해 주세요! 오로라 {OHLORA_EMOJI} 가 따라가기 벅차요. 😅 "
+    "1분쯤 뒤에 다시 말을 걸어 주세요."
+)
 
 
 def prompt_text(

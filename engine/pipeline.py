@@ -24,6 +24,7 @@ from engine.expression import Expression
 from engine.memory_items import MemoryItem
 from engine.prompts import build_final_input
 from engine.sanctions import SanctionLadder, block_message, block_notice, warning_message
+from engine.sanitize import user_text
 from engine.timetag import add_time_tag
 from engine.worker import PRIORITY_BACKGROUND, PRIORITY_REPLY, ModelWorker
 from storage import Repository, TurnStatus
@@ -168,6 +169,7 @@ class Engine:
         self, user_id: str, channel_id: str, text: str, message_id: str | None
     ) -> tuple[TurnResult, _Reply | None]:
         now = self.clock()
+        text = user_text(text)  # clean Unicode; markers typed by the user cannot shape prompts
         timings: dict[str, float] = {}
         block = await self.repo.active_block(user_id, now)
         if block is not None:

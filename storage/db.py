@@ -32,6 +32,10 @@ def ensure_sqlite_dir(url: str) -> None:
         Path(parsed.database).expanduser().parent.mkdir(parents=True, exist_ok=True)
 
 
+def _lenient_text(raw: bytes) -> str:
+    return raw.decode("utf-8", errors="replace")
+
+
 def create_engine(url: str) -> AsyncEngine:
     """An async engine; for SQLite: WAL, busy timeout, foreign keys, and our own BEGIN.
 
@@ -48,6 +52,9 @@ def create_engine(url: str) -> AsyncEngine:
     @event.listens_for(engine.sync_engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:
         dbapi_connection.isolation_level = None
+        # A row whose bytes are not UTF-8 (written by another tool, or a damaged page) reads
+        # with U+FFFD instead of failing the whole query.
+        dbapi_connection.driver_connection.text_factory = _lenient_text
         cursor = dbapi_connection.cursor()
         for pragma in (
             "journal_mode=WAL",

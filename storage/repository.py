@@ -331,6 +331,17 @@ class Repository:
             if not result.rowcount:
                 raise LookupError(f"turn {turn_id} is not pending")
 
+    async def fail_interrupted_turns(self, now: datetime) -> int:
+        """At start-up: turns left pending by a process that died are failed, never completed."""
+        async with self.db.writing() as s:
+            result = await s.execute(
+                update(Turn)
+                .where(Turn.status == TurnStatus.PENDING)
+                .values(status=str(TurnStatus.FAILED), completed_at=now,
+                        error="interrupted: the service stopped during this turn")
+            )
+            return result.rowcount or 0
+
     async def set_turn_expression(self, turn_id: int, expression: str) -> None:
         """The expression is decided after the reply went out, so it arrives on its own."""
         async with self.db.writing() as s:

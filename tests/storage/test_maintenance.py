@@ -54,3 +54,23 @@ async def test_old_turn_texts_are_purged_and_sanctions_kept(repo: Repository) ->
     assert turns[new].original_text == "오늘 이야기"
     assert [s.turn_id for s in await repo.sanction_history("u1")] == [old]
     assert await repo.purge_turn_texts(NOW - timedelta(days=30)) == 0
+
+
+async def test_turns_left_pending_by_a_dead_process_are_failed_at_start(repo: Repository) -> None:
+    done = await repo.start_turn("u1", "c1", "끝난 턴", NOW)
+    await repo.finish_turn(done, TurnStatus.COMPLETED, NOW, reply="응")
+    cut = await repo.start_turn("u1", "c1", "끊긴 턴", NOW)
+    assert await repo.fail_interrupted_turns(NOW) == 1
+    turns = {t.id: t for t in await repo.turns("u1")}
+    assert turns[cut].status == TurnStatus.FAILED and "interrupted" in (turns[cut].error or "")
+    assert turns[done].status == TurnStatus.COMPLETED and turns[done].reply == "응"
+
+
+async def test_stored_text_that_is_not_utf8_reads_with_replacement_characters(repo: Repository) -> None:
+    from sqlalchemy import text
+
+    await repo.upsert_memory("u1", "좋아하는 꽃", "백합", NOW)
+    async with repo.db.writing() as s:
+        await s.execute(text("UPDATE memory_items SET value = CAST(X'EBB0B1FF' AS TEXT)"))
+    [item] = await repo.list_memories("u1", NOW)
+    assert item.value.startswith("백") and "\ufffd" in item.value
