@@ -156,6 +156,10 @@ def main(argv: list[str] | None = None) -> int:
     except ValidationError as exc:
         print(describe_error(exc), file=sys.stderr)
         return EXIT_BAD_SETTINGS
+    except UnicodeDecodeError as exc:
+        print(f"설정 오류 / invalid settings: .env is not UTF-8 text ({exc.reason} at byte "
+              f"{exc.start})", file=sys.stderr)
+        return EXIT_BAD_SETTINGS
     try:
         url = asyncio.run(prepare_storage(settings))
     except OSError as exc:
@@ -164,6 +168,7 @@ def main(argv: list[str] | None = None) -> int:
     log.info("database ready (%s)", url.split("///")[-1])
     if settings.model_preset == "tiny":
         ensure_tiny_models(settings)
+    from engine.hub import ModelLoadError
     from engine.lm import MissingAdapter, MissingBaseModel
 
     try:
@@ -172,7 +177,7 @@ def main(argv: list[str] | None = None) -> int:
         if not args.console:
             print(NO_TOKEN_HINT, file=sys.stderr)
         return asyncio.run(serve_console(settings))
-    except (MissingBaseModel, MissingAdapter, FileNotFoundError) as exc:
+    except (MissingBaseModel, MissingAdapter, ModelLoadError) as exc:
         print(f"모델을 불러올 수 없습니다 / cannot load the models: {exc}", file=sys.stderr)
         return EXIT_NOT_READY
     except KeyboardInterrupt:  # Ctrl+C: in-flight work was finished by serve_console's cleanup

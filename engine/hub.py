@@ -15,7 +15,7 @@ from typing import TypeVar
 
 from engine.batching import Again
 from engine.expression import FALLBACK_EXPRESSION, Expression
-from engine.lm import RoleModels
+from engine.lm import MissingAdapter, MissingBaseModel, RoleModels
 from engine.memory_items import MemoryItem
 from engine.presets import Preset, get_preset
 from engine.remote import CompletionsGenerator
@@ -37,6 +37,10 @@ from engine.settings import Settings
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
+
+
+class ModelLoadError(RuntimeError):
+    """Model files exist but cannot be read (corrupt, truncated, wrong format)."""
 
 
 @dataclass
@@ -106,8 +110,25 @@ def _done(result: RoleOutcome | Attempt, value: Callable[[RoleOutcome], T]) -> T
 
 
 def load_backend(settings: Settings) -> LocalBackend:
-    """The backend the settings ask for (the tiny preset must be built first)."""
+    """The backend the settings ask for (the tiny preset must be built first).
+
+    Missing models raise `MissingBaseModel`/`MissingAdapter`; anything else that goes wrong
+    while reading model files becomes one `ModelLoadError` naming the folder.
+    """
     preset = get_preset(settings.model_preset, settings.models_dir)
+    try:
+        return _load(settings, preset)
+    except (MissingBaseModel, MissingAdapter):
+        raise
+    except Exception as exc:  # noqa: BLE001 - corrupt files raise anything from json to safetensors
+        first = (str(exc).splitlines() or [type(exc).__name__])[0][:200]
+        hint = " (python -m training bootstrap --force rebuilds it)" if preset.name == "tiny" else ""
+        raise ModelLoadError(
+            f"model files under {preset.artifacts} could not be read: {type(exc).__name__}: "
+            f"{first}{hint}") from exc
+
+
+def _load(settings: Settings, preset: Preset) -> LocalBackend:
     remote = None
     if settings.generation_backend == "openai":
         key = settings.openai_api_key.get_secret_value() if settings.openai_api_key else None

@@ -100,9 +100,9 @@ def load_base(name: str, field: str) -> PreTrainedModel:
         model = AutoModelForCausalLM.from_pretrained(location, dtype=model_dtype())
     except OSError as error:
         first_line = str(error).splitlines()[0] if str(error) else type(error).__name__
-        raise MissingBaseModel(
-            f"could not load base model {name} ({first_line}); download it and point {field} at "
-            f"the local copy") from error
+        fix = ("rebuild it (python -m training bootstrap --force)" if Path(location).is_dir()
+               else f"download it and point {field} at the local copy")
+        raise MissingBaseModel(f"could not load base model {name} ({first_line}); {fix}") from error
     return model.to(device())
 
 

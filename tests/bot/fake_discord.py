@@ -93,6 +93,7 @@ class Sent:
     components: list[dict[str, Any]] = field(default_factory=list)
     flags: int = 0
     interaction_id: str | None = None
+    allowed_mentions: dict[str, Any] | None = None
 
     @property
     def ephemeral(self) -> bool:
@@ -123,6 +124,7 @@ class FakeDiscord:
         self._saved: tuple[str, yarl.URL] | None = None
         self.port = 0
         self._origin: dict[str, str] = {}  # component interaction -> the message it is on
+        self.deleted: set[str] = set()
 
     # ---- lifecycle -------------------------------------------------------------------
     async def start(self) -> None:
@@ -180,7 +182,8 @@ class FakeDiscord:
         ref = (data.get("message_reference") or {}).get("message_id")
         sent = Sent(str(next(self.ids)), channel_id, data.get("content") or "",
                     str(ref) if ref else None, data.get("embeds") or [],
-                    data.get("components") or [], int(data.get("flags") or 0), interaction_id)
+                    data.get("components") or [], int(data.get("flags") or 0), interaction_id,
+                    data.get("allowed_mentions"))
         self.messages[sent.id] = sent
         return sent
 
@@ -211,6 +214,11 @@ class FakeDiscord:
                 self.typing.append(channel_id)
                 return web.Response(status=204)
             case "POST", ["channels", channel_id, "messages"]:
+                ref = (data.get("message_reference") or {}).get("message_id")
+                if ref and str(ref) in self.deleted:
+                    return json_response({"message": "Invalid Form Body", "code": 50035,
+                                          "errors": {"message_reference": "Unknown message"}},
+                                         status=400)
                 return json_response(self._message_payload(self._store(channel_id, data)))
             case "PATCH", ["channels", channel_id, "messages", message_id]:
                 sent = self.messages[message_id]
@@ -346,6 +354,21 @@ class FakeDiscord:
                 data["referenced_message"] = self._message_payload(original)
         await self.dispatch("MESSAGE_CREATE", data)
         return mid
+
+    async def edit(self, message_id: str, content: str, *, channel: str = DM,
+                   author: dict[str, Any] = MINSU) -> None:
+        data: dict[str, Any] = {"id": message_id, "channel_id": channel, "content": content,
+                                "author": author, "edited_timestamp": TIMESTAMP}
+        if channel != DM:
+            data["guild_id"] = GUILD
+        await self.dispatch("MESSAGE_UPDATE", data)
+
+    async def delete(self, message_id: str, *, channel: str = DM) -> None:
+        self.deleted.add(message_id)
+        data: dict[str, Any] = {"id": message_id, "channel_id": channel}
+        if channel != DM:
+            data["guild_id"] = GUILD
+        await self.dispatch("MESSAGE_DELETE", data)
 
     def _interaction(self, kind: int, data: dict[str, Any], user: dict[str, Any], channel: str,
                      permissions: int) -> tuple[str, dict[str, Any]]:
