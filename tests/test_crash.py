@@ -1,0 +1,111 @@
+"""SIGKILL in the middle of a turn, five times over (issue 9): the database opens cleanly, no
+turn is recorded as complete when it was not, blocks and memories survive."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+from engine.sanctions import SanctionLadder
+from storage import Database, Repository, TurnStatus
+
+ROOT = Path(__file__).resolve().parents[1]
+ROUNDS = 5
+NOW = datetime.now(timezone.utc)
+
+
+def _env(tiny_preset, data: Path) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("OHLORA_", "DISCORD_", "DATABASE_"))}
+    env.update(OHLORA_DATA_DIR=str(data), OHLORA_MODELS_DIR=str(tiny_preset.artifacts.parent),
+               HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1")
+    return env
+
+
+def _pending_turns(db_file: Path) -> int:
+    try:
+        with sqlite3.connect(f"file:{db_file}?mode=ro", uri=True, timeout=1) as conn:
+            return conn.execute("SELECT count(*) FROM turns WHERE status = 'pending'").fetchone()[0]
+    except sqlite3.Error:
+        return 0
+
+
+async def _seed(url: str) -> None:
+    db = Database(url)
+    await db.start()
+    repo = Repository(db)
+    await repo.upsert_memory("console", "좋아하는 꽃", "백합", NOW)
+    for _ in range(3):  # politics level 3: a 7-day block for another user
+        await repo.record_offence("blocked-user", ["politics"], SanctionLadder(), NOW)
+    await db.close()
+
+
+async def _state(url: str) -> tuple[list, list, object, str]:
+    db = Database(url)
+    await db.start()  # migrations apply cleanly on the database the kill left behind
+    repo = Repository(db)
+    try:
+        turns = await repo.turns("console", limit=1000)
+        memories = await repo.list_memories("console", datetime.now(timezone.utc))
+        block = await repo.active_block("blocked-user", datetime.now(timezone.utc))
+        async with db.reading() as s:
+            from sqlalchemy import text
+
+            check = (await s.execute(text("PRAGMA integrity_check"))).scalar_one()
+    finally:
+        await db.close()
+    return turns, memories, block, check
+
+
+def test_sigkill_mid_turn_five_times_in_a_row(tiny_preset, tmp_path: Path) -> None:
+    data = tmp_path / "state"
+    db_file = data / "ohlora.db"
+    url = f"sqlite+aiosqlite:///{db_file}"
+    env = _env(tiny_preset, data)
+    # First start creates and migrates the database; then the state we must not lose.
+    first = subprocess.run([sys.executable, str(ROOT / "main.py"), "--console"], input="/quit\n",
+                           cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+    assert first.returncode == 0, first.stderr[-2000:]
+    asyncio.run(_seed(url))
+    killed_pending = 0
+    for round_ in range(ROUNDS):
+        proc = subprocess.Popen([sys.executable, str(ROOT / "main.py"), "--console"],
+                                stdin=subprocess.PIPE, stdout=subprocess.DEVNULL,
+                                stderr=subprocess.DEVNULL, cwd=tmp_path, env=env, text=True)
+        try:
+            assert proc.stdin is not None
+            proc.stdin.write(f"안녕 오로라 {round_}번째야\n")
+            proc.stdin.flush()
+            deadline = time.monotonic() + 120
+            while _pending_turns(db_file) == 0 and proc.poll() is None:
+                assert time.monotonic() < deadline, "the turn never started"
+                time.sleep(0.005)
+            if _pending_turns(db_file):
+                killed_pending += 1
+        finally:
+            proc.send_signal(signal.SIGKILL)
+            proc.wait(30)
+        turns, memories, block, check = asyncio.run(_state(url))
+        assert check == "ok"
+        assert ("좋아하는 꽃", "백합") in [(m.key, m.value) for m in memories]
+        assert block is not None and block.expires_at > datetime.now(timezone.utc) + timedelta(days=6)
+        for turn in turns:  # nothing claims to be complete without its reply
+            if turn.status == TurnStatus.COMPLETED:
+                assert turn.reply and turn.completed_at is not None
+        # Restart: the cut-off turn is failed, never completed, and the block still holds.
+        again = subprocess.run([sys.executable, str(ROOT / "main.py"), "--console"],
+                               input="/quit\n", cwd=tmp_path, env=env, capture_output=True,
+                               text=True, timeout=300)
+        assert again.returncode == 0, again.stderr[-2000:]
+        turns, _, block, _ = asyncio.run(_state(url))
+        assert block is not None
+        assert all(t.status != TurnStatus.PENDING for t in turns)
+        cut = [t for t in turns if t.status == TurnStatus.FAILED]
+        assert all("interrupted" in (t.error or "") for t in cut)
+    assert killed_pending >= 1  # at least one kill landed inside the reply path itself
