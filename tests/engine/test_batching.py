@@ -13,14 +13,6 @@ from engine.batching import Batcher
 from engine.worker import PRIORITY_REPLY, ModelWorker
 
 
-@pytest.fixture
-async def worker():
-    w = ModelWorker()
-    w.start()
-    yield w
-    await w.stop()
-
-
 async def _busy(worker: ModelWorker, release: threading.Event) -> asyncio.Task[Any]:
     """Occupy the model thread until `release` is set."""
     started = threading.Event()

@@ -11,14 +11,6 @@ import pytest
 from engine.worker import PRIORITY_BACKGROUND, PRIORITY_REPLY, ModelWorker
 
 
-@pytest.fixture
-async def worker():
-    w = ModelWorker()
-    w.start()
-    yield w
-    await w.stop()
-
-
 async def test_runs_off_the_event_loop_thread(worker: ModelWorker) -> None:
     loop_thread = threading.get_ident()
     assert await worker.run(threading.get_ident) != loop_thread
