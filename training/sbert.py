@@ -51,8 +51,10 @@ HARMFUL = tuple(c for c in ETHICS_CATEGORIES if c != NORMAL_NAME)
 
 # Settings chosen on the validation part of the train rows (see the module's report).
 ETHICS_DEFAULTS: dict[str, Any] = {"epochs": 20, "batch_size": 32, "lr": 2e-4, "balance": 0.5}
+# Memory same_side_weight 0.3 over 0.0: mean validation r 0.623 vs 0.615 and MSE 0.0485 vs 0.0487
+# over seeds 0-2 (8 held-out combs per seed, so within seed noise).
 MEMORY_DEFAULTS: dict[str, Any] = {"epochs": 60, "batch_size": 32, "lr": 8e-4,
-                                   "same_side_weight": 0.0, "extra_pairs": True, "refit": False}
+                                   "same_side_weight": 0.3, "extra_pairs": True, "refit": False}
 # Thresholds sit this fraction of the remaining gap to 1.0 above the highest-scoring
 # non-vetoed 일반 validation prompt (0.984 → 0.988, 0.95 → 0.9625).
 THRESHOLD_MARGIN = 0.25
