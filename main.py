@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import os
 import signal
 import sys
 from collections.abc import AsyncIterator
@@ -83,12 +84,16 @@ async def running_engine(settings: Settings) -> AsyncIterator[Any]:
     interrupted = await repo.fail_interrupted_turns(settings.local_now())
     if interrupted:
         log.warning("%d turns were cut off by the last shutdown; marked failed", interrupted)
-    worker = ModelWorker()
+    # Two model threads: the Kanana roles on one, the Polyglot roles and S-BERTs on the other.
+    threads = max(1, (os.cpu_count() or 2) // 2)
+    worker = ModelWorker("ohlora-kanana", threads=threads)
+    polyglot = ModelWorker("ohlora-polyglot", threads=threads)
     worker.start()
+    polyglot.start()
     try:
         backend = await worker.run(load_backend, settings)  # models load on their own thread
         engine = Engine(
-            repo, backend, worker, clock=settings.local_now,
+            repo, backend, worker, clock=settings.local_now, polyglot_worker=polyglot,
             max_prompt_tokens=settings.max_prompt_tokens,
             max_message_chars=settings.max_message_chars,
             block_notice_cooldown=timedelta(seconds=settings.block_notice_cooldown_s),
@@ -99,6 +104,7 @@ async def running_engine(settings: Settings) -> AsyncIterator[Any]:
         await engine.drain()
     finally:
         await worker.stop()
+        await polyglot.stop()
         await db.close()
 
 

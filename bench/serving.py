@@ -32,7 +32,7 @@ from pathlib import Path
 from typing import Any
 
 DEFAULT_USERS = 32
-DEFAULT_TURNS = 2
+DEFAULT_TURNS = 3
 DEFAULT_MAX_BATCH = 16
 DEFAULT_WINDOW_MS = 0
 MAX_PROMPTS = 90  # the valid split
@@ -77,19 +77,24 @@ def user_prompts(users: int, turns: int) -> list[list[str]]:
 
 
 async def run_phase(mode: str, backend: Any, prompts: list[list[str]], *, max_batch: int,
-                    window_s: float, clock: Any, workdir: Path) -> PhaseResult:
+                    window_s: float, threads: int | None, clock: Any, workdir: Path) -> PhaseResult:
     from engine.pipeline import Engine
     from engine.worker import ModelWorker
     from storage import Database, Repository
 
     db = Database(f"sqlite+aiosqlite:///{workdir / f'{mode}.db'}")
     await db.start()
-    worker = ModelWorker()
-    worker.start()
     serial = mode == "serial"
-    engine = Engine(Repository(db), backend, worker, clock=clock, max_prompt_tokens=48,
+    # One torch thread per worker: on a small CPU that is faster even for the serial baseline
+    # (batch-1 matmuls are too small to split), and the engine's two workers get a core each.
+    workers = [ModelWorker(threads=threads)] if serial else [
+        ModelWorker("ohlora-kanana", threads=threads), ModelWorker("ohlora-polyglot", threads=threads)]
+    for worker in workers:
+        worker.start()
+    engine = Engine(Repository(db), backend, workers[0], clock=clock, max_prompt_tokens=48,
                     max_message_chars=2000, max_batch=1 if serial else max_batch,
-                    batch_window_s=0.0 if serial else window_s)
+                    batch_window_s=0.0 if serial else window_s,
+                    polyglot_worker=None if serial else workers[1])
     one_at_a_time = asyncio.Lock()
     latencies: list[float] = []
     kinds: Counter[str] = Counter()
@@ -114,7 +119,8 @@ async def run_phase(mode: str, backend: Any, prompts: list[list[str]], *, max_ba
         await engine.drain()
         wall = time.perf_counter() - started
     finally:
-        await worker.stop()
+        for worker in workers:
+            await worker.stop()
         await db.close()
     turns = sum(len(texts) for texts in prompts)
     sizes = {name: round(statistics.fmean(b.batch_sizes), 2)
@@ -150,12 +156,14 @@ async def bench(args: argparse.Namespace) -> dict[str, Any]:
             torch.manual_seed(args.seed)
             results[mode] = await run_phase(mode, backend, prompts, max_batch=args.max_batch,
                                             window_s=args.window_ms / 1000,
+                                            threads=args.threads or None,
                                             clock=lambda: fixed_now, workdir=Path(tmp))
             print(format_phase(results[mode]), flush=True)
     serial, engine = results["serial"], results["engine"]
     return {
         "users": args.users, "turns_per_user": args.turns, "preset": args.preset,
-        "device": where, "threads": torch.get_num_threads(), "max_batch": args.max_batch,
+        "device": where, "threads_per_worker": args.threads or torch.get_num_threads(),
+        "max_batch": args.max_batch,
         "window_ms": args.window_ms,
         "throughput_ratio": round(engine.turns_per_s / serial.turns_per_s, 2),
         "p95_latency_ratio": round(engine.p95_reply_s / serial.p95_reply_s, 3),
@@ -180,6 +188,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--max-batch", type=int, default=DEFAULT_MAX_BATCH)
     parser.add_argument("--window-ms", type=int, default=DEFAULT_WINDOW_MS,
                         help="batch collection window of the engine")
+    parser.add_argument("--threads", type=int, default=1,
+                        help="torch threads per model worker (0: torch's default)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--json", action="store_true", help="end with one JSON object")
     args = parser.parse_args(argv)

@@ -28,6 +28,8 @@ Out = TypeVar("Out")
 
 DEFAULT_MAX_BATCH = 16
 DEFAULT_WINDOW_S = 0.0
+MAX_EXPECT_WAIT_S = 0.5  # the longest a job waits for rows announced as coming
+EXPECT_POLL_S = 0.002
 
 
 @dataclass(frozen=True)
@@ -56,6 +58,7 @@ class Batcher(Generic[Row, Out]):
         priority: int,
         max_batch: int = DEFAULT_MAX_BATCH,
         window_s: float = DEFAULT_WINDOW_S,
+        expect: Callable[[], int] | None = None,
         name: str | None = None,
     ) -> None:
         if max_batch < 1:
@@ -65,6 +68,7 @@ class Batcher(Generic[Row, Out]):
         self.priority = priority
         self.max_batch = max_batch
         self.window_s = window_s
+        self.expect = expect  # rows known to be on their way (e.g. turns still before the reply)
         self.name = name or getattr(fn, "__name__", "batch")
         self._waiting: list[_Waiting[Row]] = []
         self._lock = threading.Lock()  # rows are taken on the worker thread
@@ -87,6 +91,13 @@ class Batcher(Generic[Row, Out]):
     async def _job(self) -> None:
         if self.window_s > 0:
             await asyncio.sleep(self.window_s)
+        if self.expect is not None:
+            # Rows announced as coming join this batch if they arrive within a short wait.
+            waited = 0.0
+            while (waited < MAX_EXPECT_WAIT_S and self.expect() > 0
+                   and len(self._waiting) < self.max_batch):
+                await asyncio.sleep(EXPECT_POLL_S)
+                waited += EXPECT_POLL_S
         try:
             taken = await self.worker.run(self._take_and_run, priority=self.priority)
         except Exception as exc:  # noqa: BLE001 - the worker itself failed: fail the rows

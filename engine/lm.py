@@ -17,6 +17,8 @@ from transformers import (
     AutoModelForCausalLM,
     AutoTokenizer,
     GenerationConfig,
+    LogitsProcessor,
+    LogitsProcessorList,
     PreTrainedModel,
     PreTrainedTokenizerBase,
     StoppingCriteria,
@@ -25,8 +27,7 @@ from transformers import (
 
 from engine.presets import Base, Preset, ROLES
 
-TOP_K = 50  # transformers' historical sampling default, which upstream relied on
-TOP_P = 1.0
+TOP_K = 50  # transformers' historical sampling default, which upstream relied on (top_p 1.0)
 BYTE_TOKEN = "<0x{:02X}>"  # the spelling a BPE byte fallback looks up (our tiny tokenizer)
 BYTE_COUNT = 256
 # Extra tokens decoded beyond the marker length when looking for it in a row's tail.
@@ -136,6 +137,29 @@ def suppressed_token_ids(tokenizer: PreTrainedTokenizerBase) -> list[int]:
     return sorted(ids)
 
 
+class TopKSampler(LogitsProcessor):
+    """Temperature + top-k sampling inside the logits pipeline; `generate` then runs greedy.
+
+    It draws each row's next token from the softmax of its k best scores at the temperature —
+    the distribution transformers' sampler draws from with the same temperature and top_k —
+    and leaves only that token finite. `torch.multinomial` over the whole vocabulary takes a
+    quarter of a batched decoding step on CPU; over k entries it costs nothing.
+    """
+
+    def __init__(self, temperature: float, top_k: int) -> None:
+        if temperature <= 0:
+            raise ValueError("temperature must be positive; use greedy decoding for 0")
+        self.temperature = temperature
+        self.top_k = top_k
+
+    def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor) -> torch.FloatTensor:
+        values, indices = torch.topk(scores, min(self.top_k, scores.shape[-1]), dim=-1)
+        probs = torch.softmax(values.float() / self.temperature, dim=-1)
+        chosen = indices.gather(-1, torch.multinomial(probs, num_samples=1))
+        picked = torch.full_like(scores, float("-inf"))
+        return picked.scatter_(-1, chosen, 0.0)
+
+
 class EndMarkerCriteria(StoppingCriteria):
     """Per-row stop: the decoded tail of the new tokens contains the end marker, or the row
     used its own budget. Returns one flag per row so finished rows stop independently."""
@@ -241,10 +265,7 @@ class RoleModels:
         sampling = temperature > 0
         config = GenerationConfig(
             max_new_tokens=int(row_limits.max()),
-            do_sample=sampling,
-            temperature=temperature if sampling else None,
-            top_k=TOP_K if sampling else None,
-            top_p=TOP_P if sampling else None,
+            do_sample=False,  # sampling, when asked for, is the TopKSampler's (top_p stays 1.0)
             pad_token_id=tokenizer.pad_token_id,
             eos_token_id=tokenizer.eos_token_id,
             suppress_tokens=self._suppressed[role] or None,
@@ -256,6 +277,7 @@ class RoleModels:
         output = model.generate(
             input_ids=input_ids.to(target), attention_mask=attention.to(target),
             generation_config=config,
+            logits_processor=LogitsProcessorList([TopKSampler(temperature, TOP_K)] if sampling else []),
             stopping_criteria=StoppingCriteriaList([EndMarkerCriteria(tokenizer, marker, width, row_limits)]),
         )
         for row, new_ids in zip(active, output[:, width:].tolist()):

@@ -26,7 +26,7 @@ from engine.prompts import build_final_input
 from engine.sanctions import SanctionLadder, block_message, block_notice, warning_message
 from engine.sanitize import user_text
 from engine.timetag import add_time_tag
-from engine.worker import PRIORITY_BACKGROUND, PRIORITY_REPLY, ModelWorker
+from engine.worker import PRIORITY_BACKGROUND, PRIORITY_PREPARE, PRIORITY_REPLY, ModelWorker
 from storage import Repository, TurnStatus
 
 log = logging.getLogger(__name__)
@@ -93,6 +93,21 @@ class _Reply:
     reply: str
 
 
+class _Coming:
+    """Counts a turn as on its way to the reply batcher until it calls it (or stops early), so
+    a reply batch can wait a moment for rows known to be coming."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self.pending = True
+        engine._before_reply += 1
+
+    def arrived(self) -> None:
+        if self.pending:
+            self.pending = False
+            self.engine._before_reply -= 1
+
+
 class Engine:
     """Runs turns for many users over one model worker and one repository."""
 
@@ -109,6 +124,7 @@ class Engine:
         block_notice_cooldown: timedelta = timedelta(0),
         max_batch: int = DEFAULT_MAX_BATCH,
         batch_window_s: float = DEFAULT_WINDOW_S,
+        polyglot_worker: ModelWorker | None = None,
     ) -> None:
         self.repo = repo
         self.backend = backend
@@ -120,19 +136,35 @@ class Engine:
         self.block_notice_cooldown = block_notice_cooldown
         # user -> (when the notice was last shown, the block end it named)
         self._notices: dict[str, tuple[datetime, datetime]] = {}
-        def batcher(fn: Callable[[list[Any]], Any], priority: int) -> Batcher[Any, Any]:
-            return Batcher(worker, fn, priority=priority, max_batch=max_batch,
-                           window_s=batch_window_s)
+        self.workers = [worker] + ([polyglot_worker] if polyglot_worker else [])
 
-        # Reply-path calls outrank the background roles on the one model thread.
+        def batcher(fn: Callable[[list[Any]], Any], priority: int,
+                    expect: Callable[[], int] | None = None,
+                    on: ModelWorker = worker) -> Batcher[Any, Any]:
+            return Batcher(on, fn, priority=priority, max_batch=max_batch,
+                           window_s=batch_window_s, expect=expect)
+
+        # With a second worker the Polyglot roles and the S-BERT models run on it, beside the
+        # Kanana roles: two batches at once (each model is only ever used by one thread).
+        second = polyglot_worker or worker
+
+        self._before_reply = 0  # turns between their start and their reply call
+        self._in_reply_path = 0  # turns whose background roles are still to come
+
+        # Reply-path calls outrank the background roles on the one model thread, and the cheap
+        # steps before a reply outrank replies, so turns reach the reply batch together.
         self.batchers = {
-            "tokens": batcher(backend.count_tokens, PRIORITY_REPLY),
-            "retrieve": batcher(backend.best_memories, PRIORITY_REPLY),
-            "reply": batcher(backend.replies, PRIORITY_REPLY),
-            "ethics": batcher(backend.ethics_scores, PRIORITY_REPLY),
-            "summary": batcher(backend.summaries, PRIORITY_BACKGROUND),
-            "memory": batcher(backend.memories, PRIORITY_BACKGROUND),
-            "expression": batcher(backend.expressions, PRIORITY_BACKGROUND),
+            "tokens": batcher(backend.count_tokens, PRIORITY_PREPARE),
+            "retrieve": batcher(backend.best_memories, PRIORITY_PREPARE, on=second),
+            "reply": batcher(backend.replies, PRIORITY_REPLY, lambda: self._before_reply),
+            "ethics": batcher(backend.ethics_scores, PRIORITY_REPLY, on=second),
+            # Background rows have no one waiting on them: their batches wait a moment for the
+            # rows of turns still in their reply path (bigger batches, fewer long tails).
+            "summary": batcher(backend.summaries, PRIORITY_BACKGROUND, self._coming_background),
+            "memory": batcher(backend.memories, PRIORITY_BACKGROUND, self._coming_background,
+                              on=second),
+            "expression": batcher(backend.expressions, PRIORITY_BACKGROUND,
+                                  self._coming_background, on=second),
         }
         self._locks: dict[str, asyncio.Lock] = {}
         self._background: set[asyncio.Task[Any]] = set()
@@ -143,11 +175,16 @@ class Engine:
         """Answer one message; background roles keep the user's lock until they finish."""
         lock = self._locks.setdefault(user_id, asyncio.Lock())
         await lock.acquire()
+        coming = _Coming(self)
+        self._in_reply_path += 1
         try:
-            result, reply = await self._reply_path(user_id, channel_id, text, message_id)
+            result, reply = await self._reply_path(user_id, channel_id, text, message_id, coming)
         except BaseException:
             lock.release()
             raise
+        finally:
+            coming.arrived()
+            self._in_reply_path -= 1
         if reply is None or result.turn_id is None:
             lock.release()
             return result
@@ -166,7 +203,7 @@ class Engine:
 
     # ---- the reply path -----------------------------------------------------------
     async def _reply_path(
-        self, user_id: str, channel_id: str, text: str, message_id: str | None
+        self, user_id: str, channel_id: str, text: str, message_id: str | None, coming: _Coming
     ) -> tuple[TurnResult, _Reply | None]:
         now = self.clock()
         text = user_text(text)  # clean Unicode; markers typed by the user cannot shape prompts
@@ -186,7 +223,7 @@ class Engine:
             await self.repo.finish_turn(turn_id, TurnStatus.REJECTED, now, error="empty")
             return TurnResult(TurnKind.EMPTY, turn_id, notice=messages.EMPTY), None
         try:
-            return await self._answer(user_id, channel_id, text, now, turn_id, timings)
+            return await self._answer(user_id, channel_id, text, now, turn_id, timings, coming)
         except Exception as exc:  # noqa: BLE001 - one user's failure must not stop the service
             log.exception("turn %s failed", turn_id)
             await self._mark_failed(turn_id, exc, timings)
@@ -200,6 +237,7 @@ class Engine:
         now: datetime,
         turn_id: int,
         timings: dict[str, float],
+        coming: _Coming,
     ) -> tuple[TurnResult, _Reply | None]:
         tagged = add_time_tag(text, now)
         started = time.perf_counter()
@@ -217,6 +255,7 @@ class Engine:
         timings["retrieve"] = time.perf_counter() - started
 
         started = time.perf_counter()
+        coming.arrived()
         reply = await self.batchers["reply"]((final_input, now))
         timings["reply"] = time.perf_counter() - started
 
@@ -247,6 +286,9 @@ class Engine:
                        notice=warning_message(decision), memory_used=memory_used),
             _Reply(final_input, reply),
         )
+
+    def _coming_background(self) -> int:
+        return self._in_reply_path
 
     def _notice_due(self, user_id: str, expires_at: datetime, now: datetime) -> bool:
         """At most one notice per cooldown for the same block; a new block is told at once."""

@@ -20,6 +20,7 @@ log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
+PRIORITY_PREPARE = -10  # cheap steps before a reply (token count, memory retrieval)
 PRIORITY_REPLY = 0
 PRIORITY_BACKGROUND = 10
 _PRIORITY_STOP = 1_000  # after every queued job: stopping finishes in-flight work first
@@ -47,7 +48,8 @@ def _settle(future: asyncio.Future[Any], result: Any, error: BaseException | Non
 class ModelWorker:
     """A single model thread behind a priority queue."""
 
-    def __init__(self, name: str = "ohlora-model") -> None:
+    def __init__(self, name: str = "ohlora-model", threads: int | None = None) -> None:
+        self.threads = threads  # torch intra-op threads for this worker's work (None: torch's)
         self._queue: queue.PriorityQueue[_Job] = queue.PriorityQueue()
         self._seq = itertools.count()
         self._thread = threading.Thread(target=self._serve, name=name, daemon=True)
@@ -81,6 +83,8 @@ class ModelWorker:
         return self._queue.qsize()
 
     def _serve(self) -> None:
+        if self.threads is not None:
+            _set_torch_threads(self.threads)
         while True:
             job = self._queue.get()
             if job.future is None or job.loop is None:
@@ -101,6 +105,15 @@ class ModelWorker:
                 job.loop.call_soon_threadsafe(_settle, job.future, result, error)
             except RuntimeError:  # the loop closed while we worked
                 log.debug("dropping result for a closed event loop")
+
+
+def _set_torch_threads(threads: int) -> None:
+    try:
+        import torch
+
+        torch.set_num_threads(threads)
+    except ImportError:  # torch-free test environments
+        pass
 
 
 def release_accelerator_memory() -> None:

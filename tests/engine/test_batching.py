@@ -115,3 +115,28 @@ async def test_a_row_answered_again_joins_the_next_batch(worker: ModelWorker) ->
     assert await asyncio.gather(*calls) == [1, 1]
     await busy
     assert seen == [[2, 8], [4.0], [2.0]]
+
+
+async def test_two_workers_run_the_polyglot_roles_beside_the_kanana_roles(repo: Any, tiny_backend: Any) -> None:
+    from datetime import datetime
+    from zoneinfo import ZoneInfo
+
+    from engine.pipeline import Engine, TurnKind
+
+    kanana, polyglot = ModelWorker("kanana", threads=1), ModelWorker("polyglot", threads=1)
+    kanana.start()
+    polyglot.start()
+    now = datetime(2026, 11, 25, 14, 0, tzinfo=ZoneInfo("Asia/Seoul"))
+    engine = Engine(repo, tiny_backend, kanana, clock=lambda: now, max_prompt_tokens=48,
+                    max_message_chars=2000, polyglot_worker=polyglot)
+    try:
+        results = await asyncio.gather(*(engine.handle(f"u{i}", "c", "너는 누구야?") for i in range(8)))
+        assert all(r.kind is TurnKind.REPLY for r in results)
+        done = await asyncio.gather(*(r.background for r in results))
+        assert all(d is not None and d.expression for d in done)
+        assert engine.batchers["expression"].worker is polyglot and polyglot.jobs_done > 0
+        assert engine.batchers["reply"].worker is kanana and max(engine.batchers["reply"].batch_sizes) > 1
+    finally:
+        await engine.drain()
+        await kanana.stop()
+        await polyglot.stop()
