@@ -77,11 +77,12 @@ async def run_load(backend: Any, database_url: str, *, users: int, messages: int
     db = Database(database_url)
     await db.start()
     repo = Repository(db)
-    worker = ModelWorker()
-    worker.start()
+    workers = [ModelWorker("load-kanana", threads=1), ModelWorker("load-polyglot", threads=1)]
+    for worker in workers:
+        worker.start()
     now = datetime.now().astimezone()
-    engine = Engine(repo, backend, worker, clock=lambda: now, max_prompt_tokens=48,
-                    max_message_chars=2000, max_batch=max_batch)
+    engine = Engine(repo, backend, workers[0], clock=lambda: now, max_prompt_tokens=48,
+                    max_message_chars=2000, max_batch=max_batch, polyglot_worker=workers[1])
     kinds: Counter[str] = Counter()
     upserts: dict[tuple[str, str], str] = {}
     storage_errors = 0
@@ -127,7 +128,8 @@ async def run_load(backend: Any, database_url: str, *, users: int, messages: int
                 sanctions += 1
             non_monotonic += sum(any(b <= a for a, b in zip(seq, seq[1:])) for seq in levels.values())
     finally:
-        await worker.stop()
+        for worker in workers:
+            await worker.stop()
         await db.close()
     return LoadReport(users, messages, users * messages, turns_persisted, unfinished, duplicates,
                       failed, storage_errors, len(upserts), missing, sanctions, non_monotonic,
