@@ -79,13 +79,12 @@ class ChatCog(commands.Cog, name="Chat"):
     def text_of(self, message: discord.Message) -> str:
         me = self.bot.user
         assert me is not None
-        guild = message.guild
         return prompt_text(
             message.content,
             me.id,
             {u.id: u.display_name for u in message.mentions},
             {r.id: r.name for r in message.role_mentions},
-            {c.id: c.name for c in getattr(guild, "channels", ()) if f"<#{c.id}>" in message.content},
+            {c.id: c.name for c in message.channel_mentions},
         )
 
     @commands.Cog.listener()

@@ -77,16 +77,22 @@ class Batcher(Generic[Row, Out]):
         self.busy_s = 0.0  # model time spent in this batcher's jobs
 
     async def __call__(self, row: Row) -> Out:
-        loop = asyncio.get_running_loop()
-        future: asyncio.Future[Out] = loop.create_future()
+        future: asyncio.Future[Out] = asyncio.get_running_loop().create_future()
+        self._queue([_Waiting(row, future)])
+        return await future
+
+    def _queue(self, waiting: list[_Waiting[Row]], *, front: bool = False) -> None:
+        """Add rows (retries go first) and start a job unless one is already queued."""
         with self._lock:
-            self._waiting.append(_Waiting(row, future))
+            if front:
+                self._waiting[:0] = waiting
+            else:
+                self._waiting.extend(waiting)
             start_job = self._jobs == 0
             if start_job:
                 self._jobs += 1
         if start_job:
             asyncio.create_task(self._job(), name=f"batch-{self.name}")
-        return await future
 
     async def _job(self) -> None:
         if self.window_s > 0:
@@ -120,13 +126,7 @@ class Batcher(Generic[Row, Out]):
             else:
                 waiting.future.set_exception(value)
         if retry:
-            with self._lock:
-                self._waiting[:0] = retry
-                start_job = self._jobs == 0
-                if start_job:
-                    self._jobs += 1
-            if start_job:
-                asyncio.create_task(self._job(), name=f"batch-{self.name}")
+            self._queue(retry, front=True)
 
     def _take_and_run(self) -> list[tuple[_Waiting[Row], tuple[bool, Any]]]:
         """On the worker thread: take the waiting rows, run them, leave a job for the rest."""

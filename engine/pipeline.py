@@ -136,7 +136,6 @@ class Engine:
         self.block_notice_cooldown = block_notice_cooldown
         # user -> (when the notice was last shown, the block end it named)
         self._notices: dict[str, tuple[datetime, datetime]] = {}
-        self.workers = [worker] + ([polyglot_worker] if polyglot_worker else [])
 
         def batcher(fn: Callable[[list[Any]], Any], priority: int,
                     expect: Callable[[], int] | None = None,
@@ -160,11 +159,11 @@ class Engine:
             "ethics": batcher(backend.ethics_scores, PRIORITY_REPLY, on=second),
             # Background rows have no one waiting on them: their batches wait a moment for the
             # rows of turns still in their reply path (bigger batches, fewer long tails).
-            "summary": batcher(backend.summaries, PRIORITY_BACKGROUND, self._coming_background),
-            "memory": batcher(backend.memories, PRIORITY_BACKGROUND, self._coming_background,
+            "summary": batcher(backend.summaries, PRIORITY_BACKGROUND, lambda: self._in_reply_path),
+            "memory": batcher(backend.memories, PRIORITY_BACKGROUND, lambda: self._in_reply_path,
                               on=second),
             "expression": batcher(backend.expressions, PRIORITY_BACKGROUND,
-                                  self._coming_background, on=second),
+                                  lambda: self._in_reply_path, on=second),
         }
         self._locks: dict[str, asyncio.Lock] = {}
         self._background: set[asyncio.Task[Any]] = set()
@@ -286,9 +285,6 @@ class Engine:
                        notice=warning_message(decision), memory_used=memory_used),
             _Reply(final_input, reply),
         )
-
-    def _coming_background(self) -> int:
-        return self._in_reply_path
 
     def _notice_due(self, user_id: str, expires_at: datetime, now: datetime) -> bool:
         """At most one notice per cooldown for the same block; a new block is told at once."""
