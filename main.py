@@ -84,14 +84,16 @@ async def running_engine(settings: Settings) -> AsyncIterator[Any]:
     interrupted = await repo.fail_interrupted_turns(settings.local_now())
     if interrupted:
         log.warning("%d turns were cut off by the last shutdown; marked failed", interrupted)
-    # Two model threads: the Kanana roles on one, the Polyglot roles and S-BERTs on the other.
+    # Two model threads: the Kanana roles on one, the Polyglot roles and S-BERTs on the other
+    # (which, with model_processes 2, waits on the child process that holds those models).
     threads = max(1, (os.cpu_count() or 2) // 2)
     worker = ModelWorker("ohlora-kanana", threads=threads)
     polyglot = ModelWorker("ohlora-polyglot", threads=threads)
     worker.start()
     polyglot.start()
+    backend = None
     try:
-        backend = await worker.run(load_backend, settings)  # models load on their own thread
+        backend = await worker.run(load_backend, settings, threads)  # off the event loop
         engine = Engine(
             repo, backend, worker, clock=settings.local_now, polyglot_worker=polyglot,
             max_prompt_tokens=settings.max_prompt_tokens,
@@ -105,6 +107,8 @@ async def running_engine(settings: Settings) -> AsyncIterator[Any]:
     finally:
         await worker.stop()
         await polyglot.stop()
+        if backend is not None:
+            await asyncio.to_thread(backend.close)  # a model child process exits
         await db.close()
 
 

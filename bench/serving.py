@@ -7,7 +7,8 @@ after the previous one was answered (a closed loop), all users starting together
 - serial: upstream's shape. One turn at a time for everyone, its four roles in series, batch
   size 1: a global lock held from a user's message until the turn's background roles finished.
 - engine: the service as it runs: cross-user batching, replies ahead of background roles,
-  per-user ordering only.
+  per-user ordering only, the Polyglot roles and S-BERTs in a child process (`--processes 1`:
+  on a second thread of this process instead).
 
 Reply latency is from sending a message to receiving its reply (queueing included). Wall time
 ends when every turn, background roles included, is done.
@@ -26,10 +27,12 @@ import tempfile
 import time
 from collections import Counter
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
 from typing import Any
+
+from engine.settings import DEFAULT_BATCH_CHUNK_TOKENS
 
 DEFAULT_USERS = 32
 DEFAULT_TURNS = 3
@@ -77,7 +80,9 @@ def user_prompts(users: int, turns: int) -> list[list[str]]:
 
 
 async def run_phase(mode: str, backend: Any, prompts: list[list[str]], *, max_batch: int,
-                    window_s: float, threads: int | None, clock: Any, workdir: Path) -> PhaseResult:
+                    window_s: float, threads: int | None, clock: Any, workdir: Path,
+                    chunk_tokens: int | None = None, child: Any = None) -> PhaseResult:
+    """One mode's run; ``child`` (a started `ModelProcess`) serves the engine's second group."""
     from engine.pipeline import Engine
     from engine.worker import ModelWorker
     from storage import Database, Repository
@@ -91,6 +96,12 @@ async def run_phase(mode: str, backend: Any, prompts: list[list[str]], *, max_ba
         ModelWorker("ohlora-kanana", threads=threads), ModelWorker("ohlora-polyglot", threads=threads)]
     for worker in workers:
         worker.start()
+    if not serial:
+        backend = replace(backend, chunk_tokens=chunk_tokens)
+    if child is not None:
+        from engine.processes import SplitBackend
+
+        backend = await workers[1].run(SplitBackend, backend, child)  # waits for its models
     engine = Engine(Repository(db), backend, workers[0], clock=clock, max_prompt_tokens=48,
                     max_message_chars=2000, max_batch=1 if serial else max_batch,
                     batch_window_s=0.0 if serial else window_s,
@@ -121,6 +132,8 @@ async def run_phase(mode: str, backend: Any, prompts: list[list[str]], *, max_ba
     finally:
         for worker in workers:
             await worker.stop()
+        if child is not None:
+            child.close()
         await db.close()
     turns = sum(len(texts) for texts in prompts)
     sizes = {name: round(statistics.fmean(b.batch_sizes), 2)
@@ -131,7 +144,7 @@ async def run_phase(mode: str, backend: Any, prompts: list[list[str]], *, max_ba
                        round(peak_rss_mb(), 1), dict(kinds), sizes, busy)
 
 
-def load(preset_name: str, models_dir: str | None) -> tuple[Any, str]:
+def load(preset_name: str, models_dir: str | None) -> tuple[Any, Any, str]:
     from engine.hub import LocalBackend
     from engine.lm import device
     from engine.presets import get_preset
@@ -141,29 +154,36 @@ def load(preset_name: str, models_dir: str | None) -> tuple[Any, str]:
     if preset_name == "tiny" and not is_built(preset):
         print("building the embedded demo models first (about 15 minutes, once) ...", file=sys.stderr)
         bootstrap(preset)
-    return LocalBackend.load(preset), str(device())
+    return LocalBackend.load(preset), preset, str(device())
 
 
 async def bench(args: argparse.Namespace) -> dict[str, Any]:
     import torch
 
-    backend, where = load(args.preset, args.models_dir)
+    from engine.hub import polyglot_process
+
+    backend, preset, where = load(args.preset, args.models_dir)
     prompts = user_prompts(args.users, args.turns)
     fixed_now = datetime.now().astimezone()
     results = {}
     with tempfile.TemporaryDirectory(prefix="ohlora-bench-") as tmp:
         for mode in ("serial", "engine"):
             torch.manual_seed(args.seed)
+            child = None
+            if mode == "engine" and args.processes > 1:
+                child = polyglot_process(preset, threads=args.threads or None,
+                                         chunk_tokens=args.chunk or None)
             results[mode] = await run_phase(mode, backend, prompts, max_batch=args.max_batch,
                                             window_s=args.window_ms / 1000,
                                             threads=args.threads or None,
-                                            clock=lambda: fixed_now, workdir=Path(tmp))
+                                            clock=lambda: fixed_now, workdir=Path(tmp),
+                                            chunk_tokens=args.chunk or None, child=child)
             print(format_phase(results[mode]), flush=True)
     serial, engine = results["serial"], results["engine"]
     return {
         "users": args.users, "turns_per_user": args.turns, "preset": args.preset,
         "device": where, "threads_per_worker": args.threads or torch.get_num_threads(),
-        "max_batch": args.max_batch,
+        "max_batch": args.max_batch, "processes": args.processes, "chunk_tokens": args.chunk,
         "window_ms": args.window_ms,
         "throughput_ratio": round(engine.turns_per_s / serial.turns_per_s, 2),
         "p95_latency_ratio": round(engine.p95_reply_s / serial.p95_reply_s, 3),
@@ -190,6 +210,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                         help="batch collection window of the engine")
     parser.add_argument("--threads", type=int, default=1,
                         help="torch threads per model worker (0: torch's default)")
+    parser.add_argument("--processes", type=int, choices=(1, 2), default=2,
+                        help="engine: 2 runs the Polyglot roles and S-BERTs in a child process")
+    parser.add_argument("--chunk", type=int, default=DEFAULT_BATCH_CHUNK_TOKENS,
+                        help="engine: decoding steps per batch call (0: every row to its end)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--json", action="store_true", help="end with one JSON object")
     args = parser.parse_args(argv)

@@ -9,15 +9,17 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
-from typing import TypeVar
+from functools import partial
+from typing import TYPE_CHECKING, TypeVar
 
 from engine.batching import Again
 from engine.expression import FALLBACK_EXPRESSION, Expression
 from engine.lm import MissingAdapter, MissingBaseModel, RoleModels
 from engine.memory_items import MemoryItem
-from engine.presets import Preset, get_preset
+from engine.presets import ROLES, Base, Preset, get_preset
+from engine.processes import ModelProcess, SplitBackend
 from engine.remote import CompletionsGenerator
 from engine.roles import (
     EXPRESSION,
@@ -35,6 +37,9 @@ from engine.roles import (
 from engine.sbert import EthicsClassifier, MemoryRetriever
 from engine.settings import Settings
 
+if TYPE_CHECKING:
+    from engine.pipeline import Backend
+
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 
@@ -44,10 +49,46 @@ class ModelLoadError(RuntimeError):
 
 
 @dataclass
-class LocalBackend:
-    """Models loaded in this process (CPU float32 or CUDA bf16, decided by engine.lm)."""
+class RoleBackend:
+    """The four batched role calls and the token count over `roles` (in-process or remote).
+
+    A role call makes one attempt per row; a rejected row comes back as `Again(attempt)` and
+    is passed in again (in a later batch) until it has its outcome.
+    """
 
     roles: RoleModels | CompletionsGenerator
+    # Decoding steps per call (`engine.roles.step`); None decodes every row to its end.
+    chunk_tokens: int | None = field(default=None, kw_only=True)
+
+    def count_tokens(self, texts: list[str]) -> list[int]:
+        return [self.roles.count_tokens(text) for text in texts]
+
+    def close(self) -> None:
+        """Nothing to release in-process (`SplitBackend.close` ends its child)."""
+
+    def replies(self, rows: list[tuple[str, datetime] | Attempt]) -> list[str | Again[Attempt]]:
+        attempts = [r if isinstance(r, Attempt) else reply_attempt(*r) for r in rows]
+        return [_done(o, lambda o: o.text) for o in step(self.roles, REPLY, attempts, chunk=self.chunk_tokens)]
+
+    def summaries(self, rows: list[tuple[str, str] | Attempt]) -> list[str | Again[Attempt]]:
+        attempts = [r if isinstance(r, Attempt) else summary_attempt(*r) for r in rows]
+        return [_done(o, lambda o: "" if o.failed else o.text)
+                for o in step(self.roles, SUMMARY, attempts, chunk=self.chunk_tokens)]
+
+    def memories(self, rows: list[str | Attempt]) -> list[MemoryItem | None | Again[Attempt]]:
+        attempts = [r if isinstance(r, Attempt) else memory_attempt(r) for r in rows]
+        return [_done(o, lambda o: o.item) for o in step(self.roles, MEMORY, attempts, chunk=self.chunk_tokens)]
+
+    def expressions(self, rows: list[str | Attempt]) -> list[Expression | Again[Attempt]]:
+        attempts = [r if isinstance(r, Attempt) else expression_attempt(r) for r in rows]
+        return [_done(o, lambda o: o.expression or FALLBACK_EXPRESSION)
+                for o in step(self.roles, EXPRESSION, attempts, chunk=self.chunk_tokens)]
+
+
+@dataclass
+class LocalBackend(RoleBackend):
+    """Every model in this process (CPU float32 or CUDA bf16, decided by engine.lm)."""
+
     ethics: EthicsClassifier
     retriever: MemoryRetriever
     memory_threshold: float | None = None  # an operator's override of the model's calibration
@@ -62,21 +103,20 @@ class LocalBackend:
 
     @classmethod
     def load(cls, preset: Preset, memory_threshold: float | None = None,
-             roles: CompletionsGenerator | None = None) -> LocalBackend:
-        """Every model from `preset`; `roles` replaces the in-process LoRA roles (remote)."""
+             roles: CompletionsGenerator | None = None,
+             role_names: tuple[str, ...] = ROLES, chunk_tokens: int | None = None) -> LocalBackend:
+        """`preset`'s S-BERTs and `role_names` roles; `roles` replaces the in-process LoRA
+        roles (remote)."""
         log.info("loading %s models from %s", preset.name, preset.artifacts)
         return cls(
-            roles=roles or RoleModels.from_preset(preset),
+            roles=roles or RoleModels.from_preset(preset, role_names),
             ethics=EthicsClassifier.load(preset.sbert_dir("ethics")),
             retriever=MemoryRetriever.load(
                 preset.sbert_dir("memory"), default_threshold=preset.default_memory_threshold
             ),
             memory_threshold=memory_threshold,
+            chunk_tokens=chunk_tokens,
         )
-
-    # Batched calls: one row per user; `engine.batching` groups rows from many users.
-    def count_tokens(self, texts: list[str]) -> list[int]:
-        return [self.roles.count_tokens(text) for text in texts]
 
     def best_memories(self, rows: list[tuple[str, list[str]]]) -> list[tuple[int, float] | None]:
         return [self.retriever.best(query, items, self.memory_threshold) for query, items in rows]
@@ -84,40 +124,21 @@ class LocalBackend:
     def ethics_scores(self, texts: list[str]) -> list[dict[str, float]]:
         return self.ethics.scores(texts)
 
-    # A role call makes one attempt per row; a rejected row comes back as `Again(attempt)`
-    # and is passed in again (in a later batch) until it has its outcome.
-    def replies(self, rows: list[tuple[str, datetime] | Attempt]) -> list[str | Again[Attempt]]:
-        attempts = [r if isinstance(r, Attempt) else reply_attempt(*r) for r in rows]
-        return [_done(o, lambda o: o.text) for o in step(self.roles, REPLY, attempts)]
-
-    def summaries(self, rows: list[tuple[str, str] | Attempt]) -> list[str | Again[Attempt]]:
-        attempts = [r if isinstance(r, Attempt) else summary_attempt(*r) for r in rows]
-        return [_done(o, lambda o: "" if o.failed else o.text)
-                for o in step(self.roles, SUMMARY, attempts)]
-
-    def memories(self, rows: list[str | Attempt]) -> list[MemoryItem | None | Again[Attempt]]:
-        attempts = [r if isinstance(r, Attempt) else memory_attempt(r) for r in rows]
-        return [_done(o, lambda o: o.item) for o in step(self.roles, MEMORY, attempts)]
-
-    def expressions(self, rows: list[str | Attempt]) -> list[Expression | Again[Attempt]]:
-        attempts = [r if isinstance(r, Attempt) else expression_attempt(r) for r in rows]
-        return [_done(o, lambda o: o.expression or FALLBACK_EXPRESSION)
-                for o in step(self.roles, EXPRESSION, attempts)]
-
 
 def _done(result: RoleOutcome | Attempt, value: Callable[[RoleOutcome], T]) -> T | Again[Attempt]:
     return Again(result) if isinstance(result, Attempt) else value(result)
 
 
-def load_backend(settings: Settings) -> LocalBackend:
+def load_backend(settings: Settings, threads: int | None = None) -> Backend:
     """The backend the settings ask for (the tiny preset must be built first).
 
     Missing models raise `MissingBaseModel`/`MissingAdapter`; anything else that goes wrong
-    while reading model files becomes one `ModelLoadError` naming the folder.
+    while reading model files becomes one `ModelLoadError` naming the folder. ``threads`` is
+    the torch thread count of a model child process.
     """
     preset = get_preset(settings.model_preset, settings.models_dir)
     try:
-        return _load(settings, preset)
+        return _load(settings, preset, threads)
     except (MissingBaseModel, MissingAdapter):
         raise
     except Exception as exc:  # noqa: BLE001 - corrupt files raise anything from json to safetensors
@@ -128,12 +149,44 @@ def load_backend(settings: Settings) -> LocalBackend:
             f"{first}{hint}") from exc
 
 
-def _load(settings: Settings, preset: Preset) -> LocalBackend:
-    remote = None
-    if settings.generation_backend == "openai":
+def _load(settings: Settings, preset: Preset, threads: int | None) -> Backend:
+    if settings.generation_backend == "openai":  # generation waits on HTTP: one process is enough
         key = settings.openai_api_key.get_secret_value() if settings.openai_api_key else None
         remote = CompletionsGenerator.from_preset(
             preset, settings.remote_base_urls, model_prefix=settings.openai_model_prefix,
             api_key=key, timeout_s=settings.openai_timeout_s)
         log.info("generating on %s", sorted(set(settings.remote_base_urls.values())))
-    return LocalBackend.load(preset, settings.memory_threshold, roles=remote)
+        return LocalBackend.load(preset, settings.memory_threshold, roles=remote)
+    chunk = settings.batch_chunk_tokens or None
+    if settings.model_processes < 2:
+        return LocalBackend.load(preset, settings.memory_threshold, chunk_tokens=chunk)
+    return split_backend(preset, settings.memory_threshold, threads=threads, chunk_tokens=chunk)
+
+
+def roles_on(preset: Preset, base: Base) -> tuple[str, ...]:
+    return tuple(role for role in ROLES if preset.roles[role].base == base)
+
+
+def polyglot_process(preset: Preset, memory_threshold: float | None = None, *,
+                     threads: int | None = None, chunk_tokens: int | None = None,
+                     seed: int | None = None) -> ModelProcess:
+    """A child process serving the Polyglot roles and the S-BERTs (started, still loading)."""
+    process = ModelProcess(
+        partial(LocalBackend.load, preset, memory_threshold, None, roles_on(preset, "polyglot"),
+                chunk_tokens),
+        threads=threads, seed=seed, name="ohlora-polyglot")
+    process.start()
+    return process
+
+
+def split_backend(preset: Preset, memory_threshold: float | None = None, *,
+                  threads: int | None = None, chunk_tokens: int | None = None) -> SplitBackend:
+    """The Kanana roles in this process, the rest in a child loading at the same time."""
+    child = polyglot_process(preset, memory_threshold, threads=threads, chunk_tokens=chunk_tokens)
+    try:
+        local = RoleBackend(RoleModels.from_preset(preset, roles_on(preset, "kanana")),
+                            chunk_tokens=chunk_tokens)
+        return SplitBackend(local, child)
+    except BaseException:
+        child.close()
+        raise

@@ -45,11 +45,17 @@ class MissingAdapter(RuntimeError):
 
 @dataclass(frozen=True)
 class Generated:
-    """One generated continuation: text after the prompt, tokens generated, end marker seen."""
+    """One generated continuation: text after the prompt, tokens generated, end marker seen.
+
+    A row cut off by ``max_steps`` is not ``finished``: its ``ids`` (all tokens generated so
+    far) are passed back as its prefix to continue it in a later batch.
+    """
 
     text: str
     new_tokens: int
     hit_end: bool
+    ids: tuple[int, ...] = ()
+    finished: bool = True
 
 
 def device() -> torch.device:
@@ -161,23 +167,27 @@ class TopKSampler(LogitsProcessor):
 
 
 class EndMarkerCriteria(StoppingCriteria):
-    """Per-row stop: the decoded tail of the new tokens contains the end marker, or the row
-    used its own budget. Returns one flag per row so finished rows stop independently."""
+    """Per-row stop: the decoded tail of the row's generated tokens (its carried-over prefix
+    included) contains the end marker, or the row used its own budget. Returns one flag per
+    row so finished rows stop independently."""
 
     def __init__(self, tokenizer: PreTrainedTokenizerBase, marker: str, prompt_width: int,
-                 limits: torch.Tensor) -> None:
+                 limits: torch.Tensor, prefix_lengths: list[int]) -> None:
         self.tokenizer = tokenizer
         self.marker = marker
-        self.prompt_width = prompt_width
+        self.prompt_width = prompt_width  # prompt + prefix, left-padded
         self.limits = limits
+        self.prefix_lengths = prefix_lengths
         # Every allowed token decodes to >= 1 character, so this many tokens cover the marker.
         self.tail = len(marker) + TAIL_SLACK_TOKENS
 
     def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor | None = None,
                  **kwargs: object) -> torch.BoolTensor:
         new_len = input_ids.shape[1] - self.prompt_width
-        start = max(self.prompt_width, input_ids.shape[1] - self.tail)
-        tails = self.tokenizer.batch_decode(input_ids[:, start:], skip_special_tokens=True)
+        rows = input_ids[:, -min(self.tail, new_len + max(self.prefix_lengths)):].tolist()
+        tails = self.tokenizer.batch_decode(
+            [row[-min(self.tail, new_len + prefix):] for row, prefix in zip(rows, self.prefix_lengths)],
+            skip_special_tokens=True)
         hit = torch.tensor([self.marker in tail for tail in tails], device=input_ids.device)
         return hit | (self.limits.to(input_ids.device) <= new_len)
 
@@ -229,11 +239,15 @@ class RoleModels:
     @torch.inference_mode()
     def generate(self, role: str, prompts: list[str], *, temperature: float,
                  max_new_tokens: int | None = None, max_length: int | None = None,
-                 seed: int | None = None) -> list[Generated]:
+                 seed: int | None = None, prefixes: list[tuple[int, ...]] | None = None,
+                 max_steps: int | None = None) -> list[Generated]:
         """Continue each prompt with ``role``'s adapter; sampling if temperature > 0, else greedy.
 
         ``max_length`` is a per-row *total* budget (prompt + new tokens, as upstream's reply
         budget of 128), independent of the batch's padding; ``max_new_tokens`` caps new tokens.
+        ``prefixes`` are tokens a row already generated (an unfinished row continued; they
+        count against its budgets), and ``max_steps`` bounds this call's decoding steps: a row
+        still going then comes back unfinished, so a long row does not hold a whole batch.
         """
         if max_new_tokens is None and max_length is None:
             raise ValueError("give max_new_tokens and/or max_length")
@@ -241,32 +255,34 @@ class RoleModels:
             return []
         tokenizer = self.tokenizers[role]
         marker = self.preset.roles[role].end
-        tokenizer.padding_side = "left"
-        encoded = tokenizer(prompts, return_tensors="pt", padding=True)
-        prompt_lengths = encoded["attention_mask"].sum(dim=1)
-        limits = torch.full_like(prompt_lengths, max_new_tokens if max_new_tokens is not None
-                                 else torch.iinfo(torch.int32).max)
-        if max_length is not None:
-            limits = torch.minimum(limits, max_length - prompt_lengths)
-        results: list[Generated | None] = [Generated("", 0, False) if limit <= 0 else None
-                                           for limit in limits.tolist()]
+        prefixes = prefixes or [()] * len(prompts)
+        if len(prefixes) != len(prompts):
+            raise ValueError("one prefix per prompt")
+        prompt_ids = tokenizer(prompts)["input_ids"]
+        limits = [
+            min(max_new_tokens if max_new_tokens is not None else torch.iinfo(torch.int32).max,
+                max_length - len(ids) if max_length is not None else torch.iinfo(torch.int32).max)
+            - len(prefix)
+            for ids, prefix in zip(prompt_ids, prefixes)]
+        results: list[Generated | None] = [
+            None if limit > 0 else self._finish(tokenizer, marker, list(prefix), [], 0)
+            for limit, prefix in zip(limits, prefixes)]
         active = [i for i, result in enumerate(results) if result is None]
         if not active:
             return [r for r in results if r is not None]
 
-        index = torch.tensor(active)
-        input_ids = encoded["input_ids"][index]
-        attention = encoded["attention_mask"][index]
-        # Drop columns that are padding in every remaining row.
-        keep = attention.sum(dim=0) > 0
-        input_ids, attention = input_ids[:, keep], attention[:, keep]
-        width = input_ids.shape[1]
-        row_limits = limits[index]
+        rows = [list(prompt_ids[i]) + list(prefixes[i]) for i in active]
+        width = max(len(row) for row in rows)
+        pad = tokenizer.pad_token_id
+        input_ids = torch.tensor([[pad] * (width - len(row)) + row for row in rows])
+        attention = torch.tensor([[0] * (width - len(row)) + [1] * len(row) for row in rows])
+        row_limits = torch.tensor([limits[i] for i in active])
+        steps = int(row_limits.max()) if max_steps is None else min(int(row_limits.max()), max_steps)
         sampling = temperature > 0
         config = GenerationConfig(
-            max_new_tokens=int(row_limits.max()),
+            max_new_tokens=steps,
             do_sample=False,  # sampling, when asked for, is the TopKSampler's (top_p stays 1.0)
-            pad_token_id=tokenizer.pad_token_id,
+            pad_token_id=pad,
             eos_token_id=tokenizer.eos_token_id,
             suppress_tokens=self._suppressed[role] or None,
         )
@@ -274,25 +290,34 @@ class RoleModels:
             torch.manual_seed(seed)
         model = self.model_for(role)
         target = next(model.parameters()).device
+        stop = EndMarkerCriteria(tokenizer, marker, width, row_limits, [len(prefixes[i]) for i in active])
         output = model.generate(
             input_ids=input_ids.to(target), attention_mask=attention.to(target),
             generation_config=config,
             logits_processor=LogitsProcessorList([TopKSampler(temperature, TOP_K)] if sampling else []),
-            stopping_criteria=StoppingCriteriaList([EndMarkerCriteria(tokenizer, marker, width, row_limits)]),
+            stopping_criteria=StoppingCriteriaList([stop]),
         )
         for row, new_ids in zip(active, output[:, width:].tolist()):
-            results[row] = self._finish(tokenizer, marker, new_ids)
+            results[row] = self._finish(tokenizer, marker, list(prefixes[row]), new_ids, limits[row])
         return [r for r in results if r is not None]
 
     @staticmethod
-    def _finish(tokenizer: PreTrainedTokenizerBase, marker: str, new_ids: list[int]) -> Generated:
-        """Cut a row at its first EOS/pad (rows are padded after they stop) and after the marker."""
+    def _finish(tokenizer: PreTrainedTokenizerBase, marker: str, prefix: list[int],
+                new_ids: list[int], limit: int) -> Generated:
+        """Cut a row at its first EOS/pad (rows are padded after they stop) and after the marker.
+
+        The row is unfinished when it stopped only because the call's steps ran out: no
+        marker, no EOS, and budget left.
+        """
         stops = {tokenizer.eos_token_id, tokenizer.pad_token_id}
         length = next((i for i, token in enumerate(new_ids) if token in stops), len(new_ids))
-        text = tokenizer.decode(new_ids[:length], skip_special_tokens=True)
+        ids = prefix + new_ids[:length]
+        text = tokenizer.decode(ids, skip_special_tokens=True)
         cut = text.find(marker)
         if cut >= 0:
             text = text[:cut + len(marker)]
         # EOS counts as a generated token unless it is only the padding after a marker stop.
         ended_by_eos = cut < 0 and length < len(new_ids) and new_ids[length] == tokenizer.eos_token_id
-        return Generated(text=text, new_tokens=length + int(ended_by_eos), hit_end=cut >= 0)
+        finished = cut >= 0 or length < len(new_ids) or length >= limit
+        return Generated(text=text, new_tokens=len(ids) + int(ended_by_eos), hit_end=cut >= 0,
+                         ids=tuple(ids), finished=finished)

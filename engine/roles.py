@@ -36,7 +36,8 @@ class Generator(Protocol):
 
     def generate(self, role: str, prompts: list[str], *, temperature: float,
                  max_new_tokens: int | None = None, max_length: int | None = None,
-                 seed: int | None = None) -> list[Generated]: ...
+                 seed: int | None = None, prefixes: list[tuple[int, ...]] | None = None,
+                 max_steps: int | None = None) -> list[Generated]: ...
 
 
 @dataclass(frozen=True)
@@ -61,6 +62,7 @@ class Attempt:
     attempt: int = 0  # attempts made so far
     rejections: tuple[str, ...] = ()
     hallucinations: int = 0  # weekday hallucinations seen (the reply's temperature rises)
+    partial: tuple[int, ...] = ()  # tokens of the current attempt so far (continued in chunks)
 
 
 @dataclass(frozen=True)
@@ -85,9 +87,13 @@ class Procedure:
 
 
 def step(models: Generator, procedure: Procedure, rows: Sequence[Attempt], *,
-         seed: int | None = None) -> list[RoleOutcome | Attempt]:
+         seed: int | None = None, chunk: int | None = None) -> list[RoleOutcome | Attempt]:
     """One attempt for each row (one batch per distinct temperature): an outcome where the
-    candidate was accepted or the row ran out of attempts, else the row for another try."""
+    candidate was accepted or the row ran out of attempts, else the row for another try.
+
+    With ``chunk``, an attempt decodes at most that many tokens per call; a row still going
+    comes back with its tokens so far in ``partial`` and continues in a later call (its
+    attempt is judged once it ends), so one long row never holds a whole batch."""
     results: list[RoleOutcome | Attempt] = list(rows)
     by_temperature: dict[float, list[int]] = {}
     for i, row in enumerate(rows):
@@ -96,9 +102,15 @@ def step(models: Generator, procedure: Procedure, rows: Sequence[Attempt], *,
         generated = models.generate(
             procedure.role, [rows[i].prompt for i in indices], temperature=temperature,
             max_new_tokens=procedure.max_new_tokens, max_length=procedure.max_length,
-            seed=None if seed is None else seed + group)
+            seed=None if seed is None else seed + group,
+            **({} if chunk is None else {"prefixes": [rows[i].partial for i in indices],
+                                         "max_steps": chunk}))
         for i, candidate in zip(indices, generated):
             row = rows[i]
+            if not candidate.finished:
+                row.partial = candidate.ids
+                continue
+            row.partial = ()
             reason, fields = procedure.judge(row, candidate)
             row.attempt += 1
             if reason is None:

@@ -24,6 +24,10 @@ DEFAULT_TURN_RETENTION_DAYS = 30
 DEFAULT_BATCH_MAX_SIZE = 16  # rows per model batch (cross-user)
 MAX_BATCH_SIZE = 256
 DEFAULT_BATCH_WINDOW_MS = 0  # extra wait to gather a batch; rows also gather while the worker is busy
+DEFAULT_BATCH_CHUNK_TOKENS = 16
+MAX_CHUNK_TOKENS = 4096
+DEFAULT_MODEL_PROCESSES = 2  # the two model groups (Kanana; Polyglot + S-BERTs) in two processes
+MAX_MODEL_PROCESSES = 2
 
 Preset = Literal["tiny", "production"]
 GenerationBackend = Literal["local", "openai"]
@@ -68,6 +72,12 @@ class Settings(BaseSettings):
     turn_retention_days: int = Field(default=DEFAULT_TURN_RETENTION_DAYS, ge=1)
     batch_max_size: int = Field(default=DEFAULT_BATCH_MAX_SIZE, ge=1, le=MAX_BATCH_SIZE)
     batch_window_ms: int = Field(default=DEFAULT_BATCH_WINDOW_MS, ge=0, le=1000)
+    # Decoding steps per batch call: an unfinished row continues in the next batch of its role,
+    # with rows that arrived meanwhile (chunked continuous batching); 0 decodes rows to the end.
+    batch_chunk_tokens: int = Field(default=DEFAULT_BATCH_CHUNK_TOKENS, ge=0, le=MAX_CHUNK_TOKENS)
+    # 2: the Polyglot roles and S-BERTs run in a child process beside the Kanana roles, so both
+    # model groups compute at once (engine.processes); 1: every model in this process.
+    model_processes: int = Field(default=DEFAULT_MODEL_PROCESSES, ge=1, le=MAX_MODEL_PROCESSES)
     # Generation on an OpenAI-compatible completions server (vLLM) instead of in-process.
     generation_backend: GenerationBackend = "local"
     openai_base_url: str | None = Field(default=None, description="e.g. http://gpu:8000/v1")

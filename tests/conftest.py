@@ -49,3 +49,19 @@ def tiny_backend(tiny_preset):
     from engine.hub import LocalBackend
 
     return LocalBackend.load(tiny_preset)
+
+
+@pytest.fixture
+def tiny_split_backend(tiny_preset, tiny_backend):
+    """The service's default shape: the Kanana roles here (decoding in chunks), the Polyglot
+    roles and the S-BERTs in a child process (a fresh one, seeded: reproducible sampling)."""
+    from engine.hub import RoleBackend, polyglot_process
+    from engine.processes import SplitBackend
+    from engine.settings import DEFAULT_BATCH_CHUNK_TOKENS
+
+    child = polyglot_process(tiny_preset, threads=1, chunk_tokens=DEFAULT_BATCH_CHUNK_TOKENS,
+                             seed=0)
+    backend = SplitBackend(RoleBackend(tiny_backend.roles, chunk_tokens=DEFAULT_BATCH_CHUNK_TOKENS),
+                           child)
+    yield backend
+    backend.close()

@@ -63,6 +63,32 @@ async def _state(url: str) -> tuple[list, list, object, str]:
     return turns, memories, block, check
 
 
+def _children(pid: int) -> list[int]:
+    """Child pids of ``pid`` (Linux /proc)."""
+    found: list[int] = []
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        found += [int(c) for c in (task / "children").read_text().split()]
+    return found
+
+
+def _running(pid: int) -> bool:
+    """Alive and not a zombie (an orphan's zombie waits for whoever adopts it to reap it)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except (FileNotFoundError, ProcessLookupError):
+        return False
+    return stat.rsplit(")", 1)[1].split()[0] != "Z"
+
+
+def _all_gone(pids: list[int], wait_s: float = 15.0) -> bool:
+    deadline = time.monotonic() + wait_s
+    while time.monotonic() < deadline:
+        if not any(_running(pid) for pid in pids):
+            return True
+        time.sleep(0.1)
+    return False
+
+
 def test_sigkill_mid_turn_five_times_in_a_row(tiny_preset, tmp_path: Path) -> None:
     data = tmp_path / "state"
     db_file = data / "ohlora.db"
@@ -89,8 +115,12 @@ def test_sigkill_mid_turn_five_times_in_a_row(tiny_preset, tmp_path: Path) -> No
             if _pending_turns(db_file):
                 killed_pending += 1
         finally:
+            children = _children(proc.pid)
             proc.send_signal(signal.SIGKILL)
             proc.wait(30)
+        # The model child process (and multiprocessing's helper) exits with its parent.
+        assert children, "the service runs its Polyglot models in a child process"
+        assert _all_gone(children), f"orphaned processes {children}"
         turns, memories, block, check = asyncio.run(_state(url))
         assert check == "ok"
         assert ("좋아하는 꽃", "백합") in [(m.key, m.value) for m in memories]

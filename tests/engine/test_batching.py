@@ -96,6 +96,65 @@ def test_batched_generation_equals_one_by_one_under_greedy_decoding(tiny_backend
         assert [g.hit_end for g in batched] == [g.hit_end for g in alone]
 
 
+def test_chunked_generation_equals_whole_generation_under_greedy_decoding(tiny_backend: Any) -> None:
+    """Rows decoded a few steps per call, continued from their tokens so far, end exactly as
+    rows decoded in one call: same text, end marker, token count."""
+    from engine import prompts
+    from training.data import load_rows
+
+    roles = tiny_backend.roles
+    rows = load_rows("valid")[:10]
+    for role, texts, budget in (
+        ("output_message", [prompts.reply_prompt(r.input_data) for r in rows],
+         {"max_length": prompts.REPLY_MAX_LENGTH}),
+        ("summary", [prompts.summary_prompt(r.input_data, r.output_message) for r in rows],
+         {"max_new_tokens": prompts.SUMMARY_MAX_NEW_TOKENS}),
+        ("memory", [prompts.memory_prompt(r.input_data) for r in rows],
+         {"max_new_tokens": prompts.MEMORY_MAX_NEW_TOKENS}),
+    ):
+        whole = roles.generate(role, texts, temperature=0, **budget)
+        prefixes: list[tuple[int, ...]] = [()] * len(texts)
+        done: dict[int, Any] = {}
+        calls = 0
+        while len(done) < len(texts):
+            pending = [i for i in range(len(texts)) if i not in done]
+            out = roles.generate(role, [texts[i] for i in pending], temperature=0,
+                                 prefixes=[prefixes[i] for i in pending], max_steps=3, **budget)
+            calls += 1
+            for i, g in zip(pending, out):
+                assert len(g.ids) <= len(prefixes[i]) + 3  # at most max_steps new tokens a call
+                if g.finished:
+                    done[i] = g
+                else:
+                    assert g.ids[:len(prefixes[i])] == prefixes[i] and not g.hit_end
+                    prefixes[i] = g.ids
+        assert calls > 1, role  # rows really were continued
+        chunked = [done[i] for i in range(len(texts))]
+        assert [(g.text, g.hit_end, g.new_tokens) for g in chunked] == \
+            [(g.text, g.hit_end, g.new_tokens) for g in whole], role
+
+
+def test_a_continued_attempt_is_judged_once_when_it_ends(tiny_backend: Any) -> None:
+    """`step` with a chunk: a row still decoding keeps its attempt number and its tokens; the
+    attempt is counted when it ends, and `run`-style rounds reach an outcome for every row."""
+    from engine import prompts
+    from engine.roles import REPLY, Attempt, RoleOutcome, reply_attempt, step
+
+    rows = [reply_attempt(text, None) for text in ("너는 누구야?", "오늘 뭐 해?", "좋아하는 음식은?")]
+    first = step(tiny_backend.roles, REPLY, rows, chunk=2)
+    assert all(isinstance(r, Attempt) and r.attempt == 0 and len(r.partial) == 2 for r in first)
+    pending: list[Any] = first
+    outcomes: list[RoleOutcome] = []
+    for _ in range(prompts.REPLY_ATTEMPTS * prompts.REPLY_MAX_LENGTH):
+        if not pending:
+            break
+        stepped = step(tiny_backend.roles, REPLY, pending, chunk=2)
+        outcomes += [r for r in stepped if isinstance(r, RoleOutcome)]
+        pending = [r for r in stepped if isinstance(r, Attempt)]
+    assert len(outcomes) == 3 and not pending
+    assert all(1 <= o.attempts <= prompts.REPLY_ATTEMPTS and o.text for o in outcomes)
+
+
 async def test_a_row_answered_again_joins_the_next_batch(worker: ModelWorker) -> None:
     from engine.batching import Again
 

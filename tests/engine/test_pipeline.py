@@ -61,12 +61,16 @@ def clock() -> Clock:
     return Clock(WEDNESDAY_2PM)
 
 
-@pytest.fixture(params=["local", "openai"])
+@pytest.fixture(params=["local", "split", "openai"])
 async def turn_backend(request: pytest.FixtureRequest, tiny_backend: Any, tiny_preset: Any) -> AsyncIterator[Any]:
-    """The engine's turn tests run on both generation backends: in-process, and an
-    OpenAI-compatible completions server (the same tiny models behind HTTP)."""
+    """The engine's turn tests run on every backend shape: in-process; split over two
+    processes with chunked decoding (the service's default); and an OpenAI-compatible
+    completions server (the same tiny models behind HTTP)."""
     if request.param == "local":
         yield tiny_backend
+        return
+    if request.param == "split":
+        yield request.getfixturevalue("tiny_split_backend")
         return
     from dataclasses import replace
 

@@ -1,0 +1,248 @@
+"""A model group in a child process, so two groups really run at once on a CPU.
+
+A small model's decoding step is mostly Python (transformers' loop, peft's layers), and Python
+holds the GIL: two model *threads* in one process mostly take turns. Measured on the tiny
+preset, 2 cores: a reply batch of 10 takes 0.28 s alone, 0.62 s beside a Polyglot thread and
+0.29 s beside a Polyglot *process*. So `SplitBackend` keeps the Kanana roles in this process
+and serves the Polyglot roles and both S-BERTs from a `ModelProcess`: a child that loads them
+itself and answers batched backend calls over a pipe. The caller is the second model worker's
+thread, which waits on the pipe without holding the GIL. The child never touches storage.
+
+The child ignores SIGINT (a terminal's Ctrl-C reaches the whole process group; the parent
+decides when to stop and first drains the background roles), and exits when the pipe closes,
+including when the parent was killed. If the child dies, the batch in flight fails with
+`ModelProcessDied` (its rows fail alone, as any failed model call) and the next call starts a
+fresh child.
+"""
+
+from __future__ import annotations
+
+import logging
+import multiprocessing
+import signal
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from multiprocessing.connection import Connection
+from typing import Any
+
+from engine.expression import Expression
+from engine.memory_items import MemoryItem
+
+log = logging.getLogger(__name__)
+
+CHILD_START_TIMEOUT_S = 600.0  # loading the production Polyglot base from disk can be slow
+CHILD_STOP_TIMEOUT_S = 10.0
+_READY = "ready"
+_OK = "ok"
+_ERROR = "error"
+
+
+class ModelProcessDied(RuntimeError):
+    """The model process exited while (or before) answering a call."""
+
+
+@dataclass(frozen=True)
+class _Ready:
+    ethics_thresholds: dict[str, float]
+    normal_veto: float
+
+
+def _portable(exc: BaseException) -> BaseException:
+    """`exc` if it survives pickling, else a RuntimeError that names it."""
+    import pickle
+
+    try:
+        pickle.loads(pickle.dumps(exc))
+        return exc
+    except Exception:  # noqa: BLE001 - any pickling failure
+        return RuntimeError(f"{type(exc).__name__}: {exc}")
+
+
+def _serve(conn: Connection, load: Callable[[], Any], threads: int | None,
+           seed: int | None) -> None:
+    """The child: load, say ready (or why not), then answer calls until the pipe closes."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    if threads is not None or seed is not None:
+        import torch
+
+        if threads is not None:
+            torch.set_num_threads(threads)
+        if seed is not None:
+            torch.manual_seed(seed)
+    try:
+        backend = load()
+        ready: tuple[str, Any] = (_READY, _Ready(dict(backend.ethics_thresholds),
+                                                 backend.normal_veto))
+    except Exception as exc:  # noqa: BLE001 - the parent re-raises it
+        ready = (_ERROR, _portable(exc))
+    try:
+        conn.send(ready)
+    except (BrokenPipeError, OSError):  # the parent gave up first (its own models failed)
+        return
+    if ready[0] == _ERROR:
+        return
+    while True:
+        try:
+            request = conn.recv()
+        except (EOFError, OSError):  # the parent closed the pipe or died
+            return
+        if request is None:
+            return
+        method, rows = request
+        try:
+            reply = (_OK, getattr(backend, method)(rows))
+        except Exception as exc:  # noqa: BLE001 - fails this call only
+            reply = (_ERROR, _portable(exc))
+        try:
+            conn.send(reply)
+        except (BrokenPipeError, OSError):
+            return
+
+
+class ModelProcess:
+    """A child process running `load()`'s backend; `call` runs one of its batched methods.
+
+    `load` must be picklable (a module-level function or a `functools.partial` of one); it
+    returns the backend whose batched methods `call` runs.
+    """
+
+    def __init__(self, load: Callable[[], Any], *, threads: int | None = None,
+                 seed: int | None = None, name: str = "ohlora-models") -> None:
+        self.load = load
+        self.threads = threads
+        self.seed = seed  # the child's torch seed (reproducible sampling in tests and benchmarks)
+        self.name = name
+        self._lock = threading.Lock()  # one call at a time on the pipe
+        self._process: multiprocessing.process.BaseProcess | None = None
+        self._conn: Connection | None = None
+        self.ready: _Ready | None = None
+        self.restarts = 0
+
+    def start(self) -> None:
+        """Spawn the child; it loads its models while the caller does other work."""
+        with self._lock:
+            self._spawn()
+
+    def wait_ready(self) -> _Ready:
+        """Wait until the child's models are loaded; re-raises its load error."""
+        with self._lock:
+            if self.ready is None:
+                if self._conn is None:
+                    self._spawn()
+                self._wait()
+            assert self.ready is not None
+            return self.ready
+
+    def _spawn(self) -> None:
+        context = multiprocessing.get_context("spawn")  # never fork a process holding torch threads
+        parent, child = context.Pipe()
+        process = context.Process(target=_serve, args=(child, self.load, self.threads, self.seed),
+                                  name=self.name, daemon=True)
+        process.start()
+        child.close()
+        self._process, self._conn, self.ready = process, parent, None
+
+    def _wait(self) -> None:
+        assert self._conn is not None and self._process is not None
+        conn, process = self._conn, self._process
+        if not conn.poll(CHILD_START_TIMEOUT_S):
+            process.kill()
+            self._forget()
+            raise ModelProcessDied(f"{self.name} did not load its models within "
+                                   f"{CHILD_START_TIMEOUT_S:.0f} s")
+        try:
+            kind, payload = conn.recv()
+        except (EOFError, OSError) as exc:
+            code = self._forget()
+            raise ModelProcessDied(f"{self.name} exited while loading its models (exit code "
+                                   f"{code})") from exc
+        if kind == _ERROR:
+            self._forget()
+            raise payload
+        self.ready = payload
+
+    def call(self, method: str, rows: list[Any]) -> list[Any]:
+        """Run `backend.method(rows)` in the child (blocking; from a model worker thread)."""
+        with self._lock:
+            if self._conn is None:  # first call after a crash: a fresh child
+                self.restarts += 1
+                log.warning("restarting %s", self.name)
+                self._spawn()
+            if self.ready is None:
+                self._wait()
+            assert self._conn is not None
+            try:
+                self._conn.send((method, rows))
+                kind, payload = self._conn.recv()
+            except (EOFError, OSError) as exc:
+                code = self._forget()
+                raise ModelProcessDied(f"{self.name} exited during {method} (exit code {code}); "
+                                       f"it restarts on the next call") from exc
+        if kind == _ERROR:
+            raise payload
+        return payload
+
+    def _forget(self) -> int | None:
+        process, self._process, self._conn, self.ready = self._process, None, None, None
+        if process is None:
+            return None
+        process.join(CHILD_STOP_TIMEOUT_S)
+        return process.exitcode
+
+    @property
+    def pid(self) -> int | None:
+        return self._process.pid if self._process is not None else None
+
+    def close(self) -> None:
+        """Ask the child to exit after its current call; kill it if it does not."""
+        with self._lock:
+            conn, process = self._conn, self._process
+            self._conn = self._process = None
+        if conn is not None:
+            try:
+                conn.send(None)
+            except (BrokenPipeError, OSError):
+                pass
+            conn.close()
+        if process is not None:
+            process.join(CHILD_STOP_TIMEOUT_S)
+            if process.is_alive():
+                process.kill()
+                process.join()
+
+
+class SplitBackend:
+    """`engine.pipeline.Backend` over two processes: the Kanana roles (reply, summary) and the
+    token count run here, on `local`; the Polyglot roles and the S-BERTs run in `child`."""
+
+    def __init__(self, local: Any, child: ModelProcess) -> None:
+        self.local = local
+        self.child = child
+        ready = child.wait_ready()
+        self.ethics_thresholds = ready.ethics_thresholds
+        self.normal_veto = ready.normal_veto
+
+    def count_tokens(self, texts: list[str]) -> list[int]:
+        return self.local.count_tokens(texts)
+
+    def replies(self, rows: list[Any]) -> list[Any]:
+        return self.local.replies(rows)
+
+    def summaries(self, rows: list[Any]) -> list[Any]:
+        return self.local.summaries(rows)
+
+    def best_memories(self, rows: list[tuple[str, list[str]]]) -> list[tuple[int, float] | None]:
+        return self.child.call("best_memories", rows)
+
+    def ethics_scores(self, texts: list[str]) -> list[dict[str, float]]:
+        return self.child.call("ethics_scores", texts)
+
+    def memories(self, rows: list[Any]) -> list[MemoryItem | None | Any]:
+        return self.child.call("memories", rows)
+
+    def expressions(self, rows: list[Any]) -> list[Expression | Any]:
+        return self.child.call("expressions", rows)
+
+    def close(self) -> None:
+        self.child.close()

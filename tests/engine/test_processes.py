@@ -1,0 +1,124 @@
+"""A model group in a child process: answers, errors, crashes, Ctrl-C, shutdown."""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+from functools import partial
+from typing import Any
+
+import pytest
+
+from engine.lm import MissingAdapter
+from engine.processes import ModelProcess, ModelProcessDied
+
+WAIT_S = 10.0
+
+
+class Echo:
+    """A stand-in backend for the process mechanics (the real models are tested below)."""
+
+    ethics_thresholds = {"일반": 0.5}
+    normal_veto = 0.7
+
+    def memories(self, rows: list[str]) -> list[str]:
+        return [row.upper() for row in rows]
+
+    def expressions(self, rows: list[str]) -> list[str]:
+        raise ValueError(f"bad rows: {rows}")
+
+    def best_memories(self, rows: list[Any]) -> list[Any]:
+        return [os.getpid() for _ in rows]
+
+
+def load_echo() -> Echo:
+    return Echo()
+
+
+def load_missing(folder: str) -> Echo:
+    raise MissingAdapter(f"no adapter for role memory in {folder}")
+
+
+def _gone(pid: int) -> bool:
+    deadline = time.monotonic() + WAIT_S
+    while time.monotonic() < deadline:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return True
+        time.sleep(0.05)
+    return False
+
+
+@pytest.fixture
+def echo() -> Any:
+    process = ModelProcess(load_echo, name="test-echo")
+    process.start()
+    yield process
+    process.close()
+
+
+def test_calls_run_in_the_child_and_errors_come_back_without_killing_it(echo: ModelProcess) -> None:
+    ready = echo.wait_ready()
+    assert ready.ethics_thresholds == {"일반": 0.5} and ready.normal_veto == 0.7
+    assert echo.call("memories", ["a", "b"]) == ["A", "B"]
+    assert echo.call("best_memories", ["x"]) == [echo.pid] and echo.pid != os.getpid()
+    with pytest.raises(ValueError, match="bad rows"):
+        echo.call("expressions", ["x"])
+    with pytest.raises(AttributeError):
+        echo.call("no_such_method", [])
+    assert echo.call("memories", ["c"]) == ["C"]  # still serving
+    assert echo.restarts == 0
+
+
+def test_a_killed_child_fails_the_call_in_flight_and_the_next_call_restarts_it(echo: ModelProcess) -> None:
+    echo.wait_ready()
+    first = echo.pid
+    assert first is not None
+    os.kill(first, signal.SIGKILL)
+    with pytest.raises(ModelProcessDied, match="restarts on the next call"):
+        echo.call("memories", ["a"])
+    assert echo.call("memories", ["a"]) == ["A"]
+    assert echo.restarts == 1 and echo.pid not in (None, first)
+
+
+def test_ctrl_c_reaches_the_child_but_does_not_stop_it(echo: ModelProcess) -> None:
+    echo.wait_ready()
+    assert echo.pid is not None
+    os.kill(echo.pid, signal.SIGINT)  # what a terminal does to the whole process group
+    time.sleep(0.2)
+    assert echo.call("memories", ["a"]) == ["A"] and echo.restarts == 0
+
+
+def test_close_ends_the_child(echo: ModelProcess) -> None:
+    echo.wait_ready()
+    pid = echo.pid
+    assert pid is not None
+    echo.close()
+    assert _gone(pid) and echo.pid is None
+
+
+def test_a_load_error_in_the_child_is_raised_in_the_parent_as_is() -> None:
+    process = ModelProcess(partial(load_missing, "/models/adapters/memory"), name="test-missing")
+    process.start()
+    with pytest.raises(MissingAdapter, match="no adapter for role memory"):
+        process.wait_ready()
+    process.close()
+
+
+def test_the_split_backend_answers_as_the_in_process_models(tiny_split_backend: Any, tiny_backend: Any) -> None:
+    """The child loads the same S-BERTs and Polyglot roles: identical scores and choices."""
+    texts = ["너는 누구야?", "바보야", "오늘 뭐 해?"]
+    split_scores = tiny_split_backend.ethics_scores(texts)
+    local_scores = tiny_backend.ethics_scores(texts)
+    for split, local in zip(split_scores, local_scores):
+        assert split.keys() == local.keys()
+        assert all(abs(split[k] - local[k]) < 1e-5 for k in split)
+    rows = [("오늘 날씨 어때?", ["[오늘 날씨: 비]", "[좋아하는 음식: 떡볶이]"])]
+    [(index, score)] = tiny_split_backend.best_memories(rows)
+    [(local_index, local_score)] = tiny_backend.best_memories(rows)
+    assert index == local_index and score == pytest.approx(local_score, abs=1e-5)
+    assert tiny_split_backend.ethics_thresholds == tiny_backend.ethics_thresholds
+    assert tiny_split_backend.normal_veto == tiny_backend.normal_veto
+    assert tiny_split_backend.child.pid != os.getpid()
