@@ -171,8 +171,7 @@ async def bench(args: argparse.Namespace) -> dict[str, Any]:
             torch.manual_seed(args.seed)
             child = None
             if mode == "engine" and args.processes > 1:
-                child = polyglot_process(preset, threads=args.threads or None,
-                                         chunk_tokens=args.chunk or None)
+                child = polyglot_process(preset, threads=args.threads or None, seed=args.seed)
             results[mode] = await run_phase(mode, backend, prompts, max_batch=args.max_batch,
                                             window_s=args.window_ms / 1000,
                                             threads=args.threads or None,

@@ -168,12 +168,10 @@ def roles_on(preset: Preset, base: Base) -> tuple[str, ...]:
 
 
 def polyglot_process(preset: Preset, memory_threshold: float | None = None, *,
-                     threads: int | None = None, chunk_tokens: int | None = None,
-                     seed: int | None = None) -> ModelProcess:
+                     threads: int | None = None, seed: int | None = None) -> ModelProcess:
     """A child process serving the Polyglot roles and the S-BERTs (started, still loading)."""
     process = ModelProcess(
-        partial(LocalBackend.load, preset, memory_threshold, None, roles_on(preset, "polyglot"),
-                chunk_tokens),
+        partial(LocalBackend.load, preset, memory_threshold, None, roles_on(preset, "polyglot")),
         threads=threads, seed=seed, name="ohlora-polyglot")
     process.start()
     return process
@@ -181,8 +179,11 @@ def polyglot_process(preset: Preset, memory_threshold: float | None = None, *,
 
 def split_backend(preset: Preset, memory_threshold: float | None = None, *,
                   threads: int | None = None, chunk_tokens: int | None = None) -> SplitBackend:
-    """The Kanana roles in this process, the rest in a child loading at the same time."""
-    child = polyglot_process(preset, memory_threshold, threads=threads, chunk_tokens=chunk_tokens)
+    """The Kanana roles in this process, the rest in a child loading at the same time.
+
+    Only the Kanana roles decode in chunks: the Polyglot roles are short (at most 24 and 36
+    tokens) and nearly uniform, and a continued row's cache would cross the pipe twice."""
+    child = polyglot_process(preset, memory_threshold, threads=threads)
     try:
         local = RoleBackend(RoleModels.from_preset(preset, roles_on(preset, "kanana")),
                             chunk_tokens=chunk_tokens)

@@ -9,13 +9,15 @@ own token budget, so batched and one-by-one generation agree.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import torch
+import torch.nn.functional as F
 from transformers import (
     AutoModelForCausalLM,
     AutoTokenizer,
+    DynamicCache,
     GenerationConfig,
     LogitsProcessor,
     LogitsProcessorList,
@@ -56,6 +58,13 @@ class Generated:
     hit_end: bool
     ids: tuple[int, ...] = ()
     finished: bool = True
+    # An unfinished row's attention keys/values (`RowCache`), so continuing it needs no prefill.
+    cache: RowCache | None = field(default=None, compare=False, repr=False)
+
+
+# Per layer (keys, values), each [heads, tokens, head_dim]: the cache of a row's tokens but the
+# last one, which is fed when the row continues.
+RowCache = tuple[tuple[torch.Tensor, torch.Tensor], ...]
 
 
 def device() -> torch.device:
@@ -240,6 +249,7 @@ class RoleModels:
     def generate(self, role: str, prompts: list[str], *, temperature: float,
                  max_new_tokens: int | None = None, max_length: int | None = None,
                  seed: int | None = None, prefixes: list[tuple[int, ...]] | None = None,
+                 caches: list[RowCache | None] | None = None,
                  max_steps: int | None = None) -> list[Generated]:
         """Continue each prompt with ``role``'s adapter; sampling if temperature > 0, else greedy.
 
@@ -247,7 +257,8 @@ class RoleModels:
         budget of 128), independent of the batch's padding; ``max_new_tokens`` caps new tokens.
         ``prefixes`` are tokens a row already generated (an unfinished row continued; they
         count against its budgets), and ``max_steps`` bounds this call's decoding steps: a row
-        still going then comes back unfinished, so a long row does not hold a whole batch.
+        still going then comes back unfinished, so a long row does not hold a whole batch;
+        it carries its cache, which ``caches`` gives back when it continues.
         """
         if max_new_tokens is None and max_length is None:
             raise ValueError("give max_new_tokens and/or max_length")
@@ -285,21 +296,72 @@ class RoleModels:
             pad_token_id=pad,
             eos_token_id=tokenizer.eos_token_id,
             suppress_tokens=self._suppressed[role] or None,
+            return_dict_in_generate=True,
         )
         if seed is not None:
             torch.manual_seed(seed)
         model = self.model_for(role)
         target = next(model.parameters()).device
+        # Chunked calls keep each unfinished row's cache, so a continued row is not prefilled again.
+        keep_caches = max_steps is not None and all(len(row) > 1 for row in rows)
+        cache = None
+        if keep_caches:
+            given = [caches[i] if caches else None for i in active]
+            cache = self._batch_cache(model, rows, given, target)
         stop = EndMarkerCriteria(tokenizer, marker, width, row_limits, [len(prefixes[i]) for i in active])
         output = model.generate(
             input_ids=input_ids.to(target), attention_mask=attention.to(target),
-            generation_config=config,
+            generation_config=config, cache=cache,
             logits_processor=LogitsProcessorList([TopKSampler(temperature, TOP_K)] if sampling else []),
             stopping_criteria=StoppingCriteriaList([stop]),
         )
-        for row, new_ids in zip(active, output[:, width:].tolist()):
-            results[row] = self._finish(tokenizer, marker, list(prefixes[row]), new_ids, limits[row])
+        sequences = output.sequences
+        final = output.cache if keep_caches else None
+        if final is not None and final.get_seq_length() != sequences.shape[1] - 1:
+            final = None  # not the layout expected: continued rows are prefilled again instead
+        for b, (row, new_ids) in enumerate(zip(active, sequences[:, width:].tolist())):
+            generated = self._finish(tokenizer, marker, list(prefixes[row]), new_ids, limits[row])
+            if not generated.finished and final is not None:
+                start = width - len(rows[b])  # this row's left padding
+                generated = replace(generated, cache=tuple(
+                    (layer.keys[b, :, start:].clone(), layer.values[b, :, start:].clone())
+                    for layer in final.layers))
+            results[row] = generated
         return [r for r in results if r is not None]
+
+    @staticmethod
+    def _batch_cache(model: torch.nn.Module, rows: list[list[int]],
+                     caches: list[RowCache | None], target: torch.device) -> DynamicCache:
+        """One left-padded cache over every row's tokens but its last: kept rows' caches as
+        they are, the other rows prefilled together now."""
+        caches = [c if c is not None and c[0][0].shape[1] == len(row) - 1 else None
+                  for c, row in zip(caches, rows)]
+        fresh = [k for k, c in enumerate(caches) if c is None]
+        if fresh:
+            for k, c in zip(fresh, RoleModels._prefill(model, [rows[k][:-1] for k in fresh], target)):
+                caches[k] = c
+        longest = max(len(row) - 1 for row in rows)
+        layers = []
+        for layer in range(len(caches[0])):  # type: ignore[arg-type]
+            keys, values = zip(*((F.pad(c[layer][0], (0, 0, longest - c[layer][0].shape[1], 0)),
+                                  F.pad(c[layer][1], (0, 0, longest - c[layer][1].shape[1], 0)))
+                                 for c in caches if c is not None))
+            layers.append((torch.stack(keys), torch.stack(values)))
+        return DynamicCache(ddp_cache_data=layers)
+
+    @staticmethod
+    def _prefill(model: torch.nn.Module, rows: list[list[int]], target: torch.device) -> list[RowCache]:
+        """Each row's cache from one left-padded forward pass (positions count real tokens only)."""
+        width = max(len(row) for row in rows)
+        ids = torch.tensor([[0] * (width - len(row)) + row for row in rows], device=target)
+        mask = torch.tensor([[0] * (width - len(row)) + [1] * len(row) for row in rows], device=target)
+        positions = (mask.cumsum(-1) - 1).clamp(min=0)
+        out = model(input_ids=ids, attention_mask=mask, position_ids=positions,
+                    cache=DynamicCache(), use_cache=True, logits_to_keep=1)
+        return [tuple((layer.keys[k, :, width - len(row):].clone(),
+                       layer.values[k, :, width - len(row):].clone())
+                      for layer in out.cache.layers)
+                for k, row in enumerate(rows)]
 
     @staticmethod
     def _finish(tokenizer: PreTrainedTokenizerBase, marker: str, prefix: list[int],

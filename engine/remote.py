@@ -84,9 +84,10 @@ class CompletionsGenerator:
     def generate(self, role: str, prompts: list[str], *, temperature: float,
                  max_new_tokens: int | None = None, max_length: int | None = None,
                  seed: int | None = None, prefixes: list[tuple[int, ...]] | None = None,
+                 caches: list[object] | None = None,
                  max_steps: int | None = None) -> list[Generated]:
         """Every row to its end; ``max_steps`` is ignored (the server batches continuously
-        itself), so no row comes back unfinished and ``prefixes`` must be empty."""
+        itself), so no row comes back unfinished and ``prefixes`` (and ``caches``) stay empty."""
         if max_new_tokens is None and max_length is None:
             raise ValueError("give max_new_tokens and/or max_length")
         if prefixes and any(prefixes):

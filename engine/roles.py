@@ -9,9 +9,9 @@ upstream's retry loops do. Evaluation and serving share the code.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Protocol
+from typing import Any, Protocol
 
 from engine import prompts
 from engine.answers import (
@@ -37,7 +37,7 @@ class Generator(Protocol):
     def generate(self, role: str, prompts: list[str], *, temperature: float,
                  max_new_tokens: int | None = None, max_length: int | None = None,
                  seed: int | None = None, prefixes: list[tuple[int, ...]] | None = None,
-                 max_steps: int | None = None) -> list[Generated]: ...
+                 caches: list[Any] | None = None, max_steps: int | None = None) -> list[Generated]: ...
 
 
 @dataclass(frozen=True)
@@ -63,6 +63,7 @@ class Attempt:
     rejections: tuple[str, ...] = ()
     hallucinations: int = 0  # weekday hallucinations seen (the reply's temperature rises)
     partial: tuple[int, ...] = ()  # tokens of the current attempt so far (continued in chunks)
+    cache: Any = field(default=None, compare=False, repr=False)  # their attention cache
 
 
 @dataclass(frozen=True)
@@ -104,13 +105,14 @@ def step(models: Generator, procedure: Procedure, rows: Sequence[Attempt], *,
             max_new_tokens=procedure.max_new_tokens, max_length=procedure.max_length,
             seed=None if seed is None else seed + group,
             **({} if chunk is None else {"prefixes": [rows[i].partial for i in indices],
+                                         "caches": [rows[i].cache for i in indices],
                                          "max_steps": chunk}))
         for i, candidate in zip(indices, generated):
             row = rows[i]
             if not candidate.finished:
-                row.partial = candidate.ids
+                row.partial, row.cache = candidate.ids, candidate.cache
                 continue
-            row.partial = ()
+            row.partial, row.cache = (), None
             reason, fields = procedure.judge(row, candidate)
             row.attempt += 1
             if reason is None:

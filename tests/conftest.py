@@ -59,8 +59,7 @@ def tiny_split_backend(tiny_preset, tiny_backend):
     from engine.processes import SplitBackend
     from engine.settings import DEFAULT_BATCH_CHUNK_TOKENS
 
-    child = polyglot_process(tiny_preset, threads=1, chunk_tokens=DEFAULT_BATCH_CHUNK_TOKENS,
-                             seed=0)
+    child = polyglot_process(tiny_preset, threads=1, seed=0)
     backend = SplitBackend(RoleBackend(tiny_backend.roles, chunk_tokens=DEFAULT_BATCH_CHUNK_TOKENS),
                            child)
     yield backend

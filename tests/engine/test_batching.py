@@ -97,8 +97,9 @@ def test_batched_generation_equals_one_by_one_under_greedy_decoding(tiny_backend
 
 
 def test_chunked_generation_equals_whole_generation_under_greedy_decoding(tiny_backend: Any) -> None:
-    """Rows decoded a few steps per call, continued from their tokens so far, end exactly as
-    rows decoded in one call: same text, end marker, token count."""
+    """Rows decoded a few steps per call, continued from their tokens and attention cache so
+    far (new rows prefilled beside them), end exactly as rows decoded in one call: same text,
+    end marker, token count."""
     from engine import prompts
     from training.data import load_rows
 
@@ -114,12 +115,15 @@ def test_chunked_generation_equals_whole_generation_under_greedy_decoding(tiny_b
     ):
         whole = roles.generate(role, texts, temperature=0, **budget)
         prefixes: list[tuple[int, ...]] = [()] * len(texts)
+        caches: list[Any] = [None] * len(texts)
         done: dict[int, Any] = {}
         calls = 0
         while len(done) < len(texts):
-            pending = [i for i in range(len(texts)) if i not in done]
+            # half the rows join on the second call, beside rows already decoding
+            pending = [i for i in range(len(texts)) if i not in done and (i % 2 == 0 or calls)]
             out = roles.generate(role, [texts[i] for i in pending], temperature=0,
-                                 prefixes=[prefixes[i] for i in pending], max_steps=3, **budget)
+                                 prefixes=[prefixes[i] for i in pending],
+                                 caches=[caches[i] for i in pending], max_steps=3, **budget)
             calls += 1
             for i, g in zip(pending, out):
                 assert len(g.ids) <= len(prefixes[i]) + 3  # at most max_steps new tokens a call
@@ -127,7 +131,10 @@ def test_chunked_generation_equals_whole_generation_under_greedy_decoding(tiny_b
                     done[i] = g
                 else:
                     assert g.ids[:len(prefixes[i])] == prefixes[i] and not g.hit_end
-                    prefixes[i] = g.ids
+                    # its attention cache comes along: continuing needs no prefill
+                    assert g.cache is not None and g.cache[0][0].shape[1] == \
+                        len(roles.tokenizers[role](texts[i])["input_ids"]) + len(g.ids) - 1
+                    prefixes[i], caches[i] = g.ids, g.cache
         assert calls > 1, role  # rows really were continued
         chunked = [done[i] for i in range(len(texts))]
         assert [(g.text, g.hit_end, g.new_tokens) for g in chunked] == \
