@@ -53,6 +53,7 @@ class PhaseResult:
     kinds: dict[str, int]
     batch_sizes: dict[str, float] = field(default_factory=dict)
     model_s: dict[str, float] = field(default_factory=dict)
+    child_peak_rss_mb: float = 0.0  # the model child process (engine mode), 0 without one
 
 
 def percentile(values: Sequence[float], q: float) -> float:
@@ -66,9 +67,10 @@ def percentile(values: Sequence[float], q: float) -> float:
     return ordered[low] + (ordered[high] - ordered[low]) * (rank - low)
 
 
-def peak_rss_mb() -> float:
-    """Peak resident memory of this process so far (Linux reports KiB, macOS bytes)."""
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+def peak_rss_mb(who: int = resource.RUSAGE_SELF) -> float:
+    """Peak resident memory of this process so far, or (RUSAGE_CHILDREN) of its largest
+    ended child (Linux reports KiB, macOS bytes)."""
+    peak = resource.getrusage(who).ru_maxrss
     return peak / (1024 * 1024) if sys.platform == "darwin" else peak / 1024
 
 
@@ -141,7 +143,8 @@ async def run_phase(mode: str, backend: Any, prompts: list[list[str]], *, max_ba
     busy = {name: round(b.busy_s, 2) for name, b in engine.batchers.items() if b.batch_sizes}
     return PhaseResult(mode, turns, round(wall, 2), round(turns / wall, 3),
                        round(percentile(latencies, 50), 3), round(percentile(latencies, 95), 3),
-                       round(peak_rss_mb(), 1), dict(kinds), sizes, busy)
+                       round(peak_rss_mb(), 1), dict(kinds), sizes, busy,
+                       round(peak_rss_mb(resource.RUSAGE_CHILDREN), 1) if child is not None else 0.0)
 
 
 def load(preset_name: str, models_dir: str | None) -> tuple[Any, Any, str]:
@@ -194,7 +197,9 @@ async def bench(args: argparse.Namespace) -> dict[str, Any]:
 def format_phase(r: PhaseResult) -> str:
     return (f"{r.mode:>7}: {r.turns} turns in {r.wall_s:.1f} s = {r.turns_per_s:.2f} turns/s; "
             f"reply latency p50 {r.p50_reply_s:.2f} s, p95 {r.p95_reply_s:.2f} s; "
-            f"peak RSS {r.peak_rss_mb:.0f} MB; mean batch {r.batch_sizes or '-'}; "
+            f"peak RSS {r.peak_rss_mb:.0f} MB"
+            + (f" + model child {r.child_peak_rss_mb:.0f} MB" if r.child_peak_rss_mb else "")
+            + f"; mean batch {r.batch_sizes or '-'}; "
             f"model seconds {r.model_s or '-'}; {r.kinds}")
 
 
