@@ -10,9 +10,12 @@ thread, which waits on the pipe without holding the GIL. The child never touches
 
 The child ignores SIGINT (a terminal's Ctrl-C reaches the whole process group; the parent
 decides when to stop and first drains the background roles), and exits when the pipe closes,
-including when the parent was killed. If the child dies, the batch in flight fails with
-`ModelProcessDied` (its rows fail alone, as any failed model call) and the next call starts a
-fresh child.
+including when the parent was killed. If the child dies, the call in flight runs again on a
+fresh child; only a call that kills two children in a row fails (`ModelProcessDied`, its rows
+alone, as any failed model call).
+
+Whatever starts the service must guard its entry point with ``if __name__ == "__main__"``:
+a spawned child imports the parent's main module (main.py and ``python -m bench`` do).
 """
 
 from __future__ import annotations
@@ -33,6 +36,7 @@ log = logging.getLogger(__name__)
 
 CHILD_START_TIMEOUT_S = 600.0  # loading the production Polyglot base from disk can be slow
 CHILD_STOP_TIMEOUT_S = 10.0
+CALL_ATTEMPTS = 2  # a call that finds its child dead runs once more on a fresh child
 _READY = "ready"
 _OK = "ok"
 _ERROR = "error"
@@ -163,22 +167,32 @@ class ModelProcess:
         self.ready = payload
 
     def call(self, method: str, rows: list[Any]) -> list[Any]:
-        """Run `backend.method(rows)` in the child (blocking; from a model worker thread)."""
+        """Run `backend.method(rows)` in the child (blocking; from a model worker thread).
+
+        A child that died (killed, out of memory) is replaced and the call made once more on
+        the fresh one; if that one dies too (the rows themselves kill it), the call raises
+        `ModelProcessDied` and the next call starts another child.
+        """
         with self._lock:
-            if self._conn is None:  # first call after a crash: a fresh child
-                self.restarts += 1
-                log.warning("restarting %s", self.name)
-                self._spawn()
-            if self.ready is None:
-                self._wait()
-            assert self._conn is not None
-            try:
-                self._conn.send((method, rows))
-                kind, payload = self._conn.recv()
-            except (EOFError, OSError) as exc:
-                code = self._forget()
-                raise ModelProcessDied(f"{self.name} exited during {method} (exit code {code}); "
-                                       f"it restarts on the next call") from exc
+            for attempt in range(CALL_ATTEMPTS):
+                if self._conn is None:  # after a crash: a fresh child
+                    self.restarts += 1
+                    log.warning("restarting %s", self.name)
+                    self._spawn()
+                if self.ready is None:
+                    self._wait()
+                assert self._conn is not None
+                try:
+                    self._conn.send((method, rows))
+                    kind, payload = self._conn.recv()
+                    break
+                except (EOFError, OSError) as exc:
+                    code = self._forget()
+                    log.warning("%s exited during %s (exit code %s)", self.name, method, code)
+                    if attempt == CALL_ATTEMPTS - 1:
+                        raise ModelProcessDied(
+                            f"{self.name} exited during {method} twice (exit code {code}); "
+                            f"it restarts on the next call") from exc
         if kind == _ERROR:
             raise payload
         return payload

@@ -31,6 +31,9 @@ class Echo:
     def best_memories(self, rows: list[Any]) -> list[Any]:
         return [os.getpid() for _ in rows]
 
+    def ethics_scores(self, rows: list[Any]) -> list[Any]:
+        os._exit(3)  # rows that kill the model process (a segfault, say)
+
 
 def load_echo() -> Echo:
     return Echo()
@@ -72,15 +75,56 @@ def test_calls_run_in_the_child_and_errors_come_back_without_killing_it(echo: Mo
     assert echo.restarts == 0
 
 
-def test_a_killed_child_fails_the_call_in_flight_and_the_next_call_restarts_it(echo: ModelProcess) -> None:
+def test_a_killed_child_is_replaced_and_the_call_still_answers(echo: ModelProcess) -> None:
     echo.wait_ready()
     first = echo.pid
     assert first is not None
-    os.kill(first, signal.SIGKILL)
-    with pytest.raises(ModelProcessDied, match="restarts on the next call"):
-        echo.call("memories", ["a"])
+    os.kill(first, signal.SIGKILL)  # out of memory, an operator, a crash
     assert echo.call("memories", ["a"]) == ["A"]
     assert echo.restarts == 1 and echo.pid not in (None, first)
+
+
+def test_rows_that_kill_the_child_twice_fail_alone_and_the_next_call_is_served(echo: ModelProcess) -> None:
+    echo.wait_ready()
+    with pytest.raises(ModelProcessDied, match="exited during ethics_scores twice"):
+        echo.call("ethics_scores", ["x"])
+    assert echo.call("memories", ["b"]) == ["B"]
+    assert echo.restarts == 2
+
+
+async def test_turns_go_on_when_the_model_child_is_killed(repo: Any, tiny_split_backend: Any) -> None:
+    """Every turn still gets its reply, ethics check and background roles; nothing fails."""
+    import asyncio
+    from datetime import datetime
+    from zoneinfo import ZoneInfo
+
+    from engine.pipeline import Engine, TurnKind
+    from engine.worker import ModelWorker
+
+    kanana, polyglot = ModelWorker("kanana", threads=1), ModelWorker("polyglot", threads=1)
+    kanana.start()
+    polyglot.start()
+    now = datetime(2026, 11, 25, 14, 0, tzinfo=ZoneInfo("Asia/Seoul"))
+    engine = Engine(repo, tiny_split_backend, kanana, clock=lambda: now, max_prompt_tokens=48,
+                    max_message_chars=2000, polyglot_worker=polyglot)
+    try:
+        first = await engine.handle("u0", "c", "너는 누구야?")
+        assert first.kind is TurnKind.REPLY and first.background is not None
+        await first.background
+        pid = tiny_split_backend.child.pid
+        os.kill(pid, signal.SIGKILL)
+        results = await asyncio.gather(*(engine.handle(f"u{i}", "c", "오늘 뭐 해?") for i in range(1, 5)))
+        assert all(r.kind is TurnKind.REPLY and r.reply for r in results)
+        done = await asyncio.gather(*(r.background for r in results if r.background is not None))
+        assert len(done) == 4 and all(d is not None for d in done)
+        assert tiny_split_backend.child.restarts == 1 and tiny_split_backend.child.pid != pid
+        for i in range(1, 5):
+            [turn] = await repo.turns(f"u{i}")
+            assert turn.reply and turn.expression
+    finally:
+        await engine.drain()
+        await kanana.stop()
+        await polyglot.stop()
 
 
 def test_ctrl_c_reaches_the_child_but_does_not_stop_it(echo: ModelProcess) -> None:
