@@ -147,13 +147,23 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args(argv)
-    from bench.serving import load
+    from engine.hub import split_backend
+    from engine.presets import get_preset
+    from engine.settings import DEFAULT_BATCH_CHUNK_TOKENS
+    from training.bootstrap import bootstrap, is_built
 
-    backend, _ = load(args.preset, args.models_dir)
-    with tempfile.TemporaryDirectory(prefix="ohlora-load-") as tmp:
-        url = f"sqlite+aiosqlite:///{Path(tmp) / 'load.db'}"
-        report = asyncio.run(run_load(backend, url, users=args.users, messages=args.messages,
-                                      seed=args.seed))
+    preset = get_preset(args.preset, Path(args.models_dir) if args.models_dir else None)
+    if args.preset == "tiny" and not is_built(preset):
+        bootstrap(preset)
+    # The service's shape: Kanana roles here (decoding in chunks), the rest in a child process.
+    backend = split_backend(preset, threads=1, chunk_tokens=DEFAULT_BATCH_CHUNK_TOKENS)
+    try:
+        with tempfile.TemporaryDirectory(prefix="ohlora-load-") as tmp:
+            url = f"sqlite+aiosqlite:///{Path(tmp) / 'load.db'}"
+            report = asyncio.run(run_load(backend, url, users=args.users,
+                                          messages=args.messages, seed=args.seed))
+    finally:
+        backend.close()
     print(f"turns persisted: {report.turns_persisted} of {report.turns_expected} "
           f"(unfinished {report.turns_unfinished}, duplicated {report.duplicate_turns}, "
           f"failed {report.failed_turns})")

@@ -33,3 +33,13 @@ def test_bench_runs_both_modes_and_ends_with_one_json_object(tiny_preset) -> Non
     assert summary["processes"] == 2 and summary["chunk_tokens"] == DEFAULT_BATCH_CHUNK_TOKENS
     assert summary["throughput_ratio"] == round(engine["turns_per_s"] / serial["turns_per_s"], 2)
     assert summary["p95_latency_ratio"] == round(engine["p95_reply_s"] / serial["p95_reply_s"], 3)
+
+
+def test_load_test_command_runs_on_the_service_shape_and_reports_ok(tiny_preset) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("OHLORA_", "DISCORD_"))}
+    proc = subprocess.run([sys.executable, "-m", "bench.load", "--users", "4", "--messages", "2",
+                           "--json"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+    report = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert report["turns_persisted"] == report["turns_expected"] == 8
+    assert proc.stdout.strip().splitlines()[-2] == "OK"
