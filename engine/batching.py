@@ -59,6 +59,7 @@ class Batcher(Generic[Row, Out]):
         max_batch: int = DEFAULT_MAX_BATCH,
         window_s: float = DEFAULT_WINDOW_S,
         expect: Callable[[], int] | None = None,
+        lane: Callable[[Row], int] | None = None,
         name: str | None = None,
     ) -> None:
         if max_batch < 1:
@@ -69,6 +70,8 @@ class Batcher(Generic[Row, Out]):
         self.max_batch = max_batch
         self.window_s = window_s
         self.expect = expect  # rows known to be on their way (e.g. turns still before the reply)
+        # Rows of a lower lane are taken first (replies before summaries sharing one batch).
+        self.lane = lane
         self.name = name or getattr(fn, "__name__", "batch")
         self._waiting: list[_Waiting[Row]] = []
         self._lock = threading.Lock()  # rows are taken on the worker thread
@@ -131,6 +134,9 @@ class Batcher(Generic[Row, Out]):
     def _take_and_run(self) -> list[tuple[_Waiting[Row], tuple[bool, Any]]]:
         """On the worker thread: take the waiting rows, run them, leave a job for the rest."""
         with self._lock:
+            if self.lane is not None:
+                lane = self.lane
+                self._waiting.sort(key=lambda w: lane(w.row))  # stable: arrival order per lane
             batch = self._waiting[: self.max_batch]
             del self._waiting[: self.max_batch]
             self._jobs -= 1

@@ -12,7 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from functools import partial
-from typing import TYPE_CHECKING, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from engine.batching import Again
 from engine.expression import FALLBACK_EXPRESSION, Expression
@@ -27,11 +27,13 @@ from engine.roles import (
     REPLY,
     SUMMARY,
     Attempt,
+    Procedure,
     RoleOutcome,
     expression_attempt,
     memory_attempt,
     reply_attempt,
     step,
+    step_rows,
     summary_attempt,
 )
 from engine.sbert import EthicsClassifier, MemoryRetriever
@@ -74,6 +76,21 @@ class RoleBackend:
         attempts = [r if isinstance(r, Attempt) else summary_attempt(*r) for r in rows]
         return [_done(o, lambda o: "" if o.failed else o.text)
                 for o in step(self.roles, SUMMARY, attempts, chunk=self.chunk_tokens)]
+
+    @property
+    def mixes_roles(self) -> bool:
+        """Rows of two roles on one base can share a batch (in-process models only)."""
+        return isinstance(self.roles, RoleModels)
+
+    def kanana_rows(self, rows: list[tuple[str, Any]]) -> list[Any]:
+        """Reply and summary rows, tagged ``("reply", row)`` / ``("summary", row)``, as one
+        batch on their shared base; each answers what `replies` / `summaries` would."""
+        assert isinstance(self.roles, RoleModels)
+        items = [(_MIXED[kind][0], row if isinstance(row, Attempt) else _MIXED[kind][1](*row))
+                 for kind, row in rows]
+        stepped = step_rows(self.roles, items, chunk=self.chunk_tokens)
+        return [Again((kind, o)) if isinstance(o, Attempt) else _MIXED[kind][2](o)
+                for (kind, _), o in zip(rows, stepped)]
 
     def memories(self, rows: list[str | Attempt]) -> list[MemoryItem | None | Again[Attempt]]:
         attempts = [r if isinstance(r, Attempt) else memory_attempt(r) for r in rows]
@@ -123,6 +140,13 @@ class LocalBackend(RoleBackend):
 
     def ethics_scores(self, texts: list[str]) -> list[dict[str, float]]:
         return self.ethics.scores(texts)
+
+
+# The Kanana roles by row tag: procedure, first attempt from the row, answer from the outcome.
+_MIXED: dict[str, tuple[Procedure, Callable[..., Attempt], Callable[[RoleOutcome], Any]]] = {
+    "reply": (REPLY, reply_attempt, lambda o: o.text),
+    "summary": (SUMMARY, summary_attempt, lambda o: "" if o.failed else o.text),
+}
 
 
 def _done(result: RoleOutcome | Attempt, value: Callable[[RoleOutcome], T]) -> T | Again[Attempt]:

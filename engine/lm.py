@@ -30,6 +30,7 @@ from transformers import (
 from engine.presets import Base, Preset, ROLES
 
 TOP_K = 50  # transformers' historical sampling default, which upstream relied on (top_p 1.0)
+GREEDY_TEMPERATURE = 1e-4  # a greedy row in a sampled batch: softmax this sharp picks the best
 BYTE_TOKEN = "<0x{:02X}>"  # the spelling a BPE byte fallback looks up (our tiny tokenizer)
 BYTE_COUNT = 256
 # Extra tokens decoded beyond the marker length when looking for it in a row's tail.
@@ -161,15 +162,21 @@ class TopKSampler(LogitsProcessor):
     quarter of a batched decoding step on CPU; over k entries it costs nothing.
     """
 
-    def __init__(self, temperature: float, top_k: int) -> None:
-        if temperature <= 0:
+    def __init__(self, temperature: float | list[float], top_k: int) -> None:
+        temperatures = [temperature] if isinstance(temperature, (int, float)) else list(temperature)
+        if min(temperatures) <= 0:
             raise ValueError("temperature must be positive; use greedy decoding for 0")
-        self.temperature = temperature
+        # One temperature for every row, or one per row (a batch mixing roles).
+        self.temperature = (temperatures[0] if isinstance(temperature, (int, float))
+                            else torch.tensor(temperatures).unsqueeze(-1))
         self.top_k = top_k
 
     def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor) -> torch.FloatTensor:
         values, indices = torch.topk(scores, min(self.top_k, scores.shape[-1]), dim=-1)
-        probs = torch.softmax(values.float() / self.temperature, dim=-1)
+        temperature = self.temperature
+        if isinstance(temperature, torch.Tensor):
+            temperature = temperature.to(values.device)
+        probs = torch.softmax(values.float() / temperature, dim=-1)
         chosen = indices.gather(-1, torch.multinomial(probs, num_samples=1))
         picked = torch.full_like(scores, float("-inf"))
         return picked.scatter_(-1, chosen, 0.0)
@@ -177,18 +184,18 @@ class TopKSampler(LogitsProcessor):
 
 class EndMarkerCriteria(StoppingCriteria):
     """Per-row stop: the decoded tail of the row's generated tokens (its carried-over prefix
-    included) contains the end marker, or the row used its own budget. Returns one flag per
-    row so finished rows stop independently."""
+    included) contains the row's end marker, or the row used its own budget. Returns one flag
+    per row so finished rows stop independently."""
 
-    def __init__(self, tokenizer: PreTrainedTokenizerBase, marker: str, prompt_width: int,
+    def __init__(self, tokenizer: PreTrainedTokenizerBase, markers: list[str], prompt_width: int,
                  limits: torch.Tensor, prefix_lengths: list[int]) -> None:
         self.tokenizer = tokenizer
-        self.marker = marker
+        self.markers = markers
         self.prompt_width = prompt_width  # prompt + prefix, left-padded
         self.limits = limits
         self.prefix_lengths = prefix_lengths
         # Every allowed token decodes to >= 1 character, so this many tokens cover the marker.
-        self.tail = len(marker) + TAIL_SLACK_TOKENS
+        self.tail = max(len(marker) for marker in markers) + TAIL_SLACK_TOKENS
 
     def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor | None = None,
                  **kwargs: object) -> torch.BoolTensor:
@@ -197,8 +204,32 @@ class EndMarkerCriteria(StoppingCriteria):
         tails = self.tokenizer.batch_decode(
             [row[-min(self.tail, new_len + prefix):] for row, prefix in zip(rows, self.prefix_lengths)],
             skip_special_tokens=True)
-        hit = torch.tensor([self.marker in tail for tail in tails], device=input_ids.device)
+        hit = torch.tensor([marker in tail for marker, tail in zip(self.markers, tails)],
+                           device=input_ids.device)
         return hit | (self.limits.to(input_ids.device) <= new_len)
+
+
+@dataclass(frozen=True)
+class Request:
+    """One row of a generation call: its role (adapter), prompt, sampling and budgets, and,
+    for a row being continued, the tokens it already generated and their cache."""
+
+    role: str
+    prompt: str
+    temperature: float
+    max_new_tokens: int | None = None
+    max_length: int | None = None  # total: prompt + new tokens
+    prefix: tuple[int, ...] = ()
+    cache: RowCache | None = field(default=None, compare=False, repr=False)
+
+    def limit(self, prompt_tokens: int) -> int:
+        """New tokens this row may still generate."""
+        if self.max_new_tokens is None and self.max_length is None:
+            raise ValueError("give max_new_tokens and/or max_length")
+        unbounded = torch.iinfo(torch.int32).max
+        return min(self.max_new_tokens if self.max_new_tokens is not None else unbounded,
+                   self.max_length - prompt_tokens if self.max_length is not None else unbounded
+                   ) - len(self.prefix)
 
 
 class RoleModels:
@@ -245,7 +276,6 @@ class RoleModels:
         """Tokens of ``text`` under the reply tokenizer, special tokens included (48-token guard)."""
         return len(self.tokenizers["output_message"](text)["input_ids"])
 
-    @torch.inference_mode()
     def generate(self, role: str, prompts: list[str], *, temperature: float,
                  max_new_tokens: int | None = None, max_length: int | None = None,
                  seed: int | None = None, prefixes: list[tuple[int, ...]] | None = None,
@@ -262,65 +292,87 @@ class RoleModels:
         """
         if max_new_tokens is None and max_length is None:
             raise ValueError("give max_new_tokens and/or max_length")
-        if not prompts:
-            return []
-        tokenizer = self.tokenizers[role]
-        marker = self.preset.roles[role].end
         prefixes = prefixes or [()] * len(prompts)
-        if len(prefixes) != len(prompts):
-            raise ValueError("one prefix per prompt")
-        prompt_ids = tokenizer(prompts)["input_ids"]
-        limits = [
-            min(max_new_tokens if max_new_tokens is not None else torch.iinfo(torch.int32).max,
-                max_length - len(ids) if max_length is not None else torch.iinfo(torch.int32).max)
-            - len(prefix)
-            for ids, prefix in zip(prompt_ids, prefixes)]
+        caches = caches or [None] * len(prompts)
+        if not len(prefixes) == len(caches) == len(prompts):
+            raise ValueError("one prefix and one cache per prompt")
+        return self.generate_rows(
+            [Request(role, prompt, temperature, max_new_tokens, max_length, tuple(prefix), cache)
+             for prompt, prefix, cache in zip(prompts, prefixes, caches)],
+            seed=seed, max_steps=max_steps)
+
+    @torch.inference_mode()
+    def generate_rows(self, requests: list[Request], *, seed: int | None = None,
+                      max_steps: int | None = None) -> list[Generated]:
+        """`generate` with every row its own role, sampling and budget. Rows of different
+        roles on one base run as one batch, each through its own adapter (peft's per-row
+        adapter selection); see `generate` for the rest."""
+        if not requests:
+            return []
+        roles = [r.role for r in requests]
+        bases = {self.preset.roles[role].base for role in roles}
+        if len(bases) != 1:
+            raise ValueError(f"one batch runs on one base, not {sorted(bases)}")
+        tokenizer = self.tokenizers[roles[0]]
+        markers = [self.preset.roles[role].end for role in roles]
+        prompt_ids = tokenizer([r.prompt for r in requests])["input_ids"]
+        prefixes = [list(r.prefix) for r in requests]
+        limits = [r.limit(len(ids)) for r, ids in zip(requests, prompt_ids)]
         results: list[Generated | None] = [
-            None if limit > 0 else self._finish(tokenizer, marker, list(prefix), [], 0)
-            for limit, prefix in zip(limits, prefixes)]
+            None if limit > 0 else self._finish(tokenizer, marker, prefix, [], 0)
+            for limit, prefix, marker in zip(limits, prefixes, markers)]
         active = [i for i, result in enumerate(results) if result is None]
         if not active:
             return [r for r in results if r is not None]
 
-        rows = [list(prompt_ids[i]) + list(prefixes[i]) for i in active]
+        rows = [list(prompt_ids[i]) + prefixes[i] for i in active]
         width = max(len(row) for row in rows)
         pad = tokenizer.pad_token_id
         input_ids = torch.tensor([[pad] * (width - len(row)) + row for row in rows])
         attention = torch.tensor([[0] * (width - len(row)) + [1] * len(row) for row in rows])
         row_limits = torch.tensor([limits[i] for i in active])
         steps = int(row_limits.max()) if max_steps is None else min(int(row_limits.max()), max_steps)
-        sampling = temperature > 0
+        temperatures = [requests[i].temperature for i in active]
+        sampler: list[LogitsProcessor] = []
+        if max(temperatures) > 0:
+            # Greedy rows beside sampled ones (never the case in serving) sample near-greedily.
+            sampler = [TopKSampler(temperatures[0] if len(set(temperatures)) == 1
+                                   else [max(t, GREEDY_TEMPERATURE) for t in temperatures], TOP_K)]
         config = GenerationConfig(
             max_new_tokens=steps,
             do_sample=False,  # sampling, when asked for, is the TopKSampler's (top_p stays 1.0)
             pad_token_id=pad,
             eos_token_id=tokenizer.eos_token_id,
-            suppress_tokens=self._suppressed[role] or None,
+            suppress_tokens=self._suppressed[roles[0]] or None,
             return_dict_in_generate=True,
         )
         if seed is not None:
             torch.manual_seed(seed)
-        model = self.model_for(role)
+        active_roles = [roles[i] for i in active]
+        model = self.model_for(active_roles[0])
+        # One role: its adapter is active. Several: peft picks each row's adapter itself.
+        adapters = {} if len(set(active_roles)) == 1 else {"adapter_names": active_roles}
         target = next(model.parameters()).device
         # Chunked calls keep each unfinished row's cache, so a continued row is not prefilled again.
         keep_caches = max_steps is not None and all(len(row) > 1 for row in rows)
         cache = None
         if keep_caches:
-            given = [caches[i] if caches else None for i in active]
-            cache = self._batch_cache(model, rows, given, target)
-        stop = EndMarkerCriteria(tokenizer, marker, width, row_limits, [len(prefixes[i]) for i in active])
+            cache = self._batch_cache(model, rows, [requests[i].cache for i in active], target,
+                                      adapters)
+        stop = EndMarkerCriteria(tokenizer, [markers[i] for i in active], width, row_limits,
+                                 [len(prefixes[i]) for i in active])
         output = model.generate(
             input_ids=input_ids.to(target), attention_mask=attention.to(target),
             generation_config=config, cache=cache,
-            logits_processor=LogitsProcessorList([TopKSampler(temperature, TOP_K)] if sampling else []),
-            stopping_criteria=StoppingCriteriaList([stop]),
+            logits_processor=LogitsProcessorList(sampler),
+            stopping_criteria=StoppingCriteriaList([stop]), **adapters,
         )
         sequences = output.sequences
         final = output.cache if keep_caches else None
         if final is not None and final.get_seq_length() != sequences.shape[1] - 1:
             final = None  # not the layout expected: continued rows are prefilled again instead
         for b, (row, new_ids) in enumerate(zip(active, sequences[:, width:].tolist())):
-            generated = self._finish(tokenizer, marker, list(prefixes[row]), new_ids, limits[row])
+            generated = self._finish(tokenizer, markers[row], prefixes[row], new_ids, limits[row])
             if not generated.finished and final is not None:
                 start = width - len(rows[b])  # this row's left padding
                 generated = replace(generated, cache=tuple(
@@ -331,14 +383,18 @@ class RoleModels:
 
     @staticmethod
     def _batch_cache(model: torch.nn.Module, rows: list[list[int]],
-                     caches: list[RowCache | None], target: torch.device) -> DynamicCache:
+                     caches: list[RowCache | None], target: torch.device,
+                     adapters: dict[str, list[str]]) -> DynamicCache:
         """One left-padded cache over every row's tokens but its last: kept rows' caches as
         they are, the other rows prefilled together now."""
         caches = [c if c is not None and c[0][0].shape[1] == len(row) - 1 else None
                   for c, row in zip(caches, rows)]
         fresh = [k for k, c in enumerate(caches) if c is None]
         if fresh:
-            for k, c in zip(fresh, RoleModels._prefill(model, [rows[k][:-1] for k in fresh], target)):
+            names = adapters.get("adapter_names")
+            chosen = {"adapter_names": [names[k] for k in fresh]} if names else {}
+            for k, c in zip(fresh, RoleModels._prefill(model, [rows[k][:-1] for k in fresh], target,
+                                                        chosen)):
                 caches[k] = c
         longest = max(len(row) - 1 for row in rows)
         layers = []
@@ -350,14 +406,15 @@ class RoleModels:
         return DynamicCache(ddp_cache_data=layers)
 
     @staticmethod
-    def _prefill(model: torch.nn.Module, rows: list[list[int]], target: torch.device) -> list[RowCache]:
+    def _prefill(model: torch.nn.Module, rows: list[list[int]], target: torch.device,
+                 adapters: dict[str, list[str]]) -> list[RowCache]:
         """Each row's cache from one left-padded forward pass (positions count real tokens only)."""
         width = max(len(row) for row in rows)
         ids = torch.tensor([[0] * (width - len(row)) + row for row in rows], device=target)
         mask = torch.tensor([[0] * (width - len(row)) + [1] * len(row) for row in rows], device=target)
         positions = (mask.cumsum(-1) - 1).clamp(min=0)
         out = model(input_ids=ids, attention_mask=mask, position_ids=positions,
-                    cache=DynamicCache(), use_cache=True, logits_to_keep=1)
+                    cache=DynamicCache(), use_cache=True, logits_to_keep=1, **adapters)
         return [tuple((layer.keys[k, :, width - len(row):].clone(),
                        layer.values[k, :, width - len(row):].clone())
                       for layer in out.cache.layers)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from enum import StrEnum
@@ -51,6 +51,14 @@ class Backend(Protocol):
     def memories(self, rows: list[Any]) -> list[MemoryItem | None | Again[Any]]: ...
     def expressions(self, rows: list[Any]) -> list[Expression | Again[Any]]: ...
     def close(self) -> None: ...
+
+
+REPLY_ROW = "reply"  # the tags of rows in a batch mixing the reply and summary roles
+SUMMARY_ROW = "summary"
+
+
+def _lane(row: tuple[str, Any]) -> int:
+    return 0 if row[0] == REPLY_ROW else 1
 
 
 class TurnKind(StrEnum):
@@ -156,16 +164,29 @@ class Engine:
         self.batchers = {
             "tokens": batcher(backend.count_tokens, PRIORITY_PREPARE),
             "retrieve": batcher(backend.best_memories, PRIORITY_PREPARE, on=second),
-            "reply": batcher(backend.replies, PRIORITY_REPLY, lambda: self._before_reply),
             "ethics": batcher(backend.ethics_scores, PRIORITY_REPLY, on=second),
             # Background rows have no one waiting on them: their batches wait a moment for the
             # rows of turns still in their reply path (bigger batches, fewer long tails).
-            "summary": batcher(backend.summaries, PRIORITY_BACKGROUND, lambda: self._in_reply_path),
             "memory": batcher(backend.memories, PRIORITY_BACKGROUND, lambda: self._in_reply_path,
                               on=second),
             "expression": batcher(backend.expressions, PRIORITY_BACKGROUND,
                                   lambda: self._in_reply_path, on=second),
         }
+        if getattr(backend, "mixes_roles", False):
+            # Reply and summary rows share their base's batches (each row its own adapter):
+            # replies are taken first, summaries fill the rest, so no reply waits on a summary
+            # batch and the one base decodes fewer, fuller batches.
+            kanana = Batcher(worker, backend.kanana_rows, priority=PRIORITY_REPLY,
+                             max_batch=max_batch, window_s=batch_window_s,
+                             expect=lambda: self._before_reply, lane=_lane, name="kanana")
+            self.batchers["kanana"] = kanana
+            self._reply: Callable[[Any], Awaitable[Any]] = lambda row: kanana((REPLY_ROW, row))
+            self._summary: Callable[[Any], Awaitable[Any]] = lambda row: kanana((SUMMARY_ROW, row))
+        else:
+            self._reply = self.batchers["reply"] = batcher(
+                backend.replies, PRIORITY_REPLY, lambda: self._before_reply)
+            self._summary = self.batchers["summary"] = batcher(
+                backend.summaries, PRIORITY_BACKGROUND, lambda: self._in_reply_path)
         self._locks: dict[str, asyncio.Lock] = {}
         self._background: set[asyncio.Task[Any]] = set()
 
@@ -256,7 +277,7 @@ class Engine:
 
         started = time.perf_counter()
         coming.arrived()
-        reply = await self.batchers["reply"]((final_input, now))
+        reply = await self._reply((final_input, now))
         timings["reply"] = time.perf_counter() - started
 
         started = time.perf_counter()
@@ -315,7 +336,7 @@ class Engine:
         try:
             # The three roles are independent: each joins its own batch at once.
             summary, item, expression = await asyncio.gather(
-                self.batchers["summary"]((done.final_input, done.reply)),
+                self._summary((done.final_input, done.reply)),
                 self.batchers["memory"](done.final_input),
                 self.batchers["expression"](done.reply),
             )

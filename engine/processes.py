@@ -246,6 +246,13 @@ class SplitBackend:
     def summaries(self, rows: list[Any]) -> list[Any]:
         return self.local.summaries(rows)
 
+    @property
+    def mixes_roles(self) -> bool:
+        return bool(getattr(self.local, "mixes_roles", False))
+
+    def kanana_rows(self, rows: list[Any]) -> list[Any]:
+        return self.local.kanana_rows(rows)
+
     def best_memories(self, rows: list[tuple[str, list[str]]]) -> list[tuple[int, float] | None]:
         return self.child.call("best_memories", rows)
 

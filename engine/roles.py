@@ -22,7 +22,7 @@ from engine.answers import (
     summary_rejection_reason,
 )
 from engine.expression import FALLBACK_EXPRESSION, Expression, parse_expression
-from engine.lm import Generated
+from engine.lm import Generated, Request
 from engine.memory_items import MemoryItem, accepted_item, memory_rejection_reason, normalize_memory_output
 
 WEEKDAY_REJECTION = "weekday hallucination"
@@ -38,6 +38,13 @@ class Generator(Protocol):
                  max_new_tokens: int | None = None, max_length: int | None = None,
                  seed: int | None = None, prefixes: list[tuple[int, ...]] | None = None,
                  caches: list[Any] | None = None, max_steps: int | None = None) -> list[Generated]: ...
+
+
+class RowGenerator(Protocol):
+    """`engine.lm.RoleModels.generate_rows`: rows of several roles in one batch."""
+
+    def generate_rows(self, requests: list[Request], *, seed: int | None = None,
+                      max_steps: int | None = None) -> list[Generated]: ...
 
 
 @dataclass(frozen=True)
@@ -108,22 +115,39 @@ def step(models: Generator, procedure: Procedure, rows: Sequence[Attempt], *,
                                          "caches": [rows[i].cache for i in indices],
                                          "max_steps": chunk}))
         for i, candidate in zip(indices, generated):
-            row = rows[i]
-            if not candidate.finished:
-                row.partial, row.cache = candidate.ids, candidate.cache
-                continue
-            row.partial, row.cache = (), None
-            reason, fields = procedure.judge(row, candidate)
-            row.attempt += 1
-            if reason is None:
-                results[i] = procedure.outcome(row, fields)
-                continue
-            row.rejections += (reason,)
-            if reason == WEEKDAY_REJECTION:
-                row.hallucinations += 1
-            if row.attempt >= procedure.attempts:
-                results[i] = procedure.failure(row)
+            results[i] = _settle(procedure, rows[i], candidate)
     return results
+
+
+def step_rows(models: RowGenerator, items: Sequence[tuple[Procedure, Attempt]], *,
+              chunk: int | None = None) -> list[RoleOutcome | Attempt]:
+    """`step` over rows of different roles on one base, as one batch: each row has its own
+    adapter, budget and temperature (reply and summary rows decode together)."""
+    generated = models.generate_rows(
+        [Request(procedure.role, row.prompt, procedure.temperature(row), procedure.max_new_tokens,
+                 procedure.max_length, row.partial, row.cache) for procedure, row in items],
+        max_steps=chunk)
+    return [_settle(procedure, row, candidate)
+            for (procedure, row), candidate in zip(items, generated)]
+
+
+def _settle(procedure: Procedure, row: Attempt, candidate: Generated) -> RoleOutcome | Attempt:
+    """A row after one call: still decoding (tokens kept), judged and accepted, out of
+    attempts, or rejected and due another attempt."""
+    if not candidate.finished:
+        row.partial, row.cache = candidate.ids, candidate.cache
+        return row
+    row.partial, row.cache = (), None
+    reason, fields = procedure.judge(row, candidate)
+    row.attempt += 1
+    if reason is None:
+        return procedure.outcome(row, fields)
+    row.rejections += (reason,)
+    if reason == WEEKDAY_REJECTION:
+        row.hallucinations += 1
+    if row.attempt >= procedure.attempts:
+        return procedure.failure(row)
+    return row
 
 
 def run(models: Generator, procedure: Procedure, rows: Sequence[Attempt], *,

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
+from dataclasses import replace
 from typing import Any
 
 import pytest
@@ -56,6 +57,28 @@ async def test_an_idle_worker_starts_at_once_and_max_batch_is_kept(worker: Model
     assert await asyncio.gather(*calls) == [i + 1 for i in range(10)]
     await busy
     assert batcher.batch_sizes == [1, 4, 4, 2]
+
+
+async def test_rows_of_the_first_lane_are_taken_first(worker: ModelWorker) -> None:
+    """Replies (lane 0) go before summaries (lane 1) waiting for the same batches; each lane
+    keeps its arrival order."""
+    seen: list[list[str]] = []
+
+    def echo(rows: list[str]) -> list[str]:
+        seen.append(list(rows))
+        return rows
+
+    batcher = Batcher(worker, echo, priority=PRIORITY_REPLY, max_batch=3,
+                      lane=lambda row: 0 if row.startswith("reply") else 1)
+    release = threading.Event()
+    busy = await _busy(worker, release)
+    rows = ["summary1", "reply1", "summary2", "reply2", "summary3", "reply3", "reply4"]
+    calls = [asyncio.create_task(batcher(r)) for r in rows]
+    await asyncio.sleep(0.05)
+    release.set()
+    assert await asyncio.gather(*calls) == rows
+    await busy
+    assert seen == [["reply1", "reply2", "reply3"], ["reply4", "summary1", "summary2"], ["summary3"]]
 
 
 async def test_a_failing_row_fails_only_its_own_caller(worker: ModelWorker) -> None:
@@ -141,6 +164,42 @@ def test_chunked_generation_equals_whole_generation_under_greedy_decoding(tiny_b
             [(g.text, g.hit_end, g.new_tokens) for g in whole], role
 
 
+def test_reply_and_summary_rows_in_one_batch_generate_what_they_would_apart(tiny_backend: Any) -> None:
+    """One batch on the Kanana base, each row through its own adapter (peft's per-row
+    selection), whole or continued in chunks: under greedy decoding every row ends as it does
+    in a batch of its own role."""
+    from engine import prompts
+    from engine.lm import Request
+    from training.data import load_rows
+
+    roles = tiny_backend.roles
+    rows = load_rows("valid")[:6]
+    replies = [prompts.reply_prompt(r.input_data) for r in rows]
+    summaries = [prompts.summary_prompt(r.input_data, r.output_message) for r in rows]
+    apart = (roles.generate("output_message", replies, temperature=0, max_length=prompts.REPLY_MAX_LENGTH)
+             + roles.generate("summary", summaries, temperature=0,
+                              max_new_tokens=prompts.SUMMARY_MAX_NEW_TOKENS))
+    requests = ([Request("output_message", p, 0.0, max_length=prompts.REPLY_MAX_LENGTH) for p in replies]
+                + [Request("summary", p, 0.0, max_new_tokens=prompts.SUMMARY_MAX_NEW_TOKENS)
+                   for p in summaries])
+    order = [i for pair in zip(range(6), range(6, 12)) for i in pair]  # interleaved roles
+    together = roles.generate_rows([requests[i] for i in order])
+    assert [(g.text, g.hit_end) for g in together] == [(apart[i].text, apart[i].hit_end) for i in order]
+
+    pending = {i: requests[i] for i in order}
+    done: dict[int, Any] = {}
+    while pending:
+        keys = list(pending)
+        for i, g in zip(keys, roles.generate_rows([pending[i] for i in keys], max_steps=4)):
+            if g.finished:
+                done[i] = g
+                del pending[i]
+            else:
+                pending[i] = replace(pending[i], prefix=g.ids, cache=g.cache)
+    assert [(done[i].text, done[i].new_tokens) for i in order] == \
+        [(apart[i].text, apart[i].new_tokens) for i in order]
+
+
 def test_a_continued_attempt_is_judged_once_when_it_ends(tiny_backend: Any) -> None:
     """`step` with a chunk: a row still decoding keeps its attempt number and its tokens; the
     attempt is counted when it ends, and `run`-style rounds reach an outcome for every row."""
@@ -201,7 +260,10 @@ async def test_two_workers_run_the_polyglot_roles_beside_the_kanana_roles(repo: 
         done = await asyncio.gather(*(r.background for r in results))
         assert all(d is not None and d.expression for d in done)
         assert engine.batchers["expression"].worker is polyglot and polyglot.jobs_done > 0
-        assert engine.batchers["reply"].worker is kanana and max(engine.batchers["reply"].batch_sizes) > 1
+        # reply and summary rows share the Kanana base's batches
+        assert "reply" not in engine.batchers and "summary" not in engine.batchers
+        assert engine.batchers["kanana"].worker is kanana
+        assert max(engine.batchers["kanana"].batch_sizes) > 1
     finally:
         await engine.drain()
         await kanana.stop()

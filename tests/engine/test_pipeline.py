@@ -33,6 +33,14 @@ class Spy:
 
     def __getattr__(self, name: str) -> Any:
         attr = getattr(self.inner, name)
+        if name == "kanana_rows":  # reply and summary rows in one batch, tagged by role
+            def mixed(rows: list[Any]) -> Any:
+                for kind, row in rows:
+                    if not isinstance(row, Attempt):
+                        self.calls.append((kind, row))
+                return attr(rows)
+
+            return mixed
         if name in BATCHED_CALLS:
             def batch(rows: list[Any]) -> Any:
                 for row in rows:
@@ -284,7 +292,7 @@ async def test_a_crashing_model_call_gives_that_user_an_apology(
 ) -> None:
     class Broken(Spy):
         def __getattr__(self, name: str) -> Any:
-            if name == "replies":
+            if name in ("replies", "kanana_rows"):  # the reply model, batched alone or mixed
                 def boom(*_: Any) -> str:
                     raise RuntimeError("CUDA out of memory")
                 return boom
