@@ -12,6 +12,7 @@ import pytest
 
 from engine.batching import Batcher
 from engine.worker import PRIORITY_REPLY, ModelWorker
+from tests.engine.conftest import engine_on_two_workers
 
 
 async def _busy(worker: ModelWorker, release: threading.Event) -> asyncio.Task[Any]:
@@ -243,18 +244,9 @@ async def test_a_row_answered_again_joins_the_next_batch(worker: ModelWorker) ->
 
 
 async def test_two_workers_run_the_polyglot_roles_beside_the_kanana_roles(repo: Any, tiny_backend: Any) -> None:
-    from datetime import datetime
-    from zoneinfo import ZoneInfo
+    from engine.pipeline import TurnKind
 
-    from engine.pipeline import Engine, TurnKind
-
-    kanana, polyglot = ModelWorker("kanana", threads=1), ModelWorker("polyglot", threads=1)
-    kanana.start()
-    polyglot.start()
-    now = datetime(2026, 11, 25, 14, 0, tzinfo=ZoneInfo("Asia/Seoul"))
-    engine = Engine(repo, tiny_backend, kanana, clock=lambda: now, max_prompt_tokens=48,
-                    max_message_chars=2000, polyglot_worker=polyglot)
-    try:
+    async with engine_on_two_workers(repo, tiny_backend) as (engine, kanana, polyglot):
         results = await asyncio.gather(*(engine.handle(f"u{i}", "c", "너는 누구야?") for i in range(8)))
         assert all(r.kind is TurnKind.REPLY for r in results)
         done = await asyncio.gather(*(r.background for r in results))
@@ -264,7 +256,3 @@ async def test_two_workers_run_the_polyglot_roles_beside_the_kanana_roles(repo: 
         assert "reply" not in engine.batchers and "summary" not in engine.batchers
         assert engine.batchers["kanana"].worker is kanana
         assert max(engine.batchers["kanana"].batch_sizes) > 1
-    finally:
-        await engine.drain()
-        await kanana.stop()
-        await polyglot.stop()

@@ -12,6 +12,7 @@ import pytest
 
 from engine.lm import MissingAdapter
 from engine.processes import ModelProcess, ModelProcessDied
+from tests.engine.conftest import engine_on_two_workers
 
 WAIT_S = 10.0
 
@@ -95,19 +96,10 @@ def test_rows_that_kill_the_child_twice_fail_alone_and_the_next_call_is_served(e
 async def test_turns_go_on_when_the_model_child_is_killed(repo: Any, tiny_split_backend: Any) -> None:
     """Every turn still gets its reply, ethics check and background roles; nothing fails."""
     import asyncio
-    from datetime import datetime
-    from zoneinfo import ZoneInfo
 
-    from engine.pipeline import Engine, TurnKind
-    from engine.worker import ModelWorker
+    from engine.pipeline import TurnKind
 
-    kanana, polyglot = ModelWorker("kanana", threads=1), ModelWorker("polyglot", threads=1)
-    kanana.start()
-    polyglot.start()
-    now = datetime(2026, 11, 25, 14, 0, tzinfo=ZoneInfo("Asia/Seoul"))
-    engine = Engine(repo, tiny_split_backend, kanana, clock=lambda: now, max_prompt_tokens=48,
-                    max_message_chars=2000, polyglot_worker=polyglot)
-    try:
+    async with engine_on_two_workers(repo, tiny_split_backend) as (engine, _, _):
         first = await engine.handle("u0", "c", "너는 누구야?")
         assert first.kind is TurnKind.REPLY and first.background is not None
         await first.background
@@ -121,10 +113,6 @@ async def test_turns_go_on_when_the_model_child_is_killed(repo: Any, tiny_split_
         for i in range(1, 5):
             [turn] = await repo.turns(f"u{i}")
             assert turn.reply and turn.expression
-    finally:
-        await engine.drain()
-        await kanana.stop()
-        await polyglot.stop()
 
 
 def test_ctrl_c_reaches_the_child_but_does_not_stop_it(echo: ModelProcess) -> None:
