@@ -67,10 +67,21 @@ def percentile(values: Sequence[float], q: float) -> float:
     return ordered[low] + (ordered[high] - ordered[low]) * (rank - low)
 
 
-def peak_rss_mb(who: int = resource.RUSAGE_SELF) -> float:
-    """Peak resident memory of this process so far, or (RUSAGE_CHILDREN) of its largest
-    ended child (Linux reports KiB, macOS bytes)."""
-    peak = resource.getrusage(who).ru_maxrss
+def child_peak_rss_mb(pid: int | None) -> float:
+    """Peak resident memory of a running child (Linux VmHWM; 0 where unknown). Not
+    RUSAGE_CHILDREN: on Linux that counts the parent's memory at fork time as the child's."""
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return round(int(line.split()[1]) / 1024, 1)
+    except (OSError, ValueError):
+        pass
+    return 0.0
+
+
+def peak_rss_mb() -> float:
+    """Peak resident memory of this process so far (Linux reports KiB, macOS bytes)."""
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     return peak / (1024 * 1024) if sys.platform == "darwin" else peak / 1024
 
 
@@ -108,6 +119,7 @@ async def run_phase(mode: str, backend: Any, prompts: list[list[str]], *, max_ba
                     max_message_chars=2000, max_batch=1 if serial else max_batch,
                     batch_window_s=0.0 if serial else window_s,
                     polyglot_worker=None if serial else workers[1])
+    child_peak = 0.0
     one_at_a_time = asyncio.Lock()
     latencies: list[float] = []
     kinds: Counter[str] = Counter()
@@ -135,6 +147,7 @@ async def run_phase(mode: str, backend: Any, prompts: list[list[str]], *, max_ba
         for worker in workers:
             await worker.stop()
         if child is not None:
+            child_peak = child_peak_rss_mb(child.pid)
             child.close()
         await db.close()
     turns = sum(len(texts) for texts in prompts)
@@ -144,7 +157,7 @@ async def run_phase(mode: str, backend: Any, prompts: list[list[str]], *, max_ba
     return PhaseResult(mode, turns, round(wall, 2), round(turns / wall, 3),
                        round(percentile(latencies, 50), 3), round(percentile(latencies, 95), 3),
                        round(peak_rss_mb(), 1), dict(kinds), sizes, busy,
-                       round(peak_rss_mb(resource.RUSAGE_CHILDREN), 1) if child is not None else 0.0)
+                       child_peak)
 
 
 def load(preset_name: str, models_dir: str | None) -> tuple[Any, Any, str]:
