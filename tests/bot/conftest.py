@@ -40,6 +40,9 @@ class CountingBackend:
     a long reply (`repeat_to`: the real reply repeated to that length) to exercise splitting.
     """
 
+    # It wraps `replies`, so reply rows must not ride in the mixed reply+summary batches.
+    mixes_roles = False
+
     def __init__(self, inner: Any) -> None:
         self.inner = inner
         self.replies_made = 0

@@ -45,6 +45,9 @@ ANSWERED = {TurnKind.REPLY, TurnKind.WARNING, TurnKind.BLOCKED}
 class Recorder:
     """The real tiny backend; keeps the final inputs the reply model was given."""
 
+    # It wraps `replies`, so reply rows must not ride in the mixed reply+summary batches.
+    mixes_roles = False
+
     def __init__(self, inner: Any) -> None:
         self.inner = inner
         self.final_inputs: list[str] = []
