@@ -232,6 +232,13 @@ class Request:
                    ) - len(self.prefix)
 
 
+def _left_padded(rows: list[list[int]], pad: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Token rows left-padded to the longest, and their attention mask."""
+    width = max(len(row) for row in rows)
+    return (torch.tensor([[pad] * (width - len(row)) + row for row in rows]),
+            torch.tensor([[0] * (width - len(row)) + [1] * len(row) for row in rows]))
+
+
 class RoleModels:
     """Loaded bases with their role adapters; `generate` runs one role on a batch of prompts."""
 
@@ -326,10 +333,9 @@ class RoleModels:
             return [r for r in results if r is not None]
 
         rows = [list(prompt_ids[i]) + prefixes[i] for i in active]
-        width = max(len(row) for row in rows)
         pad = tokenizer.pad_token_id
-        input_ids = torch.tensor([[pad] * (width - len(row)) + row for row in rows])
-        attention = torch.tensor([[0] * (width - len(row)) + [1] * len(row) for row in rows])
+        input_ids, attention = _left_padded(rows, pad)
+        width = input_ids.shape[1]
         row_limits = torch.tensor([limits[i] for i in active])
         steps = int(row_limits.max()) if max_steps is None else min(int(row_limits.max()), max_steps)
         temperatures = [requests[i].temperature for i in active]
@@ -409,9 +415,8 @@ class RoleModels:
     def _prefill(model: torch.nn.Module, rows: list[list[int]], target: torch.device,
                  adapters: dict[str, list[str]]) -> list[RowCache]:
         """Each row's cache from one left-padded forward pass (positions count real tokens only)."""
-        width = max(len(row) for row in rows)
-        ids = torch.tensor([[0] * (width - len(row)) + row for row in rows], device=target)
-        mask = torch.tensor([[0] * (width - len(row)) + [1] * len(row) for row in rows], device=target)
+        ids, mask = (t.to(target) for t in _left_padded(rows, 0))
+        width = ids.shape[1]
         positions = (mask.cumsum(-1) - 1).clamp(min=0)
         out = model(input_ids=ids, attention_mask=mask, position_ids=positions,
                     cache=DynamicCache(), use_cache=True, logits_to_keep=1, **adapters)
