@@ -69,13 +69,22 @@ class RoleBackend:
         """Nothing to release in-process (`SplitBackend.close` ends its child)."""
 
     def replies(self, rows: list[tuple[str, datetime] | Attempt]) -> list[str | Again[Attempt]]:
-        attempts = [r if isinstance(r, Attempt) else reply_attempt(*r) for r in rows]
-        return [_done(o, lambda o: o.text) for o in step(self.roles, REPLY, attempts, chunk=self.chunk_tokens)]
+        return self._step("reply", rows)
 
     def summaries(self, rows: list[tuple[str, str] | Attempt]) -> list[str | Again[Attempt]]:
-        attempts = [r if isinstance(r, Attempt) else summary_attempt(*r) for r in rows]
-        return [_done(o, lambda o: "" if o.failed else o.text)
-                for o in step(self.roles, SUMMARY, attempts, chunk=self.chunk_tokens)]
+        return self._step("summary", rows)
+
+    def memories(self, rows: list[str | Attempt]) -> list[MemoryItem | None | Again[Attempt]]:
+        return self._step("memory", rows)
+
+    def expressions(self, rows: list[str | Attempt]) -> list[Expression | Again[Attempt]]:
+        return self._step("expression", rows)
+
+    def _step(self, kind: str, rows: list[Any]) -> list[Any]:
+        """One attempt for each row of one role (a new row or an `Attempt` being retried)."""
+        procedure, first, answer = _ROLE_CALLS[kind]
+        attempts = [r if isinstance(r, Attempt) else first(r) for r in rows]
+        return [_done(o, answer) for o in step(self.roles, procedure, attempts, chunk=self.chunk_tokens)]
 
     @property
     def mixes_roles(self) -> bool:
@@ -86,21 +95,11 @@ class RoleBackend:
         """Reply and summary rows, tagged ``("reply", row)`` / ``("summary", row)``, as one
         batch on their shared base; each answers what `replies` / `summaries` would."""
         assert isinstance(self.roles, RoleModels)
-        items = [(_MIXED[kind][0], row if isinstance(row, Attempt) else _MIXED[kind][1](*row))
+        items = [(_ROLE_CALLS[kind][0], row if isinstance(row, Attempt) else _ROLE_CALLS[kind][1](row))
                  for kind, row in rows]
         stepped = step_rows(self.roles, items, chunk=self.chunk_tokens)
-        return [Again((kind, o)) if isinstance(o, Attempt) else _MIXED[kind][2](o)
+        return [Again((kind, o)) if isinstance(o, Attempt) else _ROLE_CALLS[kind][2](o)
                 for (kind, _), o in zip(rows, stepped)]
-
-    def memories(self, rows: list[str | Attempt]) -> list[MemoryItem | None | Again[Attempt]]:
-        attempts = [r if isinstance(r, Attempt) else memory_attempt(r) for r in rows]
-        return [_done(o, lambda o: o.item) for o in step(self.roles, MEMORY, attempts, chunk=self.chunk_tokens)]
-
-    def expressions(self, rows: list[str | Attempt]) -> list[Expression | Again[Attempt]]:
-        attempts = [r if isinstance(r, Attempt) else expression_attempt(r) for r in rows]
-        return [_done(o, lambda o: o.expression or FALLBACK_EXPRESSION)
-                for o in step(self.roles, EXPRESSION, attempts, chunk=self.chunk_tokens)]
-
 
 @dataclass
 class LocalBackend(RoleBackend):
@@ -142,10 +141,12 @@ class LocalBackend(RoleBackend):
         return self.ethics.scores(texts)
 
 
-# The Kanana roles by row tag: procedure, first attempt from the row, answer from the outcome.
-_MIXED: dict[str, tuple[Procedure, Callable[..., Attempt], Callable[[RoleOutcome], Any]]] = {
-    "reply": (REPLY, reply_attempt, lambda o: o.text),
-    "summary": (SUMMARY, summary_attempt, lambda o: "" if o.failed else o.text),
+# Each role call: its procedure, a row's first attempt, and the answer from its outcome.
+_ROLE_CALLS: dict[str, tuple[Procedure, Callable[[Any], Attempt], Callable[[RoleOutcome], Any]]] = {
+    "reply": (REPLY, lambda row: reply_attempt(*row), lambda o: o.text),
+    "summary": (SUMMARY, lambda row: summary_attempt(*row), lambda o: "" if o.failed else o.text),
+    "memory": (MEMORY, memory_attempt, lambda o: o.item),
+    "expression": (EXPRESSION, expression_attempt, lambda o: o.expression or FALLBACK_EXPRESSION),
 }
 
 
