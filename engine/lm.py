@@ -1,7 +1,8 @@
 """The four LoRA roles on their two bases, with batched generation (reference §1, §2.3, §2.4).
 
-Each base is loaded once and carries its two role adapters as named peft adapters; a call
-switches to the role's adapter. Prompts are left-padded into one batch; every row stops on
+Each base is loaded once and carries its two role adapters, as named peft adapters or (the
+default) folded into one weight copy per role (`engine.merged`); each row of a batch goes
+through its own role's weights. Prompts are left-padded into one batch; every row stops on
 its own at the role's end marker (found by decoding, not by hard-coded ids), at EOS, or at its
 own token budget, so batched and one-by-one generation agree.
 """
@@ -9,7 +10,9 @@ own token budget, so batched and one-by-one generation agree.
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
+from functools import partial
 from pathlib import Path
 
 import torch
@@ -27,12 +30,16 @@ from transformers import (
     StoppingCriteriaList,
 )
 
+from engine.merged import RoleRows, merge_roles
 from engine.presets import Base, Preset, ROLES
 
 TOP_K = 50  # transformers' historical sampling default, which upstream relied on (top_p 1.0)
 GREEDY_TEMPERATURE = 1e-4  # a greedy row in a sampled batch: softmax this sharp picks the best
 BYTE_TOKEN = "<0x{:02X}>"  # the spelling a BPE byte fallback looks up (our tiny tokenizer)
 BYTE_COUNT = 256
+# A forward pass costs about as much as this many prompt tokens (tiny preset, one CPU core:
+# ~5 ms fixed, ~0.15 ms a token), so prefill groups split where padding would cost more.
+PREFILL_SPLIT_TOKENS = 32
 # Extra tokens decoded beyond the marker length when looking for it in a row's tail.
 TAIL_SLACK_TOKENS = 2
 _PATH_PREFIXES = ("/", ".", "~")
@@ -239,19 +246,40 @@ def _left_padded(rows: list[list[int]], pad: int) -> tuple[torch.Tensor, torch.T
             torch.tensor([[0] * (width - len(row)) + [1] * len(row) for row in rows]))
 
 
+def prefill_groups(roles: list[str], lengths: list[int]) -> list[list[int]]:
+    """Rows (indices) to prefill together: one role per group, similar lengths. A padded
+    token costs as much as a real one, so a row starts a new group where joining the last
+    one would add more padding than a forward pass of its own costs."""
+    groups: list[list[int]] = []
+    for role in dict.fromkeys(roles):
+        group: list[int] = []
+        for i in sorted((i for i, r in enumerate(roles) if r == role), key=lengths.__getitem__):
+            if group and len(group) * (lengths[i] - lengths[group[-1]]) > PREFILL_SPLIT_TOKENS:
+                groups.append(group)
+                group = []
+            group.append(i)
+        groups.append(group)
+    return groups
+
+
 class RoleModels:
     """Loaded bases with their role adapters; `generate` runs one role on a batch of prompts."""
 
     def __init__(self, preset: Preset, models: dict[Base, torch.nn.Module],
-                 tokenizers: dict[str, PreTrainedTokenizerBase]) -> None:
+                 tokenizers: dict[str, PreTrainedTokenizerBase],
+                 role_rows: dict[Base, RoleRows] | None = None) -> None:
         self.preset = preset
-        self.models = models
+        self.models = models  # peft models, or merged ones (`engine.merged`) where role_rows has the base
         self.tokenizers = tokenizers
+        self.role_rows = role_rows or {}
         self._suppressed = {role: suppressed_token_ids(tok) for role, tok in tokenizers.items()}
 
     @classmethod
-    def from_preset(cls, preset: Preset, roles: tuple[str, ...] = ROLES) -> RoleModels:
-        """Load each needed base once and attach its roles' adapters under the role names."""
+    def from_preset(cls, preset: Preset, roles: tuple[str, ...] = ROLES, *,
+                    merge: bool = True) -> RoleModels:
+        """Load each needed base once and attach its roles' adapters under the role names;
+        ``merge`` then folds them into per-role weights (`engine.merged`; faster, and one
+        more copy of the adapted weights per role)."""
         from peft import PeftModel
 
         models: dict[Base, torch.nn.Module] = {}
@@ -269,15 +297,22 @@ class RoleModels:
                 models[spec.base].load_adapter(str(adapter), adapter_name=role)
             tokenizers[role] = load_tokenizer(adapter, resolve_base(preset.base_for(role),
                                                                     f"{spec.base}_base"))
-        for model in models.values():
-            model.eval()
-        return cls(preset, models, tokenizers)
+        role_rows: dict[Base, RoleRows] = {}
+        for base_name, model in list(models.items()):
+            if merge:
+                on_base = tuple(r for r in roles if preset.roles[r].base == base_name)
+                models[base_name], role_rows[base_name] = merge_roles(model, on_base)
+            models[base_name].eval()
+        return cls(preset, models, tokenizers, role_rows)
 
-    def model_for(self, role: str) -> torch.nn.Module:
-        """The (peft-wrapped) base serving ``role``, switched to the role's adapter."""
-        model = self.models[self.preset.roles[role].base]
-        model.set_adapter(role)
-        return model
+    def _route(self, base: Base, roles: list[str]) -> dict[str, list[str]]:
+        """Point each row of the next forward passes at its role's weights; the keyword
+        arguments those passes need (peft's per-row ``adapter_names`` for several roles)."""
+        if base in self.role_rows:
+            self.role_rows[base].route(roles)
+            return {}
+        self.models[base].set_adapter(roles[0])
+        return {} if len(set(roles)) == 1 else {"adapter_names": roles}
 
     def count_tokens(self, text: str) -> int:
         """Tokens of ``text`` under the reply tokenizer, special tokens included (48-token guard)."""
@@ -320,6 +355,7 @@ class RoleModels:
         bases = {self.preset.roles[role].base for role in roles}
         if len(bases) != 1:
             raise ValueError(f"one batch runs on one base, not {sorted(bases)}")
+        base = bases.pop()
         tokenizer = self.tokenizers[roles[0]]
         markers = [self.preset.roles[role].end for role in roles]
         prompt_ids = tokenizer([r.prompt for r in requests])["input_ids"]
@@ -328,7 +364,8 @@ class RoleModels:
         results: list[Generated | None] = [
             None if limit > 0 else self._finish(tokenizer, marker, prefix, [], 0)
             for limit, prefix, marker in zip(limits, prefixes, markers)]
-        active = [i for i, result in enumerate(results) if result is None]
+        # Rows grouped by role (stable), so each role's rows are one slice of the batch.
+        active = sorted((i for i, result in enumerate(results) if result is None), key=roles.__getitem__)
         if not active:
             return [r for r in results if r is not None]
 
@@ -355,16 +392,19 @@ class RoleModels:
         if seed is not None:
             torch.manual_seed(seed)
         active_roles = [roles[i] for i in active]
-        model = self.model_for(active_roles[0])
-        # One role: its adapter is active. Several: peft picks each row's adapter itself.
-        adapters = {} if len(set(active_roles)) == 1 else {"adapter_names": active_roles}
+        model = self.models[base]
         target = next(model.parameters()).device
-        # Chunked calls keep each unfinished row's cache, so a continued row is not prefilled again.
-        keep_caches = max_steps is not None and all(len(row) > 1 for row in rows)
+        route = partial(self._route, base)
+        # Rows are prefilled here, in groups of one role and similar length (less padding than
+        # one batch); chunked calls also keep each unfinished row's cache, so a continued row
+        # is not prefilled again.
+        own_prefill = all(len(row) > 1 for row in rows)
+        keep_caches = own_prefill and max_steps is not None
         cache = None
-        if keep_caches:
+        if own_prefill:
             cache = self._batch_cache(model, rows, [requests[i].cache for i in active], target,
-                                      adapters)
+                                      active_roles, route)
+        adapters = route(active_roles)
         stop = EndMarkerCriteria(tokenizer, [markers[i] for i in active], width, row_limits,
                                  [len(prefixes[i]) for i in active])
         output = model.generate(
@@ -389,18 +429,17 @@ class RoleModels:
 
     @staticmethod
     def _batch_cache(model: torch.nn.Module, rows: list[list[int]],
-                     caches: list[RowCache | None], target: torch.device,
-                     adapters: dict[str, list[str]]) -> DynamicCache:
+                     caches: list[RowCache | None], target: torch.device, roles: list[str],
+                     route: Callable[[list[str]], dict[str, list[str]]]) -> DynamicCache:
         """One left-padded cache over every row's tokens but its last: kept rows' caches as
         they are, the other rows prefilled together now."""
         caches = [c if c is not None and c[0][0].shape[1] == len(row) - 1 else None
                   for c, row in zip(caches, rows)]
         fresh = [k for k, c in enumerate(caches) if c is None]
-        if fresh:
-            names = adapters.get("adapter_names")
-            chosen = {"adapter_names": [names[k] for k in fresh]} if names else {}
-            for k, c in zip(fresh, RoleModels._prefill(model, [rows[k][:-1] for k in fresh], target,
-                                                        chosen)):
+        for group in prefill_groups([roles[k] for k in fresh], [len(rows[k]) for k in fresh]):
+            chosen = [fresh[g] for g in group]
+            for k, c in zip(chosen, RoleModels._prefill(model, [rows[k][:-1] for k in chosen], target,
+                                                         route([roles[k] for k in chosen]))):
                 caches[k] = c
         longest = max(len(row) - 1 for row in rows)
         layers = []

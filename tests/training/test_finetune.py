@@ -74,7 +74,7 @@ def test_finetune_loss_falls_saves_and_changes_outputs(tmp_path: Path, toy_works
     config = json.loads((out / "adapter_config.json").read_text())
     assert config["r"] == 64 and config["lora_alpha"] == 16 and config["init_lora_weights"] == "gaussian"
 
-    models = RoleModels.from_preset(toy_workspace.preset)
+    models = RoleModels.from_preset(toy_workspace.preset, merge=False)  # peft adapters, to add one
     models.models["kanana"].load_adapter(str(out), adapter_name="trained_summary")
     tokenizer = models.tokenizers["summary"]
     batch = tokenizer(["너는 누구야? (오로라 답변) 난 오로라야! (요약 시작)"], return_tensors="pt")
