@@ -94,8 +94,10 @@ def user_prompts(users: int, turns: int) -> list[list[str]]:
 
 async def run_phase(mode: str, backend: Any, prompts: list[list[str]], *, max_batch: int,
                     window_s: float, threads: int | None, clock: Any, workdir: Path,
-                    chunk_tokens: int | None = None, child: Any = None) -> PhaseResult:
-    """One mode's run; ``child`` (a started `ModelProcess`) serves the engine's second group."""
+                    chunk_tokens: int | None = None, child: Any = None,
+                    kanana_child: Any = None) -> PhaseResult:
+    """One mode's run; ``child`` (a started `ModelProcess`) serves the engine's second group,
+    ``kanana_child`` (a started `ProcessRoles`) its Kanana roles."""
     from engine.pipeline import Engine
     from engine.worker import ModelWorker
     from storage import Database, Repository
@@ -114,7 +116,10 @@ async def run_phase(mode: str, backend: Any, prompts: list[list[str]], *, max_ba
     if child is not None:
         from engine.processes import SplitBackend
 
-        backend = await workers[1].run(SplitBackend, backend, child)  # waits for its models
+        local = backend if kanana_child is None else kanana_child
+        backend = await workers[1].run(SplitBackend, local, child)  # waits for its models
+        if kanana_child is not None:
+            await workers[0].run(kanana_child.process.wait_ready)
     engine = Engine(Repository(db), backend, workers[0], clock=clock, max_prompt_tokens=48,
                     max_message_chars=2000, max_batch=1 if serial else max_batch,
                     batch_window_s=0.0 if serial else window_s,
@@ -149,6 +154,9 @@ async def run_phase(mode: str, backend: Any, prompts: list[list[str]], *, max_ba
         if child is not None:
             child_peak = child_peak_rss_mb(child.pid)
             child.close()
+        if kanana_child is not None:
+            child_peak += child_peak_rss_mb(kanana_child.process.pid)
+            kanana_child.close()
         await db.close()
     turns = sum(len(texts) for texts in prompts)
     sizes = {name: round(statistics.fmean(b.batch_sizes), 2)
@@ -176,7 +184,7 @@ def load(preset_name: str, models_dir: str | None) -> tuple[Any, Any, str]:
 async def bench(args: argparse.Namespace) -> dict[str, Any]:
     import torch
 
-    from engine.hub import polyglot_process
+    from engine.hub import kanana_process, polyglot_process
 
     backend, preset, where = load(args.preset, args.models_dir)
     prompts = user_prompts(args.users, args.turns)
@@ -185,14 +193,18 @@ async def bench(args: argparse.Namespace) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="ohlora-bench-") as tmp:
         for mode in ("serial", "engine"):
             torch.manual_seed(args.seed)
-            child = None
+            child = kanana_child = None
             if mode == "engine" and args.processes > 1:
                 child = polyglot_process(preset, threads=args.threads or None, seed=args.seed)
+            if mode == "engine" and args.processes > 2:
+                kanana_child = kanana_process(preset, chunk_tokens=args.chunk or None,
+                                              threads=args.threads or None, seed=args.seed)
             results[mode] = await run_phase(mode, backend, prompts, max_batch=args.max_batch,
                                             window_s=args.window_ms / 1000,
                                             threads=args.threads or None,
                                             clock=lambda: fixed_now, workdir=Path(tmp),
-                                            chunk_tokens=args.chunk or None, child=child)
+                                            chunk_tokens=args.chunk or None, child=child,
+                                            kanana_child=kanana_child)
             print(format_phase(results[mode]), flush=True)
     serial, engine = results["serial"], results["engine"]
     return {
@@ -227,8 +239,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                         help="batch collection window of the engine")
     parser.add_argument("--threads", type=int, default=1,
                         help="torch threads per model worker (0: torch's default)")
-    parser.add_argument("--processes", type=int, choices=(1, 2), default=2,
-                        help="engine: 2 runs the Polyglot roles and S-BERTs in a child process")
+    parser.add_argument("--processes", type=int, choices=(1, 2, 3), default=2,
+                        help="engine: 2 runs the Polyglot roles and S-BERTs in a child process, "
+                             "3 the Kanana roles in a second one")
     parser.add_argument("--chunk", type=int, default=DEFAULT_BATCH_CHUNK_TOKENS,
                         help="engine: decoding steps per batch call (0: every row to its end)")
     parser.add_argument("--seed", type=int, default=0)

@@ -19,7 +19,7 @@ from engine.expression import FALLBACK_EXPRESSION, Expression
 from engine.lm import MissingAdapter, MissingBaseModel, RoleModels
 from engine.memory_items import MemoryItem
 from engine.presets import ROLES, Base, Preset, get_preset
-from engine.processes import ModelProcess, SplitBackend
+from engine.processes import ModelProcess, ProcessRoles, SplitBackend
 from engine.remote import CompletionsGenerator
 from engine.roles import (
     EXPRESSION,
@@ -120,12 +120,13 @@ class LocalBackend(RoleBackend):
     @classmethod
     def load(cls, preset: Preset, memory_threshold: float | None = None,
              roles: CompletionsGenerator | None = None,
-             role_names: tuple[str, ...] = ROLES, chunk_tokens: int | None = None) -> LocalBackend:
-        """`preset`'s S-BERTs and `role_names` roles; `roles` replaces the in-process LoRA
-        roles (remote)."""
+             role_names: tuple[str, ...] = ROLES, chunk_tokens: int | None = None,
+             merge: bool = True) -> LocalBackend:
+        """`preset`'s S-BERTs and `role_names` roles (``merge``: adapters folded into per-role
+        weights, `engine.merged`); `roles` replaces the in-process LoRA roles (remote)."""
         log.info("loading %s models from %s", preset.name, preset.artifacts)
         return cls(
-            roles=roles or RoleModels.from_preset(preset, role_names),
+            roles=roles or RoleModels.from_preset(preset, role_names, merge=merge),
             ethics=EthicsClassifier.load(preset.sbert_dir("ethics")),
             retriever=MemoryRetriever.load(
                 preset.sbert_dir("memory"), default_threshold=preset.default_memory_threshold
@@ -184,8 +185,10 @@ def _load(settings: Settings, preset: Preset, threads: int | None) -> Backend:
         return LocalBackend.load(preset, settings.memory_threshold, roles=remote)
     chunk = settings.batch_chunk_tokens or None
     if settings.model_processes < 2:
-        return LocalBackend.load(preset, settings.memory_threshold, chunk_tokens=chunk)
-    return split_backend(preset, settings.memory_threshold, threads=threads, chunk_tokens=chunk)
+        return LocalBackend.load(preset, settings.memory_threshold, chunk_tokens=chunk,
+                                 merge=settings.merge_adapters)
+    return split_backend(preset, settings.memory_threshold, threads=threads, chunk_tokens=chunk,
+                         kanana_apart=settings.model_processes > 2, merge=settings.merge_adapters)
 
 
 def roles_on(preset: Preset, base: Base) -> tuple[str, ...]:
@@ -193,26 +196,50 @@ def roles_on(preset: Preset, base: Base) -> tuple[str, ...]:
 
 
 def polyglot_process(preset: Preset, memory_threshold: float | None = None, *,
-                     threads: int | None = None, seed: int | None = None) -> ModelProcess:
+                     threads: int | None = None, seed: int | None = None,
+                     merge: bool = True) -> ModelProcess:
     """A child process serving the Polyglot roles and the S-BERTs (started, still loading)."""
     process = ModelProcess(
-        partial(LocalBackend.load, preset, memory_threshold, None, roles_on(preset, "polyglot")),
+        partial(LocalBackend.load, preset, memory_threshold, None, roles_on(preset, "polyglot"),
+                merge=merge),
         threads=threads, seed=seed, name="ohlora-polyglot")
     process.start()
     return process
 
 
+def kanana_roles(preset: Preset, chunk_tokens: int | None = None, merge: bool = True) -> RoleBackend:
+    return RoleBackend(RoleModels.from_preset(preset, roles_on(preset, "kanana"), merge=merge),
+                       chunk_tokens=chunk_tokens)
+
+
+def kanana_process(preset: Preset, *, chunk_tokens: int | None = None, threads: int | None = None,
+                   seed: int | None = None, merge: bool = True) -> ProcessRoles:
+    """The Kanana roles in a child process of their own (started, still loading)."""
+    process = ModelProcess(partial(kanana_roles, preset, chunk_tokens, merge), threads=threads,
+                           seed=seed, name="ohlora-kanana")
+    process.start()
+    return ProcessRoles(process)
+
+
 def split_backend(preset: Preset, memory_threshold: float | None = None, *,
-                  threads: int | None = None, chunk_tokens: int | None = None) -> SplitBackend:
-    """The Kanana roles in this process, the rest in a child loading at the same time.
+                  threads: int | None = None, chunk_tokens: int | None = None,
+                  kanana_apart: bool = False, merge: bool = True) -> SplitBackend:
+    """The Kanana roles in this process (``kanana_apart``: in a second child), the rest in a
+    child; the children load at the same time.
 
     Only the Kanana roles decode in chunks: the Polyglot roles are short (at most 24 and 36
-    tokens) and nearly uniform, and a continued row's cache would cross the pipe twice."""
-    child = polyglot_process(preset, memory_threshold, threads=threads)
+    tokens) and nearly uniform. A Kanana child keeps its unfinished rows' caches itself
+    (`engine.processes.CacheTicket`)."""
+    child = polyglot_process(preset, memory_threshold, threads=threads, merge=merge)
+    local: RoleBackend | ProcessRoles | None = None
     try:
-        local = RoleBackend(RoleModels.from_preset(preset, roles_on(preset, "kanana")),
-                            chunk_tokens=chunk_tokens)
+        local = (kanana_process(preset, chunk_tokens=chunk_tokens, threads=threads, merge=merge)
+                 if kanana_apart else kanana_roles(preset, chunk_tokens, merge))
+        if isinstance(local, ProcessRoles):
+            local.process.wait_ready()
         return SplitBackend(local, child)
     except BaseException:
         child.close()
+        if local is not None:
+            local.close()
         raise

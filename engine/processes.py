@@ -7,6 +7,8 @@ preset, 2 cores: a reply batch of 10 takes 0.28 s alone, 0.62 s beside a Polyglo
 and serves the Polyglot roles and both S-BERTs from a `ModelProcess`: a child that loads them
 itself and answers batched backend calls over a pipe. The caller is the second model worker's
 thread, which waits on the pipe without holding the GIL. The child never touches storage.
+With three processes (`ProcessRoles`) the Kanana roles move to a second child as well; it keeps
+its unfinished rows' caches and hands out `CacheTicket`s for them.
 
 The child ignores SIGINT (a terminal's Ctrl-C reaches the whole process group; the parent
 decides when to stop and first drains the background roles), and exits when the pipe closes,
@@ -20,10 +22,12 @@ a spawned child imports the parent's main module (main.py and ``python -m bench`
 
 from __future__ import annotations
 
+import itertools
 import logging
 import multiprocessing
 import signal
 import threading
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from multiprocessing.connection import Connection
@@ -37,6 +41,7 @@ log = logging.getLogger(__name__)
 CHILD_START_TIMEOUT_S = 600.0  # loading the production Polyglot base from disk can be slow
 CHILD_STOP_TIMEOUT_S = 10.0
 CALL_ATTEMPTS = 2  # a call that finds its child dead runs once more on a fresh child
+MAX_KEPT_CACHES = 1024  # unfinished rows' caches a child keeps (a few MB each at most, tiny preset)
 _READY = "ready"
 _OK = "ok"
 _ERROR = "error"
@@ -48,8 +53,60 @@ class ModelProcessDied(RuntimeError):
 
 @dataclass(frozen=True)
 class _Ready:
-    ethics_thresholds: dict[str, float]
-    normal_veto: float
+    """What the parent needs to know of a loaded child (the ethics calibration, if it has one)."""
+
+    ethics_thresholds: dict[str, float] | None = None
+    normal_veto: float | None = None
+
+
+@dataclass(frozen=True)
+class CacheTicket:
+    """Stands in for a row's attention cache, which stays in the child that made it: a row
+    continued in chunks would otherwise carry its cache across the pipe twice per chunk."""
+
+    owner: int  # the `_KeptCaches` that issued it: a restarted child never honours an old ticket
+    number: int
+
+
+class _KeptCaches:
+    """The child's caches of rows handed back unfinished, by ticket (oldest dropped first:
+    a row whose cache is gone is prefilled again, never wrong)."""
+
+    def __init__(self, limit: int = MAX_KEPT_CACHES) -> None:
+        self.limit = limit
+        self._caches: dict[int, Any] = {}
+        self._numbers = itertools.count()
+        self.owner = uuid.uuid4().int
+
+    def restore(self, rows: list[Any]) -> list[Any]:
+        for row in rows:
+            attempt = _attempt_in(row)
+            if attempt is not None and isinstance(attempt.cache, CacheTicket):
+                ticket = attempt.cache
+                attempt.cache = self._caches.pop(ticket.number, None) if ticket.owner == self.owner else None
+        return rows
+
+    def keep(self, outputs: list[Any]) -> list[Any]:
+        from engine.batching import Again
+
+        for output in outputs:
+            attempt = _attempt_in(output.row) if isinstance(output, Again) else None
+            if attempt is not None and attempt.cache is not None:
+                number = next(self._numbers)
+                self._caches[number] = attempt.cache
+                attempt.cache = CacheTicket(self.owner, number)
+        while len(self._caches) > self.limit:
+            del self._caches[next(iter(self._caches))]
+        return outputs
+
+
+def _attempt_in(row: Any) -> Any:
+    """The `engine.roles.Attempt` of a role row (bare, or tagged ``(kind, attempt)``), if any."""
+    from engine.roles import Attempt
+
+    if isinstance(row, tuple) and len(row) == 2:
+        row = row[1]
+    return row if isinstance(row, Attempt) else None
 
 
 def _portable(exc: BaseException) -> BaseException:
@@ -76,8 +133,9 @@ def _serve(conn: Connection, load: Callable[[], Any], threads: int | None,
             torch.manual_seed(seed)
     try:
         backend = load()
-        ready: tuple[str, Any] = (_READY, _Ready(dict(backend.ethics_thresholds),
-                                                 backend.normal_veto))
+        thresholds = getattr(backend, "ethics_thresholds", None)
+        ready: tuple[str, Any] = (_READY, _Ready(None if thresholds is None else dict(thresholds),
+                                                 getattr(backend, "normal_veto", None)))
     except Exception as exc:  # noqa: BLE001 - the parent re-raises it
         ready = (_ERROR, _portable(exc))
     try:
@@ -86,6 +144,7 @@ def _serve(conn: Connection, load: Callable[[], Any], threads: int | None,
         return
     if ready[0] == _ERROR:
         return
+    kept = _KeptCaches()
     while True:
         try:
             request = conn.recv()
@@ -95,7 +154,7 @@ def _serve(conn: Connection, load: Callable[[], Any], threads: int | None,
             return
         method, rows = request
         try:
-            reply = (_OK, getattr(backend, method)(rows))
+            reply = (_OK, kept.keep(list(getattr(backend, method)(kept.restore(rows)))))
         except Exception as exc:  # noqa: BLE001 - fails this call only
             reply = (_ERROR, _portable(exc))
         try:
@@ -226,14 +285,42 @@ class ModelProcess:
                 process.join()
 
 
+class ProcessRoles:
+    """The Kanana roles' batched calls (`engine.hub.RoleBackend`) answered by a child process,
+    so the service's process keeps only its event loop and storage: the model's Python then
+    never competes with them for the GIL."""
+
+    mixes_roles = True
+
+    def __init__(self, process: ModelProcess) -> None:
+        self.process = process
+
+    def count_tokens(self, texts: list[str]) -> list[int]:
+        return self.process.call("count_tokens", texts)
+
+    def replies(self, rows: list[Any]) -> list[Any]:
+        return self.process.call("replies", rows)
+
+    def summaries(self, rows: list[Any]) -> list[Any]:
+        return self.process.call("summaries", rows)
+
+    def kanana_rows(self, rows: list[Any]) -> list[Any]:
+        return self.process.call("kanana_rows", rows)
+
+    def close(self) -> None:
+        self.process.close()
+
+
 class SplitBackend:
-    """`engine.pipeline.Backend` over two processes: the Kanana roles (reply, summary) and the
-    token count run here, on `local`; the Polyglot roles and the S-BERTs run in `child`."""
+    """`engine.pipeline.Backend` over two or three processes: the Kanana roles (reply,
+    summary) and the token count run on `local` (here, or a `ProcessRoles` child); the
+    Polyglot roles and the S-BERTs run in `child`."""
 
     def __init__(self, local: Any, child: ModelProcess) -> None:
         self.local = local
         self.child = child
         ready = child.wait_ready()
+        assert ready.ethics_thresholds is not None and ready.normal_veto is not None
         self.ethics_thresholds = ready.ethics_thresholds
         self.normal_veto = ready.normal_veto
 
@@ -267,3 +354,4 @@ class SplitBackend:
 
     def close(self) -> None:
         self.child.close()
+        self.local.close()

@@ -27,7 +27,7 @@ DEFAULT_BATCH_WINDOW_MS = 0  # extra wait to gather a batch; rows also gather wh
 DEFAULT_BATCH_CHUNK_TOKENS = 8  # measured best of 8-24 for the tiny preset on 2 CPU cores
 MAX_CHUNK_TOKENS = 4096
 DEFAULT_MODEL_PROCESSES = 2  # the two model groups (Kanana; Polyglot + S-BERTs) in two processes
-MAX_MODEL_PROCESSES = 2
+MAX_MODEL_PROCESSES = 3  # 3: the Kanana roles in a child too, away from the event loop
 
 Preset = Literal["tiny", "production"]
 GenerationBackend = Literal["local", "openai"]
@@ -76,8 +76,12 @@ class Settings(BaseSettings):
     # with rows that arrived meanwhile (chunked continuous batching); 0 decodes rows to the end.
     batch_chunk_tokens: int = Field(default=DEFAULT_BATCH_CHUNK_TOKENS, ge=0, le=MAX_CHUNK_TOKENS)
     # 2: the Polyglot roles and S-BERTs run in a child process beside the Kanana roles, so both
-    # model groups compute at once (engine.processes); 1: every model in this process.
+    # model groups compute at once (engine.processes); 1: every model in this process; 3: the
+    # Kanana roles in a second child, so no model Python shares the event loop's GIL.
     model_processes: int = Field(default=DEFAULT_MODEL_PROCESSES, ge=1, le=MAX_MODEL_PROCESSES)
+    # Role adapters folded into one copy per role of the weights they adapt (engine.merged):
+    # faster, above all for reply+summary batches; false keeps peft's adapters (less memory).
+    merge_adapters: bool = True
     # Generation on an OpenAI-compatible completions server (vLLM) instead of in-process.
     generation_backend: GenerationBackend = "local"
     openai_base_url: str | None = Field(default=None, description="e.g. http://gpu:8000/v1")

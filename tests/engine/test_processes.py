@@ -154,3 +154,48 @@ def test_the_split_backend_answers_as_the_in_process_models(tiny_split_backend: 
     assert tiny_split_backend.ethics_thresholds == tiny_backend.ethics_thresholds
     assert tiny_split_backend.normal_veto == tiny_backend.normal_veto
     assert tiny_split_backend.child.pid != os.getpid()
+
+
+def test_a_child_keeps_unfinished_rows_caches_and_passes_tickets() -> None:
+    """Only a ticket crosses the pipe; the oldest caches beyond the limit are dropped (that
+    row is prefilled again when it continues)."""
+    from engine.batching import Again
+    from engine.processes import CacheTicket, _KeptCaches
+    from engine.roles import Attempt
+
+    kept = _KeptCaches(limit=2)
+    attempts = [Attempt(prompt=f"p{i}", cache=f"cache{i}") for i in range(3)]
+    kept.keep([Again(("reply", attempts[0])), Again(attempts[1]), "done", Again(attempts[2])])
+    assert all(isinstance(a.cache, CacheTicket) for a in attempts)
+    kept.restore([("reply", attempts[0]), attempts[1], ("summary", attempts[2]), "new row"])
+    assert [a.cache for a in attempts] == [None, "cache1", "cache2"]
+    # a ticket from a child that has since been replaced is never honoured
+    kept.keep([Again(attempts[1])])
+    stale = Attempt(prompt="p", cache=CacheTicket(owner=kept.owner + 1, number=attempts[1].cache.number))
+    kept.restore([stale])
+    assert stale.cache is None
+
+
+async def test_turns_through_a_kanana_child_of_their_own(repo: Any, tiny_preset: Any) -> None:
+    """`OHLORA_MODEL_PROCESSES=3`: replies and summaries come from a second child, decoding in
+    chunks whose caches stay there; every turn is answered and its background roles done."""
+    import asyncio
+
+    from engine.hub import split_backend
+    from engine.pipeline import TurnKind
+    from engine.processes import ProcessRoles
+
+    backend = split_backend(tiny_preset, threads=1, chunk_tokens=2, kanana_apart=True)
+    try:
+        assert isinstance(backend.local, ProcessRoles)
+        assert backend.local.process.pid not in (None, os.getpid(), backend.child.pid)
+        async with engine_on_two_workers(repo, backend) as (engine, _, _):
+            results = await asyncio.gather(*(engine.handle(f"u{i}", "c", "오늘 뭐 해?") for i in range(4)))
+            assert all(r.kind is TurnKind.REPLY and r.reply for r in results)
+            done = await asyncio.gather(*(r.background for r in results if r.background is not None))
+            assert len(done) == 4 and all(d is not None for d in done)
+        assert max(engine.batchers["kanana"].batch_sizes) > 1  # rows of several users together
+        assert len(engine.batchers["kanana"].batch_sizes) > 2  # continued in 2-token chunks
+    finally:
+        backend.close()
+    assert backend.local.process.pid is None and backend.child.pid is None

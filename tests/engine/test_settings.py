@@ -58,6 +58,15 @@ def test_environment_and_dotenv(monkeypatch: pytest.MonkeyPatch, tmp_path: Path)
     assert s.local_now().utcoffset() == timedelta(hours=9)
 
 
+def test_model_layout_settings(monkeypatch: pytest.MonkeyPatch) -> None:
+    s = Settings()
+    assert s.model_processes == 2 and s.merge_adapters is True
+    monkeypatch.setenv("OHLORA_MODEL_PROCESSES", "3")
+    monkeypatch.setenv("OHLORA_MERGE_ADAPTERS", "false")
+    s = Settings()
+    assert s.model_processes == 3 and s.merge_adapters is False
+
+
 def test_blank_token_means_console() -> None:
     assert Settings(DISCORD_TOKEN="  ").discord_token is None
 
@@ -76,6 +85,8 @@ def test_blank_token_means_console() -> None:
         ({"OHLORA_BATCH_MAX_SIZE": "0"}, "OHLORA_BATCH_MAX_SIZE", "greater than or equal"),
         ({"OHLORA_MAX_PROMPT_TOKENS": "-3"}, "OHLORA_MAX_PROMPT_TOKENS", "greater than or equal"),
         ({"OHLORA_MEMORY_THRESHOLD": "1.5"}, "OHLORA_MEMORY_THRESHOLD", "less than or equal"),
+        ({"OHLORA_MODEL_PROCESSES": "4"}, "OHLORA_MODEL_PROCESSES", "less than or equal to 3"),
+        ({"OHLORA_MERGE_ADAPTERS": "sometimes"}, "OHLORA_MERGE_ADAPTERS", "boolean"),
     ],
 )
 def test_bad_value_gives_one_line_naming_the_setting(env: dict[str, str], named: str, says: str) -> None:
