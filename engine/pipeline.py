@@ -157,7 +157,6 @@ class Engine:
         second = polyglot_worker or worker
 
         self._before_reply = 0  # turns between their start and their reply call
-        self._in_reply_path = 0  # turns whose background roles are still to come
 
         # Reply-path calls outrank the background roles on the one model thread, and the cheap
         # steps before a reply outrank replies, so turns reach the reply batch together.
@@ -165,12 +164,11 @@ class Engine:
             "tokens": batcher(backend.count_tokens, PRIORITY_PREPARE),
             "retrieve": batcher(backend.best_memories, PRIORITY_PREPARE, on=second),
             "ethics": batcher(backend.ethics_scores, PRIORITY_REPLY, on=second),
-            # Background rows have no one waiting on them: their batches wait a moment for the
-            # rows of turns still in their reply path (bigger batches, fewer long tails).
-            "memory": batcher(backend.memories, PRIORITY_BACKGROUND, lambda: self._in_reply_path,
-                              on=second),
-            "expression": batcher(backend.expressions, PRIORITY_BACKGROUND,
-                                  lambda: self._in_reply_path, on=second),
+            # Background batches start at once: the user's next turn waits for them, and rows
+            # gather anyway while the worker is busy. (Waiting up to 0.5 s for the rows of turns
+            # still in their reply path made bigger batches but ~6 % fewer turns/s in the bench.)
+            "memory": batcher(backend.memories, PRIORITY_BACKGROUND, on=second),
+            "expression": batcher(backend.expressions, PRIORITY_BACKGROUND, on=second),
         }
         if getattr(backend, "mixes_roles", False):
             # Reply and summary rows share their base's batches (each row its own adapter):
@@ -186,7 +184,7 @@ class Engine:
             self._reply = self.batchers["reply"] = batcher(
                 backend.replies, PRIORITY_REPLY, lambda: self._before_reply)
             self._summary = self.batchers["summary"] = batcher(
-                backend.summaries, PRIORITY_BACKGROUND, lambda: self._in_reply_path)
+                backend.summaries, PRIORITY_BACKGROUND)
         self._locks: dict[str, asyncio.Lock] = {}
         self._background: set[asyncio.Task[Any]] = set()
 
@@ -197,7 +195,6 @@ class Engine:
         lock = self._locks.setdefault(user_id, asyncio.Lock())
         await lock.acquire()
         coming = _Coming(self)
-        self._in_reply_path += 1
         try:
             result, reply = await self._reply_path(user_id, channel_id, text, message_id, coming)
         except BaseException:
@@ -205,7 +202,6 @@ class Engine:
             raise
         finally:
             coming.arrived()
-            self._in_reply_path -= 1
         if reply is None or result.turn_id is None:
             lock.release()
             return result
