@@ -15,6 +15,14 @@ import pytest  # noqa: E402
 from storage import Database, Repository  # noqa: E402
 
 
+def clean_env(**extra: str) -> dict[str, str]:
+    """The environment for a subprocess of the service, as an operator starts it: this one
+    without any of the service's own settings, the hub offline, then ``extra``."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("OHLORA_", "DISCORD_", "DATABASE_"))}
+    env.update(HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1", **extra)
+    return env
+
+
 def sqlite_url(path: Path) -> str:
     return f"sqlite+aiosqlite:///{path}"
 

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
 
 from engine.settings import DEFAULT_BATCH_CHUNK_TOKENS
+from tests.conftest import clean_env
 
 ROOT = Path(__file__).resolve().parents[1]
 USERS = 3
@@ -16,9 +16,8 @@ TURNS = 2
 
 
 def test_bench_runs_both_modes_and_ends_with_one_json_object(tiny_preset) -> None:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("OHLORA_", "DISCORD_"))}
     proc = subprocess.run([sys.executable, "-m", "bench", "--users", str(USERS), "--turns",
-                           str(TURNS), "--json"], cwd=ROOT, env=env, capture_output=True,
+                           str(TURNS), "--json"], cwd=ROOT, env=clean_env(), capture_output=True,
                           text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr[-2000:]
     lines = proc.stdout.strip().splitlines()
@@ -36,9 +35,8 @@ def test_bench_runs_both_modes_and_ends_with_one_json_object(tiny_preset) -> Non
 
 
 def test_load_test_command_runs_on_the_service_shape_and_reports_ok(tiny_preset) -> None:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("OHLORA_", "DISCORD_"))}
     proc = subprocess.run([sys.executable, "-m", "bench.load", "--users", "4", "--messages", "2",
-                           "--json"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+                           "--json"], cwd=ROOT, env=clean_env(), capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
     report = json.loads(proc.stdout.strip().splitlines()[-1])
     assert report["turns_persisted"] == report["turns_expected"] == 8

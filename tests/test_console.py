@@ -2,20 +2,19 @@
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 from pathlib import Path
+
+from tests.conftest import clean_env
 
 ROOT = Path(__file__).resolve().parents[1]
 SCRIPT = "너는 누구야?\n/memory\n/forget\n/forget all\n/reset\n/quit\n"
 
 
 def test_console_answers_a_scripted_session(tiny_preset, tmp_path: Path) -> None:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("OHLORA_", "DISCORD_", "DATABASE_"))}
-    env.update(OHLORA_DATA_DIR=str(tmp_path / "state"), OHLORA_TIMEZONE="Asia/Seoul",
-               OHLORA_MODELS_DIR=str(tiny_preset.artifacts.parent), HF_HUB_OFFLINE="1",
-               TRANSFORMERS_OFFLINE="1")
+    env = clean_env(OHLORA_DATA_DIR=str(tmp_path / "state"), OHLORA_TIMEZONE="Asia/Seoul",
+                    OHLORA_MODELS_DIR=str(tiny_preset.artifacts.parent))
     proc = subprocess.run(
         [sys.executable, str(ROOT / "main.py"), "--console"], input=SCRIPT, cwd=tmp_path,
         env=env, capture_output=True, text=True, timeout=300,
@@ -35,10 +34,8 @@ def test_ctrl_c_at_the_prompt_exits_cleanly(tiny_preset, tmp_path: Path) -> None
     import threading
     import time
 
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("OHLORA_", "DISCORD_", "DATABASE_"))}
-    env.update(OHLORA_DATA_DIR=str(tmp_path / "state"),
-               OHLORA_MODELS_DIR=str(tiny_preset.artifacts.parent), HF_HUB_OFFLINE="1",
-               TRANSFORMERS_OFFLINE="1", PYTHONUNBUFFERED="1")
+    env = clean_env(OHLORA_DATA_DIR=str(tmp_path / "state"),
+                    OHLORA_MODELS_DIR=str(tiny_preset.artifacts.parent), PYTHONUNBUFFERED="1")
     proc = subprocess.Popen(
         [sys.executable, str(ROOT / "main.py"), "--console"], stdin=subprocess.PIPE,
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=tmp_path, env=env, text=True,
@@ -58,10 +55,8 @@ def test_ctrl_c_at_the_prompt_exits_cleanly(tiny_preset, tmp_path: Path) -> None
 
 
 def test_without_a_token_it_says_how_to_host_and_chats_locally(tiny_preset, tmp_path: Path) -> None:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("OHLORA_", "DISCORD_", "DATABASE_"))}
-    env.update(OHLORA_DATA_DIR=str(tmp_path / "state"),
-               OHLORA_MODELS_DIR=str(tiny_preset.artifacts.parent), HF_HUB_OFFLINE="1",
-               TRANSFORMERS_OFFLINE="1")
+    env = clean_env(OHLORA_DATA_DIR=str(tmp_path / "state"),
+                    OHLORA_MODELS_DIR=str(tiny_preset.artifacts.parent))
     proc = subprocess.run(
         [sys.executable, str(ROOT / "main.py")], input="/quit\n", cwd=tmp_path,
         env=env, capture_output=True, text=True, timeout=300,

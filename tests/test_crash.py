@@ -4,7 +4,6 @@ turn is recorded as complete when it was not, blocks and memories survive."""
 from __future__ import annotations
 
 import asyncio
-import os
 import signal
 import sqlite3
 import subprocess
@@ -15,6 +14,7 @@ from pathlib import Path
 
 from engine.sanctions import SanctionLadder
 from storage import Database, Repository, TurnStatus
+from tests.conftest import clean_env
 
 ROOT = Path(__file__).resolve().parents[1]
 ROUNDS = 5
@@ -22,10 +22,7 @@ NOW = datetime.now(timezone.utc)
 
 
 def _env(tiny_preset, data: Path) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("OHLORA_", "DISCORD_", "DATABASE_"))}
-    env.update(OHLORA_DATA_DIR=str(data), OHLORA_MODELS_DIR=str(tiny_preset.artifacts.parent),
-               HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1")
-    return env
+    return clean_env(OHLORA_DATA_DIR=str(data), OHLORA_MODELS_DIR=str(tiny_preset.artifacts.parent))
 
 
 def _pending_turns(db_file: Path) -> int:

@@ -2,21 +2,20 @@
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 from pathlib import Path
+
+from tests.conftest import clean_env
 
 ROOT = Path(__file__).resolve().parents[1]
 SECRET = "MTAxMDEwMTAxMDEw.SECRET-TOKEN-VALUE"
 
 
 def _run(tmp_path: Path, **env: str) -> subprocess.CompletedProcess[str]:
-    full = {k: v for k, v in os.environ.items() if not k.startswith(("OHLORA_", "DISCORD_", "DATABASE_"))}
-    full.update(env)
     return subprocess.run(
         [sys.executable, str(ROOT / "main.py")],
-        cwd=tmp_path, env=full, capture_output=True, text=True, timeout=120,
+        cwd=tmp_path, env=clean_env(**env), capture_output=True, text=True, timeout=120,
     )
 
 

@@ -31,6 +31,7 @@ from engine.worker import ModelWorker
 from storage import Repository, TurnStatus
 from tests.bot.conftest import Running, settle
 from tests.bot.fake_discord import BOT, CHAT, DM, JIHO, MINSU
+from tests.conftest import clean_env
 
 ROOT = Path(__file__).resolve().parents[2]
 WEDNESDAY_2PM = datetime(2026, 11, 25, 14, 0, tzinfo=ZoneInfo("Asia/Seoul"))
@@ -292,9 +293,8 @@ async def test_case_rate_limit_answers_politely_once(running: Running) -> None:
 # ---- configuration, storage and model files ----------------------------------------------
 def _main(tmp_path: Path, *args: str, env: dict[str, str] | None = None,
           stdin: str = "") -> subprocess.CompletedProcess[str]:
-    full = {k: v for k, v in os.environ.items() if not k.startswith(("OHLORA_", "DISCORD_", "DATABASE_"))}
-    full.update(HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1", **(env or {}))
-    return subprocess.run([sys.executable, str(ROOT / "main.py"), *args], cwd=tmp_path, env=full,
+    return subprocess.run([sys.executable, str(ROOT / "main.py"), *args], cwd=tmp_path,
+                          env=clean_env(**(env or {})),
                           input=stdin, capture_output=True, text=True, timeout=300)
 
 
