@@ -118,8 +118,6 @@ async def run_phase(mode: str, backend: Any, prompts: list[list[str]], *, max_ba
 
         local = backend if kanana_child is None else kanana_child
         backend = await workers[1].run(SplitBackend, local, child)  # waits for its models
-        if kanana_child is not None:
-            await workers[0].run(kanana_child.process.wait_ready)
     engine = Engine(Repository(db), backend, workers[0], clock=clock, max_prompt_tokens=48,
                     max_message_chars=2000, max_batch=1 if serial else max_batch,
                     batch_window_s=0.0 if serial else window_s,

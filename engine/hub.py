@@ -235,8 +235,6 @@ def split_backend(preset: Preset, memory_threshold: float | None = None, *,
     try:
         local = (kanana_process(preset, chunk_tokens=chunk_tokens, threads=threads, merge=merge)
                  if kanana_apart else kanana_roles(preset, chunk_tokens, merge))
-        if isinstance(local, ProcessRoles):
-            local.process.wait_ready()
         return SplitBackend(local, child)
     except BaseException:
         child.close()

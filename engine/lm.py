@@ -269,7 +269,8 @@ class RoleModels:
                  tokenizers: dict[str, PreTrainedTokenizerBase],
                  role_rows: dict[Base, RoleRows] | None = None) -> None:
         self.preset = preset
-        self.models = models  # peft models, or merged ones (`engine.merged`) where role_rows has the base
+        # peft models, or merged ones (`engine.merged`) for the bases in role_rows
+        self.models = models
         self.tokenizers = tokenizers
         self.role_rows = role_rows or {}
         self._suppressed = {role: suppressed_token_ids(tok) for role, tok in tokenizers.items()}
@@ -432,7 +433,7 @@ class RoleModels:
                      caches: list[RowCache | None], target: torch.device, roles: list[str],
                      route: Callable[[list[str]], dict[str, list[str]]]) -> DynamicCache:
         """One left-padded cache over every row's tokens but its last: kept rows' caches as
-        they are, the other rows prefilled together now."""
+        they are, the other rows prefilled now (in `prefill_groups`)."""
         caches = [c if c is not None and c[0][0].shape[1] == len(row) - 1 else None
                   for c, row in zip(caches, rows)]
         fresh = [k for k, c in enumerate(caches) if c is None]

@@ -295,6 +295,9 @@ class ProcessRoles:
     def __init__(self, process: ModelProcess) -> None:
         self.process = process
 
+    def wait_ready(self) -> None:
+        self.process.wait_ready()
+
     def count_tokens(self, texts: list[str]) -> list[int]:
         return self.process.call("count_tokens", texts)
 
@@ -317,8 +320,11 @@ class SplitBackend:
     Polyglot roles and the S-BERTs run in `child`."""
 
     def __init__(self, local: Any, child: ModelProcess) -> None:
+        """Waits until every child has loaded its models (re-raising a child's load error)."""
         self.local = local
         self.child = child
+        if isinstance(local, ProcessRoles):
+            local.wait_ready()
         ready = child.wait_ready()
         assert ready.ethics_thresholds is not None and ready.normal_veto is not None
         self.ethics_thresholds = ready.ethics_thresholds
