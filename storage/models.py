@@ -25,6 +25,7 @@ KEY_LEN = 100
 CATEGORY_LEN = 16
 STATUS_LEN = 16
 ACTION_LEN = 32
+INSTANCE_LEN = 64
 
 NAMING_CONVENTION = {
     "ix": "ix_%(column_0_label)s",
@@ -92,6 +93,10 @@ class Turn(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     user_id: Mapped[str] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
     channel_id: Mapped[str] = mapped_column(String(ID_LEN))
+    # The server the message was written in; None for DMs and the console.
+    guild_id: Mapped[str | None] = mapped_column(String(ID_LEN))
+    # The service process that ran the turn, so a start-up fails only a dead process's turns.
+    instance_id: Mapped[str | None] = mapped_column(String(INSTANCE_LEN))
     message_id: Mapped[str | None] = mapped_column(String(ID_LEN))
     reply_message_id: Mapped[str | None] = mapped_column(String(ID_LEN))
     original_text: Mapped[str] = mapped_column(Text)
@@ -121,6 +126,8 @@ class MemoryItemRow(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    # When retrieval last picked this item for a reply (least recently used goes first at the cap).
+    last_used_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     source_turn_id: Mapped[int | None] = mapped_column(
         ForeignKey("turns.id", ondelete="SET NULL")
     )
@@ -138,6 +145,9 @@ class Sanction(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     decision_id: Mapped[str] = mapped_column(String(36), index=True)
     user_id: Mapped[str] = mapped_column(ForeignKey("users.id", ondelete="RESTRICT"))
+    # Where the decision was made: its server's moderators may review and lift it; None (DMs,
+    # the console) leaves it to the configured global admins alone.
+    guild_id: Mapped[str | None] = mapped_column(String(ID_LEN), index=True)
     category: Mapped[str] = mapped_column(String(CATEGORY_LEN))
     level: Mapped[int] = mapped_column(Integer)
     period_seconds: Mapped[int] = mapped_column(Integer)
@@ -162,4 +172,6 @@ class AuditEntry(Base):
     actor_id: Mapped[str] = mapped_column(String(ID_LEN))
     action: Mapped[str] = mapped_column(String(ACTION_LEN))
     target_user_id: Mapped[str | None] = mapped_column(String(ID_LEN))
+    # The server the action was taken in (None: DMs, the console, the daily job).
+    guild_id: Mapped[str | None] = mapped_column(String(ID_LEN), index=True)
     detail: Mapped[str] = mapped_column(Text, default="")

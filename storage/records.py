@@ -54,6 +54,7 @@ class MemoryRecord:
     created_at: datetime
     updated_at: datetime
     expires_at: datetime | None
+    last_used_at: datetime | None = None
 
     def render(self) -> str:
         return f"[{self.key}: {self.value}]"
@@ -64,6 +65,7 @@ class SanctionRecord:
     id: int
     decision_id: str
     user_id: str
+    guild_id: str | None
     category: str
     level: int
     period: timedelta
@@ -109,6 +111,7 @@ class AuditRecord:
     actor_id: str
     action: str
     target_user_id: str | None
+    guild_id: str | None
     detail: str
 
 
@@ -117,6 +120,8 @@ class TurnRecord:
     id: int
     user_id: str
     channel_id: str
+    guild_id: str | None
+    instance_id: str | None
     message_id: str | None
     original_text: str
     tagged_prompt: str | None

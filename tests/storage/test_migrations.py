@@ -47,7 +47,7 @@ async def test_fresh_and_stepwise_databases_reach_the_same_head(tmp_path: Path) 
     await old.start()  # what start-up does to an existing database
 
     async with fresh.engine.connect() as a, old.engine.connect() as b:
-        assert await a.run_sync(_revision) == await b.run_sync(_revision) == "0003"
+        assert await a.run_sync(_revision) == await b.run_sync(_revision) == "0004"
         assert await a.run_sync(_diff) == []
         assert await b.run_sync(_diff) == []
         schema_a = await a.run_sync(_schema)
