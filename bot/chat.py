@@ -135,7 +135,8 @@ class ChatCog(commands.Cog, name="Chat"):
         try:
             async with last.channel.typing():
                 result = await self.bot.engine.handle(
-                    str(last.author.id), str(last.channel.id), text, str(last.id)
+                    str(last.author.id), str(last.channel.id), text, str(last.id),
+                    guild_id=str(last.guild.id) if last.guild is not None else None,
                 )
         except Exception:  # noqa: BLE001 - storage down, typing refused: say sorry, keep serving
             log.exception("turn for message %s failed", last.id)

@@ -94,6 +94,16 @@ class TurnResult:
         return [m for m in (self.notice, self.reply) if m]
 
 
+@dataclass(frozen=True)
+class _Where:
+    """Who wrote a message and where: the user, the channel, the message, the server."""
+
+    user_id: str
+    channel_id: str
+    message_id: str | None
+    guild_id: str | None
+
+
 @dataclass
 class _Reply:
     """Intermediate state of the reply path, kept for the background roles."""
@@ -189,14 +199,19 @@ class Engine:
         self._background: set[asyncio.Task[Any]] = set()
 
     async def handle(
-        self, user_id: str, channel_id: str, text: str, message_id: str | None = None
+        self, user_id: str, channel_id: str, text: str, message_id: str | None = None,
+        guild_id: str | None = None,
     ) -> TurnResult:
-        """Answer one message; background roles keep the user's lock until they finish."""
+        """Answer one message; background roles keep the user's lock until they finish.
+
+        `guild_id` is the server the message was written in (None: DMs, the console); the
+        turn and any decision it earns remember it, so moderators see their own server's."""
         lock = self._locks.setdefault(user_id, asyncio.Lock())
         await lock.acquire()
         coming = _Coming(self)
         try:
-            result, reply = await self._reply_path(user_id, channel_id, text, message_id, coming)
+            result, reply = await self._reply_path(
+                _Where(user_id, channel_id, message_id, guild_id), text, coming)
         except BaseException:
             lock.release()
             raise
@@ -220,8 +235,9 @@ class Engine:
 
     # ---- the reply path -----------------------------------------------------------
     async def _reply_path(
-        self, user_id: str, channel_id: str, text: str, message_id: str | None, coming: _Coming
+        self, where: _Where, text: str, coming: _Coming
     ) -> tuple[TurnResult, _Reply | None]:
+        user_id, channel_id = where.user_id, where.channel_id
         now = self.clock()
         text = user_text(text)  # clean Unicode; markers typed by the user cannot shape prompts
         timings: dict[str, float] = {}
@@ -231,31 +247,35 @@ class Engine:
             if self._notice_due(user_id, block.expires_at, now):
                 notice = block_notice(block.expires_at.astimezone(now.tzinfo), block.categories)
                 self._notices[user_id] = (now, block.expires_at)
-            turn_id = await self.repo.start_turn(user_id, channel_id, text, now, message_id)
+            turn_id = await self._start_turn(where, text, now)
             await self.repo.finish_turn(turn_id, TurnStatus.BLOCKED, now, reply=None)
             return TurnResult(TurnKind.BLOCK_NOTICE, turn_id, notice=notice), None
 
-        turn_id = await self.repo.start_turn(user_id, channel_id, text, now, message_id)
+        turn_id = await self._start_turn(where, text, now)
         if not text.strip():
             await self.repo.finish_turn(turn_id, TurnStatus.REJECTED, now, error="empty")
             return TurnResult(TurnKind.EMPTY, turn_id, notice=messages.EMPTY), None
         try:
-            return await self._answer(user_id, channel_id, text, now, turn_id, timings, coming)
+            return await self._answer(where, text, now, turn_id, timings, coming)
         except Exception as exc:  # noqa: BLE001 - one user's failure must not stop the service
             log.exception("turn %s failed", turn_id)
             await self._mark_failed(turn_id, exc, timings)
             return TurnResult(TurnKind.FAILED, turn_id, notice=messages.APOLOGY), None
 
+    async def _start_turn(self, where: _Where, text: str, now: datetime) -> int:
+        return await self.repo.start_turn(where.user_id, where.channel_id, text, now,
+                                          where.message_id, guild_id=where.guild_id)
+
     async def _answer(
         self,
-        user_id: str,
-        channel_id: str,
+        where: _Where,
         text: str,
         now: datetime,
         turn_id: int,
         timings: dict[str, float],
         coming: _Coming,
     ) -> tuple[TurnResult, _Reply | None]:
+        user_id, channel_id = where.user_id, where.channel_id
         tagged = add_time_tag(text, now)
         started = time.perf_counter()
         too_long = len(tagged) > self.max_message_chars or (
@@ -290,7 +310,8 @@ class Engine:
                     _Reply(final_input, reply))
 
         decided = await self.repo.record_offence(
-            user_id, [str(c) for c in categories], self.ladder, now, turn_id=turn_id
+            user_id, [str(c) for c in categories], self.ladder, now, turn_id=turn_id,
+            guild_id=where.guild_id,
         )
         decision = decided.decision
         if decided.is_block:

@@ -102,8 +102,10 @@ async def _ensure_user(session: AsyncSession, user_id: str, now: datetime) -> No
 class Repository:
     """Async, typed access to users, conversations, turns, memories, sanctions and audit."""
 
-    def __init__(self, db: Database) -> None:
+    def __init__(self, db: Database, instance_id: str | None = None) -> None:
         self.db = db
+        # Stamped on every turn this process starts (see `fail_interrupted_turns`).
+        self.instance_id = instance_id
 
     # ---- sanctions -------------------------------------------------------------------
     async def active_block(self, user_id: str, now: datetime) -> ActiveBlock | None:
@@ -125,6 +127,7 @@ class Repository:
         ladder: Ladder,
         now: datetime,
         turn_id: int | None = None,
+        guild_id: str | None = None,
     ) -> RecordedDecision:
         """Read the user's highest levels and write the new ones in ONE write transaction.
 
@@ -147,6 +150,7 @@ class Repository:
                 Sanction(
                     decision_id=decision_id,
                     user_id=user_id,
+                    guild_id=guild_id,
                     category=str(entry.category),
                     level=entry.level,
                     period_seconds=int(entry.period.total_seconds()),
@@ -196,7 +200,8 @@ class Repository:
 
     # ---- audit -----------------------------------------------------------------------
     async def audit(
-        self, actor_id: str, action: str, target_user_id: str | None, detail: str, now: datetime
+        self, actor_id: str, action: str, target_user_id: str | None, detail: str, now: datetime,
+        guild_id: str | None = None,
     ) -> None:
         async with self.db.writing() as s:
             s.add(
@@ -205,6 +210,7 @@ class Repository:
                     actor_id=actor_id,
                     action=action,
                     target_user_id=target_user_id,
+                    guild_id=guild_id,
                     detail=detail,
                 )
             )
@@ -298,12 +304,15 @@ class Repository:
         text: str,
         now: datetime,
         message_id: str | None = None,
+        guild_id: str | None = None,
     ) -> int:
         async with self.db.writing() as s:
             await _ensure_user(s, user_id, now)
             row = Turn(
                 user_id=user_id,
                 channel_id=channel_id,
+                guild_id=guild_id,
+                instance_id=self.instance_id,
                 message_id=message_id,
                 original_text=text,
                 status=TurnStatus.PENDING,
