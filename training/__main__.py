@@ -1,4 +1,4 @@
-"""`python -m training {bootstrap,finetune,sbert,eval}`: build and evaluate OhLoRA's models."""
+"""`python -m training {bootstrap,finetune,sbert,eval,verify}`: build, evaluate and check OhLoRA's models."""
 
 from __future__ import annotations
 
@@ -12,10 +12,12 @@ from pathlib import Path
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
-from engine.presets import ROLES, SBERT_TASKS, get_preset  # noqa: E402
+from engine.presets import ROLES, SBERT_TASKS, Preset, get_preset  # noqa: E402
+from training.reproducible import TRAIN_THREADS  # noqa: E402
 
 EXIT_OK = 0
 EXIT_FAILED = 1
+EXIT_DIFFERENT = 2  # verify: the files or the two manifests differ
 
 
 class TrainingError(Exception):
@@ -30,17 +32,22 @@ def _parser() -> argparse.ArgumentParser:
     boot = sub.add_parser("bootstrap", help="build the embedded tiny preset from data/")
     boot.add_argument("--seed", type=int, default=0)
     boot.add_argument("--force", action="store_true", help="rebuild every stage")
+    boot.add_argument("--threads", type=int, default=None,
+                      help=f"torch threads while training (default: the manifest's, else {TRAIN_THREADS}); "
+                           "results depend on it")
 
     ft = sub.add_parser("finetune", help="LoRA fine-tuning of one role")
     ft.add_argument("--role", choices=ROLES, required=True)
     ft.add_argument("--preset", choices=("tiny", "production"), default="tiny")
     ft.add_argument("--epochs", type=int, default=None)
     ft.add_argument("--seed", type=int, default=0)
+    ft.add_argument("--threads", type=int, default=TRAIN_THREADS, help="torch threads while training")
 
     sb = sub.add_parser("sbert", help="train an S-BERT model")
     sb.add_argument("--task", choices=SBERT_TASKS, required=True)
     sb.add_argument("--preset", choices=("tiny", "production"), default="tiny")
     sb.add_argument("--seed", type=int, default=0)
+    sb.add_argument("--threads", type=int, default=TRAIN_THREADS, help="torch threads while training")
 
     ev = sub.add_parser("eval", help="evaluate all models and write a Markdown report")
     ev.add_argument("--preset", choices=("tiny", "production"), default="tiny")
@@ -49,7 +56,49 @@ def _parser() -> argparse.ArgumentParser:
                     help="CSV with columns user_prompt,category instead of the test split")
     ev.add_argument("--limit", type=int, default=None, help="evaluate only N valid prompts")
     ev.add_argument("--seed", type=int, default=0)
+
+    ve = sub.add_parser("verify", help="check built files against the manifest, or compare two builds")
+    ve.add_argument("--preset", choices=("tiny", "production"), default="tiny")
+    ve.add_argument("--against", type=Path, default=None, metavar="MANIFEST",
+                    help="another build's manifest.json: compare the two builds' checksums")
     return parser
+
+
+def _verify(preset: Preset, against: Path | None) -> int:
+    """Print what differs; `EXIT_DIFFERENT` when anything does."""
+    from training.bootstrap import verify
+    from training.manifest import Manifest, compare_checksums
+
+    mine = Manifest.load(preset.manifest_path)
+    if mine is None:
+        raise TrainingError(f"no readable manifest at {preset.manifest_path}")
+    if against is None:
+        result = verify(preset, mine)
+        for difference in result.differences:
+            print(difference)
+        if result.unrecorded:
+            print(f"no checksums recorded for {', '.join(result.unrecorded)} (built by an older "
+                  "version; `python -m training bootstrap` adds them)")
+        if not result.complete:
+            print("the build is not complete")
+        print(f"{'ok' if result.ok else 'DIFFERENT'}: {result.files} files listed, "
+              f"{len(result.differences)} differ")
+        return EXIT_OK if result.ok else EXIT_DIFFERENT
+    theirs = Manifest.load(against)
+    if theirs is None:
+        raise TrainingError(f"no readable manifest at {against}")
+    differences = compare_checksums(theirs.checksums, mine.checksums)
+    for difference in differences:
+        print(difference)
+    for note in mine.settings_differences(theirs):
+        print(f"note: {note}")
+    unrecorded = sorted(set(mine.unrecorded_stages) | set(theirs.unrecorded_stages))
+    if unrecorded:
+        print(f"no checksums recorded for {', '.join(unrecorded)} in one of the builds")
+    same = not differences and not unrecorded and bool(mine.checksums)
+    print(f"{'same' if same else 'DIFFERENT'}: {len(mine.checksums)} files here, "
+          f"{len(theirs.checksums)} there, {len(differences)} differ")
+    return EXIT_OK if same else EXIT_DIFFERENT
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -57,19 +106,27 @@ def _run(args: argparse.Namespace) -> int:
     if args.command == "bootstrap":
         from training.bootstrap import bootstrap
 
-        manifest = bootstrap(preset, seed=args.seed, force=args.force)
+        manifest = bootstrap(preset, seed=args.seed, force=args.force, threads=args.threads)
         total = sum(s.seconds for s in manifest.stages.values())
         print(f"built {preset.artifacts} in {total:.0f} s of stage time, "
               f"{manifest.artifact_bytes / 1e6:.1f} MB")
     elif args.command == "finetune":
         from training.finetune import finetune_role
+        from training.reproducible import reproducible
 
-        print(json.dumps(finetune_role(preset, args.role, epochs=args.epochs, seed=args.seed)))
+        with reproducible(args.seed, args.threads):
+            summary = finetune_role(preset, args.role, epochs=args.epochs, seed=args.seed)
+        print(json.dumps(summary))
     elif args.command == "sbert":
+        from training.reproducible import reproducible
         from training.sbert import train_ethics, train_memory
 
         train = train_ethics if args.task == "ethics" else train_memory
-        print(json.dumps(train(preset, seed=args.seed), ensure_ascii=False))
+        with reproducible(args.seed, args.threads):
+            summary = train(preset, seed=args.seed)
+        print(json.dumps(summary, ensure_ascii=False))
+    elif args.command == "verify":
+        return _verify(preset, args.against)
     elif args.command == "eval":
         from training.report import run_evaluation
 

@@ -1,7 +1,11 @@
 """Build the embedded default ("tiny" preset) from the shipped data only, resumably.
 
 Stages run in order; each finished stage is recorded in the manifest, so an interrupted
-bootstrap resumes where it stopped, and changed data rebuilds everything.
+bootstrap resumes where it stopped, and changed data rebuilds everything. Each stage runs
+seeded from the same seed on a fixed thread count (`training.reproducible`), so a resumed build
+equals an uninterrupted one, and the sha256 of every file it wrote goes into the manifest:
+`verify` checks the files on disk against it, and two builds compare with
+`training.manifest.compare_checksums`.
 """
 
 from __future__ import annotations
@@ -17,7 +21,16 @@ from typing import Any
 from tqdm.auto import tqdm
 
 from engine.presets import ROLES, Preset
-from training.manifest import Manifest, data_hashes, directory_bytes
+from training.manifest import (
+    MANIFEST_VERSION,
+    Difference,
+    Manifest,
+    artifact_checksums,
+    compare_checksums,
+    data_hashes,
+    directory_bytes,
+)
+from training.reproducible import TRAIN_THREADS, reproducible
 
 log = logging.getLogger(__name__)
 
@@ -94,33 +107,83 @@ STAGES: tuple[Stage, ...] = (
 
 
 def is_built(preset: Preset) -> bool:
-    """True when a complete manifest exists for the data shipped now."""
+    """True when a complete manifest exists for the data shipped now (with or without
+    checksums: builds of manifest version 1 count)."""
     manifest = Manifest.load(preset.manifest_path)
     return bool(manifest and manifest.complete and manifest.data == data_hashes())
 
 
-def bootstrap(preset: Preset, *, seed: int = DEFAULT_SEED, force: bool = False) -> Manifest:
-    """Run every stage not yet done for this data and seed; returns the saved manifest."""
+def _stale(manifest: Manifest, hashes: dict[str, str], seed: int, threads: int | None) -> bool:
+    """Another data set, seed or asked-for thread count starts over (a manifest that recorded
+    no thread count, version 1, is resumed)."""
+    return (manifest.data != hashes or manifest.seed != seed
+            or threads is not None and manifest.threads not in (None, threads))
+
+
+def bootstrap(preset: Preset, *, seed: int = DEFAULT_SEED, force: bool = False,
+              threads: int | None = None) -> Manifest:
+    """Run every stage not yet done for this data, seed and thread count (None: the one the
+    manifest recorded, else `TRAIN_THREADS`); returns the saved manifest. Stages done by an
+    older version get their files' checksums added."""
     if preset.name != "tiny":
         raise ValueError("bootstrap builds the tiny preset; production bases are downloaded")
     hashes = data_hashes()
-    manifest = Manifest.load(preset.manifest_path)
-    if force or manifest is None or manifest.data != hashes or manifest.seed != seed:
-        manifest = Manifest(preset=preset.name, seed=seed, data=hashes)
+    loaded = Manifest.load(preset.manifest_path)
+    if loaded is not None and not force and not _stale(loaded, hashes, seed, threads):
+        manifest = loaded
+    else:
+        manifest = Manifest(preset=preset.name, seed=seed, data=hashes,
+                            threads=threads or TRAIN_THREADS)
+    threads = threads or manifest.threads or TRAIN_THREADS
     manifest.complete = False
     bar = tqdm(STAGES, desc="OhLoRA tiny models", unit="stage")
     for stage in bar:
         bar.set_postfix_str(stage.name)
-        if stage.name in manifest.stages and all(p.exists() for p in stage.outputs(preset)):
+        outputs = stage.outputs(preset)
+        done = manifest.stages.get(stage.name)
+        if done is not None and all(p.exists() for p in outputs):
+            if not done.files:
+                done.files = artifact_checksums(outputs, preset.artifacts)
             continue
-        for out in stage.outputs(preset):
+        for out in outputs:
             shutil.rmtree(out, ignore_errors=True)  # never build on a half-written stage
         start = time.perf_counter()
-        metrics = stage.run(preset, seed)
-        manifest.record(stage.name, time.perf_counter() - start, metrics)
+        with reproducible(seed, threads):  # every stage from the seed: resuming changes nothing
+            metrics = stage.run(preset, seed)
+        manifest.record(stage.name, time.perf_counter() - start, metrics,
+                        artifact_checksums(outputs, preset.artifacts))
         manifest.save(preset.manifest_path)
         log.info("stage %s done in %.0f s", stage.name, manifest.stages[stage.name].seconds)
     manifest.artifact_bytes = directory_bytes(preset.artifacts)
+    manifest.version = MANIFEST_VERSION  # every stage has its checksums now
     manifest.complete = True
     manifest.save(preset.manifest_path)
     return manifest
+
+
+@dataclass(frozen=True)
+class Verification:
+    """The files of a build on disk against its manifest."""
+
+    differences: list[Difference]
+    files: int  # files the manifest lists
+    unrecorded: list[str]  # stages without checksums (an older build): not verified
+    complete: bool  # the manifest says every stage was built
+
+    @property
+    def ok(self) -> bool:
+        return self.complete and bool(self.files) and not self.differences and not self.unrecorded
+
+
+def verify(preset: Preset, manifest: Manifest | None = None) -> Verification:
+    """Compare every stage output on disk with the checksums in ``manifest`` (default: the
+    preset's own): a file missing, changed or not listed is a difference."""
+    if manifest is None:
+        manifest = Manifest.load(preset.manifest_path)
+    if manifest is None:
+        raise FileNotFoundError(f"no readable manifest at {preset.manifest_path}")
+    recorded = [s for s in STAGES if s.name in manifest.stages and manifest.stages[s.name].files]
+    on_disk = artifact_checksums([p for s in recorded for p in s.outputs(preset)], preset.artifacts)
+    expected = {path: digest for s in recorded for path, digest in manifest.stages[s.name].files.items()}
+    return Verification(compare_checksums(expected, on_disk), len(expected),
+                        manifest.unrecorded_stages, manifest.complete)

@@ -7,6 +7,7 @@ on the fly, per example per batch, before tokenisation (§2.5).
 
 from __future__ import annotations
 
+import json
 import random
 import shutil
 import time
@@ -16,7 +17,7 @@ from typing import Any
 
 import torch
 from torch.utils.data import Dataset
-from transformers import PreTrainedTokenizerBase, Trainer
+from transformers import PreTrainedTokenizerBase, Trainer, set_seed
 
 from engine.lm import load_base, load_tokenizer, resolve_base
 from engine.presets import LORA_ALPHA, LORA_DROPOUT, LORA_LR, LORA_RANK, Preset
@@ -27,6 +28,7 @@ from training.pretrain import loss_summary, training_arguments
 
 IGNORE_INDEX = -100  # label value the loss skips
 AUGMENTED_ROLES = ("output_message",)
+ADAPTER_CONFIG = "adapter_config.json"  # peft's file name
 
 
 class PairDataset(Dataset):
@@ -111,6 +113,21 @@ def lora_config(target_modules: tuple[str, ...]) -> Any:
                       target_modules=list(target_modules))
 
 
+def sort_saved_sets(out_dir: Path, config: Any) -> None:
+    """Rewrite the saved adapter config with its set-valued fields sorted.
+
+    peft keeps e.g. ``target_modules`` as a set and writes it in string-hash order, which
+    changes from process to process (PYTHONHASHSEED): sorted, the same adapter is the same
+    file, so two builds' checksums compare equal. Written as peft writes it otherwise.
+    """
+    path = out_dir / ADAPTER_CONFIG
+    saved = json.loads(path.read_text(encoding="utf-8"))
+    for key, value in config.to_dict().items():
+        if isinstance(value, set) and key in saved:
+            saved[key] = sorted(value, key=str)
+    path.write_text(json.dumps(saved, indent=2, sort_keys=True), encoding="utf-8")
+
+
 def finetune_role(preset: Preset, role: str, *, epochs: int | None = None, max_rows: int | None = None,
                   seed: int = 0, output_dir: Path | None = None) -> dict[str, float]:
     """Train ``role``'s LoRA adapter on the preset's base and save it (adapter + tokenizer).
@@ -126,10 +143,10 @@ def finetune_role(preset: Preset, role: str, *, epochs: int | None = None, max_r
     base_location = resolve_base(preset.base_for(role), field_name)
     tokenizer = load_tokenizer(base_location)
     base = load_base(preset.base_for(role), field_name)
+    set_seed(seed)  # the LoRA weights' gaussian init draws from it
     model = get_peft_model(base, lora_config(spec.target_modules))
     out_dir = output_dir or preset.adapter_dir(role)
 
-    torch.manual_seed(seed)
     collator = make_collator(role, tokenizer, seed)
     args = training_arguments(out_dir / "_trainer", epochs=epochs or spec.epochs,
                               batch_size=spec.batch_size, lr=LORA_LR, seed=seed, label_names=["labels"])
@@ -137,6 +154,7 @@ def finetune_role(preset: Preset, role: str, *, epochs: int | None = None, max_r
                       data_collator=collator)
     trainer.train()
     model.save_pretrained(str(out_dir), safe_serialization=True)
+    sort_saved_sets(out_dir, model.peft_config["default"])
     tokenizer.save_pretrained(str(out_dir))
     shutil.rmtree(out_dir / "_trainer", ignore_errors=True)
     summary = loss_summary(trainer, started)

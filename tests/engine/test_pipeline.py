@@ -1,9 +1,16 @@
-"""The turn end to end on the real tiny models (no stubbed generation): issue 6's acceptance."""
+"""The turn end to end on the real tiny models: issue 6's acceptance.
+
+Where a test is about the pipeline (what is stored under which key, which rule a reply meets),
+the role it is about answers through `FixedRoles`; what the demo models sample is checked only
+for its structure (a stored item is the one returned, an expression parses). Model quality is
+the evaluation's business (`python -m training eval`), not the tests'.
+"""
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from datetime import datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -11,10 +18,15 @@ from zoneinfo import ZoneInfo
 import pytest
 import torch
 
+from engine.ethics_rules import triggered_categories
+from engine.expression import parse_expression
+from engine.memory_items import MemoryItem
 from engine.pipeline import Engine, TurnKind
 from engine.roles import Attempt
+from engine.sanctions import Category
 from engine.worker import ModelWorker
 from storage import Repository, TurnStatus
+from tests.engine.conftest import FixedRoles
 
 SEOUL = ZoneInfo("Asia/Seoul")
 WEDNESDAY_2PM = datetime(2026, 11, 25, 14, 0, tzinfo=SEOUL)
@@ -94,16 +106,30 @@ async def turn_backend(request: pytest.FixtureRequest, tiny_backend: Any, tiny_p
         await server.stop()
 
 
-@pytest.fixture
-async def spy_engine(repo: Repository, turn_backend: Any, clock: Clock) -> AsyncIterator[tuple[Engine, Spy]]:
+@asynccontextmanager
+async def engine_on(repo: Repository, backend: Any, clock: Clock) -> AsyncIterator[tuple[Engine, Spy]]:
+    """An engine over ``backend`` (spied on); drained and stopped afterwards."""
     torch.manual_seed(0)
-    spy = Spy(turn_backend)
+    spy = Spy(backend)
     worker = ModelWorker()
     worker.start()
     engine = Engine(repo, spy, worker, clock=clock, max_prompt_tokens=48, max_message_chars=2000)
-    yield engine, spy
-    await engine.drain()
-    await worker.stop()
+    try:
+        yield engine, spy
+    finally:
+        await engine.drain()
+        await worker.stop()
+
+
+@pytest.fixture
+async def spy_engine(repo: Repository, turn_backend: Any, clock: Clock) -> AsyncIterator[tuple[Engine, Spy]]:
+    async with engine_on(repo, turn_backend, clock) as running:
+        yield running
+
+
+def assert_stored_expression(rendered: str | None, expression: Any) -> None:
+    """The turn keeps the expression the role decided, in the format it parses from."""
+    assert rendered == expression.render() and parse_expression(rendered) == expression
 
 
 async def test_time_tag_reaches_the_reply_model(spy_engine: tuple[Engine, Spy]) -> None:
@@ -133,17 +159,22 @@ async def test_memory_item_above_threshold_enters_the_final_input(
 
 
 async def test_without_memory_the_previous_summary_is_used(
-    spy_engine: tuple[Engine, Spy], repo: Repository
+    repo: Repository, turn_backend: Any, clock: Clock
 ) -> None:
-    engine, spy = spy_engine
-    first = await engine.handle("u1", "c1", "너는 누구야?")
-    assert first.background is not None
-    done = await first.background
-    assert done is not None and done.summary
-    assert await repo.get_summary("u1", "c1") == done.summary
-    await engine.handle("u1", "c1", "그렇구나 반가워")
-    final_input = spy.args_of("reply")[-1][0]
-    assert final_input == f"(오로라 답변 요약) {done.summary} (사용자 질문) 그렇구나 반가워"
+    # The summary is fixed and nothing is remembered (a sampled item could be retrieved
+    # instead of the summary): the test is about the prompt, not about what the models say.
+    summary = "오로라가 자기소개를 함"
+    fixed = FixedRoles(turn_backend, summary=lambda final_input, reply: summary,
+                       memory=lambda final_input: None)
+    async with engine_on(repo, fixed, clock) as (engine, spy):
+        first = await engine.handle("u1", "c1", "너는 누구야?")
+        assert first.background is not None
+        done = await first.background
+        assert done is not None and done.summary == summary
+        assert await repo.get_summary("u1", "c1") == summary
+        await engine.handle("u1", "c1", "그렇구나 반가워")
+        final_input = spy.args_of("reply")[-1][0]
+        assert final_input == f"(오로라 답변 요약) {summary} (사용자 질문) 그렇구나 반가워"
 
 
 async def test_paedrip_blocks_for_7_days_and_then_no_model_is_called(
@@ -196,48 +227,62 @@ async def test_block_notice_at_most_once_per_cooldown(
 
 
 async def test_first_politics_offence_with_a_declining_answer_is_a_warning(
-    spy_engine: tuple[Engine, Spy], repo: Repository, clock: Clock
+    repo: Repository, turn_backend: Any, clock: Clock
 ) -> None:
-    """Politics is sanctioned only when Oh-LoRA declined (미안/부담), as upstream; both branches."""
-    engine, _ = spy_engine
-    declined = 0
-    for i in range(6):
-        user = f"voter{i}"
-        result = await engine.handle(user, "c1", "민주당의 미래는?")
-        assert result.reply
-        history = await repo.sanction_history(user)
-        assert await repo.active_block(user, clock.now) is None
-        if "미안" in result.reply or "부담" in result.reply:
-            declined += 1
-            assert result.kind is TurnKind.WARNING
-            assert result.notice is not None and result.notice.startswith("🚨 정치 발언으로")
-            assert [(r.category, r.level, r.is_block) for r in history] == [("politics", 1, False)]
-        else:
-            assert result.kind is TurnKind.REPLY and result.notice is None and history == []
-    assert declined >= 1, "the tiny model never declined a politics question"
+    """Politics is sanctioned only when Oh-LoRA declined (미안/부담), as upstream; both branches.
+
+    The replies are fixed (one declines, one does not): whether the demo model declines is
+    a matter of sampling. The ethics check is the real S-BERT (deterministic)."""
+    text, declining, other = "민주당의 미래는?", "미안, 정치 얘기는 좀 부담스러워", "글쎄, 나는 잘 모르겠어!"
+    [scores] = turn_backend.ethics_scores([text])
+    thresholds, veto = turn_backend.ethics_thresholds, turn_backend.normal_veto
+    assert triggered_categories(scores, thresholds, declining, veto) == [Category.POLITICS]  # precondition
+    assert triggered_categories(scores, thresholds, other, veto) == []
+    answers = iter([declining, other])
+    fixed = FixedRoles(turn_backend, reply=lambda final_input: next(answers))
+    async with engine_on(repo, fixed, clock) as (engine, _):
+        declined = await engine.handle("voter0", "c1", text)
+        assert declined.kind is TurnKind.WARNING and declined.reply == declining
+        assert declined.notice is not None and declined.notice.startswith("🚨 정치 발언으로")
+        assert [(r.category, r.level, r.is_block) for r in await repo.sanction_history("voter0")] == \
+            [("politics", 1, False)]
+        answered = await engine.handle("voter1", "c1", text)
+        assert answered.kind is TurnKind.REPLY and answered.notice is None
+        assert await repo.sanction_history("voter1") == []
+        for user in ("voter0", "voter1"):
+            assert await repo.active_block(user, clock.now) is None
 
 
 async def test_background_roles_store_summary_expression_and_memory_by_key(
-    spy_engine: tuple[Engine, Spy], repo: Repository, clock: Clock
+    repo: Repository, turn_backend: Any, clock: Clock
 ) -> None:
-    engine, _ = spy_engine
-    clock.now = datetime(2026, 11, 24, 15, 0, tzinfo=SEOUL)  # Tuesday afternoon
-    first = await engine.handle("u1", "c1", "내일이 시험이네")  # a training row: [내일 일정: 시험]
-    assert first.background is not None and (done := await first.background) is not None
-    [turn] = await repo.turns("u1")
-    assert turn.expression == done.expression.render() and turn.expression.startswith("(눈 ")
-    assert await repo.get_summary("u1", "c1") == done.summary != ""
-    assert done.memory is not None and done.memory.key == "내일 일정"
-    [item] = await repo.list_memories("u1", clock.now)
-    assert (item.key, item.value) == ("내일 일정", done.memory.value)
+    """Summary and expression come from the real models (checked for their structure); the
+    memory role answers the training rows' items ([내일 일정: 시험], then 면접), since what is
+    tested is that an item is stored under its key and a new value replaces the old one."""
 
-    clock.now = datetime(2026, 11, 26, 15, 0, tzinfo=SEOUL)  # Thursday afternoon
-    second = await engine.handle("u1", "c2", "아 떨린다 내일 면접이야")  # [내일 일정: 면접]
-    assert second.background is not None and (again := await second.background) is not None
-    assert again.memory is not None and again.memory.key == "내일 일정"
-    [replaced] = await repo.list_memories("u1", clock.now)
-    assert (replaced.key, replaced.value) == ("내일 일정", again.memory.value)
-    assert replaced.id == item.id and replaced.updated_at > item.updated_at
+    def remembered(final_input: str) -> MemoryItem:
+        return MemoryItem("내일 일정", "면접" if "면접" in final_input else "시험")
+
+    fixed = FixedRoles(turn_backend, memory=remembered)
+    async with engine_on(repo, fixed, clock) as (engine, _):
+        clock.now = datetime(2026, 11, 24, 15, 0, tzinfo=SEOUL)  # Tuesday afternoon
+        first = await engine.handle("u1", "c1", "내일이 시험이네")
+        assert first.background is not None and (done := await first.background) is not None
+        [turn] = await repo.turns("u1")
+        assert_stored_expression(turn.expression, done.expression)
+        assert await repo.get_summary("u1", "c1") == done.summary
+        assert done.memory == MemoryItem("내일 일정", "시험")
+        [item] = await repo.list_memories("u1", clock.now)
+        assert (item.key, item.value) == ("내일 일정", "시험")
+
+        clock.now = datetime(2026, 11, 26, 15, 0, tzinfo=SEOUL)  # Thursday afternoon
+        second = await engine.handle("u1", "c2", "아 떨린다 내일 면접이야")
+        assert second.background is not None and (again := await second.background) is not None
+        assert again.memory == MemoryItem("내일 일정", "면접")
+        [replaced] = await repo.list_memories("u1", clock.now)
+        assert (replaced.key, replaced.value) == ("내일 일정", "면접")
+        assert replaced.id == item.id and replaced.updated_at > item.updated_at
+        assert await repo.get_summary("u1", "c2") == again.summary
 
 
 async def test_eight_users_in_parallel_all_get_replies_and_persist(
@@ -247,10 +292,20 @@ async def test_eight_users_in_parallel_all_get_replies_and_persist(
     users = [f"user{i}" for i in range(8)]
     results = await asyncio.gather(*(engine.handle(u, "c1", "너는 누구야?") for u in users))
     assert all(r.kind is TurnKind.REPLY and r.reply for r in results)
+    done = await asyncio.gather(*(r.background for r in results if r.background is not None))
     await engine.drain()
-    for user in users:
+    assert len(done) == len(users)
+    for user, background in zip(users, done):
         [turn] = await repo.turns(user)
-        assert turn.status == TurnStatus.COMPLETED and turn.reply and turn.expression
+        assert turn.status == TurnStatus.COMPLETED and turn.reply
+        # Whatever the real roles sampled is what was stored, for this user only.
+        assert background is not None
+        assert_stored_expression(turn.expression, background.expression)
+        assert await repo.get_summary(user, "c1") == background.summary
+        stored = [(m.key, m.value) for m in await repo.list_memories(user, WEDNESDAY_2PM)]
+        item = background.memory
+        assert stored == ([] if item is None else [(item.key, item.value)])
+        assert item is None or (item.key.strip() and item.value.strip())
 
 
 async def test_one_users_two_messages_are_answered_in_order(
