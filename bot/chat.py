@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 import discord
 from discord.ext import commands
 
-from bot.ratelimit import RateLimiter
+from bot.ratelimit import RateLimiter, Verdict
 from bot.text import (
     ATTACHMENTS_ONLY,
     RATE_LIMITED,
@@ -77,23 +77,18 @@ class ChatCog(commands.Cog, name="Chat"):
         return channel.id in chat_channels or (parent_id is not None and parent_id in chat_channels)
 
     def text_of(self, message: discord.Message) -> str:
+        """Mentions read as neutral placeholders, never as the names (someone else's words)."""
         me = self.bot.user
         assert me is not None
-        return prompt_text(
-            message.content,
-            me.id,
-            {u.id: u.display_name for u in message.mentions},
-            {r.id: r.name for r in message.role_mentions},
-            {c.id: c.name for c in message.channel_mentions},
-        )
+        return prompt_text(message.content, me.id)
 
     @commands.Cog.listener()
     async def on_message(self, message: discord.Message) -> None:
         if not self._accepting or not self.addressed(message):
             return
-        verdict = self.limiter.check(message.author.id, self.bot.clock())
-        if verdict != "ok":
-            if verdict == "notify":
+        verdict = self.limiter.check(message.author.id)
+        if verdict is not Verdict.OK:
+            if verdict is Verdict.NOTIFY:
                 await self._send(message, [RATE_LIMITED])
             return
         text = self.text_of(message)
@@ -131,7 +126,7 @@ class ChatCog(commands.Cog, name="Chat"):
 
     async def _turn(self, batch: list[_Pending]) -> None:
         last = batch[-1].message
-        text = merge_texts([p.text for p in batch])
+        text = merge_texts([p.text for p in batch], self.bot.engine.max_message_chars)
         try:
             async with last.channel.typing():
                 result = await self.bot.engine.handle(
@@ -185,7 +180,7 @@ class ChatCog(commands.Cog, name="Chat"):
             await asyncio.gather(*list(self._runners.values()), return_exceptions=True)
 
     async def delete_data_for_user(self, user_id: int) -> None:
-        """Drop messages of this user that are waiting for their turn, and their rate window."""
+        """Drop messages of this user that are waiting for their turn. The rate window stays:
+        it holds no data of theirs, and resetting it would let `/forget-me` lift the limit."""
         for key in [k for k in self._pending if k[0] == user_id]:
             self._pending.pop(key, None)
-        self.limiter.forget(user_id)

@@ -6,9 +6,9 @@ Pure functions over strings and ids, so the routing rules are tested without a g
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
 
 from engine.sanctions import OHLORA_EMOJI
+from engine.sanitize import cap_raw
 
 DISCORD_MESSAGE_LIMIT = 2000  # characters per message without Nitro
 
@@ -16,6 +16,12 @@ USER_MENTION = re.compile(r"<@!?(\d+)>")
 ROLE_MENTION = re.compile(r"<@&(\d+)>")
 CHANNEL_MENTION = re.compile(r"<#(\d+)>")
 MASS_MENTION = re.compile(r"@(everyone|here)\b")
+# What a mention reads as. Names are whatever their owner typed: read as the author's words they
+# would get the author sanctioned (a 패드립 nickname) or steer the reply (a nickname that is an
+# instruction). So neither the ethics check nor the prompt sees them: fixed, neutral words.
+USER_PLACEHOLDER = "@친구"
+ROLE_PLACEHOLDER = "@역할"
+CHANNEL_PLACEHOLDER = "#채널"
 
 ATTACHMENTS_ONLY = (
     f"사진이나 파일은 아직 오로라 {OHLORA_EMOJI} 가 볼 수 없어요. 글로 말해 주세요! 😊"
@@ -27,28 +33,16 @@ RATE_LIMITED = (
 )
 
 
-def prompt_text(
-    content: str,
-    bot_id: int,
-    user_names: Mapping[int, str],
-    role_names: Mapping[int, str] | None = None,
-    channel_names: Mapping[int, str] | None = None,
-) -> str:
-    """The message as Oh-LoRA should read it: her own mention removed, others as plain names.
+def prompt_text(content: str, bot_id: int) -> str:
+    """The message as Oh-LoRA should read it: her own mention removed, others as placeholders.
 
-    Mentions become plain text (`@민수`, `#잡담`) so a prompt never carries raw ids, and
-    `@everyone`/`@here` lose their `@` so an echo cannot ping anyone.
+    Mentions become neutral words (`@친구`, `@역할`, `#채널`), never the mentioned names, so a
+    prompt carries neither raw ids nor text someone else chose; `@everyone`/`@here` lose their
+    `@` so an echo cannot ping anyone.
     """
-    role_names = role_names or {}
-    channel_names = channel_names or {}
-
-    def user(match: re.Match[str]) -> str:
-        uid = int(match.group(1))
-        return "" if uid == bot_id else f"@{user_names.get(uid, '누군가')}"
-
-    text = USER_MENTION.sub(user, content)
-    text = ROLE_MENTION.sub(lambda m: f"@{role_names.get(int(m.group(1)), '역할')}", text)
-    text = CHANNEL_MENTION.sub(lambda m: f"#{channel_names.get(int(m.group(1)), '채널')}", text)
+    text = USER_MENTION.sub(lambda m: "" if int(m.group(1)) == bot_id else USER_PLACEHOLDER, content)
+    text = ROLE_MENTION.sub(ROLE_PLACEHOLDER, text)
+    text = CHANNEL_MENTION.sub(CHANNEL_PLACEHOLDER, text)
     text = MASS_MENTION.sub(lambda m: m.group(1), text)
     return " ".join(text.split())
 
@@ -72,6 +66,11 @@ def split_message(text: str, limit: int = DISCORD_MESSAGE_LIMIT) -> list[str]:
     return pieces
 
 
-def merge_texts(texts: list[str]) -> str:
-    """Messages sent while a turn ran are answered together, in the order they were sent."""
-    return " ".join(t for t in texts if t.strip())
+def merge_texts(texts: list[str], max_chars: int) -> str:
+    """Messages sent while a turn ran are answered together, in the order they were sent.
+
+    A burst longer than the engine's `max_chars` is cut (`engine.sanitize.cap_raw`) before
+    anything cleans it: still too long, so answered with the too-long notice, and never more
+    work than one long message.
+    """
+    return cap_raw(" ".join(t for t in texts if t.strip()), max_chars)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from engine.prompts import REPLY_END, SUMMARY_END, SUMMARY_REJECT_NEW_TOKENS
+from engine.sanitize import model_text
 from engine.timetag import has_weekday_hallucination
 
 ZERO_WIDTH_SPACE = "\u200b"
@@ -54,11 +55,12 @@ def reply_rejection_reason(candidate: str, now: datetime | None) -> str | None:
 
 
 def finalize_reply(candidate: str) -> str:
-    """Accepted reply text: end marker removed, surrounding whitespace stripped.
+    """Accepted reply text: end marker removed, surrounding whitespace stripped, and defused
+    like user text, since the reply re-enters the summary and expression prompts.
 
     Upstream kept a leading space; we strip it deliberately (prompts re-add it).
     """
-    return candidate.replace(REPLY_END, "").strip()
+    return model_text(candidate.replace(REPLY_END, ""))
 
 
 def clean_summary_candidate(text: str) -> str:
@@ -86,5 +88,6 @@ def summary_rejection_reason(candidate: str, new_tokens: int) -> str | None:
 
 
 def finalize_summary(candidate: str) -> str:
-    """Accepted summary text with the end marker removed and whitespace stripped."""
-    return clean_summary_candidate(candidate).replace(SUMMARY_END, "").strip()
+    """Accepted summary text with the end marker removed and whitespace stripped, defused
+    like user text: the summary is the next turn's `(오로라 답변 요약)` prefix."""
+    return model_text(clean_summary_candidate(candidate).replace(SUMMARY_END, ""))

@@ -26,11 +26,11 @@ from bot.text import ATTACHMENTS_ONLY, RATE_LIMITED, STICKER_ONLY
 from engine import messages
 from engine.pipeline import Engine, TurnKind
 from engine.roles import Attempt
-from engine.sanctions import SanctionLadder
+from engine.sanctions import Category, SanctionLadder
 from engine.worker import ModelWorker
 from storage import Repository, TurnStatus
 from tests.bot.conftest import Running, settle
-from tests.bot.fake_discord import BOT, CHAT, DM, JIHO, MINSU
+from tests.bot.fake_discord import BOT, CHAT, CHAT_CHANNEL, DM, JIHO, MINSU
 from tests.conftest import clean_env
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -38,7 +38,17 @@ WEDNESDAY_2PM = datetime(2026, 11, 25, 14, 0, tzinfo=ZoneInfo("Asia/Seoul"))
 RAW_MARKERS = ("(답변 시작)", "(답변 종료)", "(요약 시작)", "(요약 종료)", "(표정 출력 시작)",
                "(표정 출력 종료)", "(오로라 답변)", "(오로라 답변 요약)", "(사용자 질문)", "### 답변:")
 MEMORY_SHAPE = re.compile(r"\[[^\[\]]*:[^\[\]]*\]")
-INVISIBLE_OR_BROKEN = re.compile("[\u200b-\u200f\u202a-\u202e\u2066-\u2069\ufeff\ud800-\udfff\x00-\x08]")
+# ZWJ (U+200D) and U+FE0E/U+FE0F are not here: they stay inside an emoji sequence (the
+# `emoji-zwj` case checks).
+INVISIBLE_OR_BROKEN = re.compile(
+    "[\u200b\u200c\u200e\u200f\u202a-\u202e\u2066-\u2069\ufeff\ud800-\udfff\x00-\x08"
+    "\u00ad\u115f\u1160\u3164\uffa0\ufe00-\ufe0d\U000e0000-\U000e0fff]")
+FAMILY = "\U0001f469\u200d\U0001f469\u200d\U0001f467\u200d\U0001f466"
+# Far above a normal turn on two busy cores; the quadratic pattern froze the loop for minutes.
+FLOOD_WAIT_S = 60.0
+BURST_PARTS, BURST_PART_CHARS = 5, 20_000  # a 100k-character burst over five messages
+# Flagged as 패드립 by the demo ethics model when someone writes it (checked in the test).
+PAEDRIP_NICK = "너 애미 없지"
 FINAL = {TurnStatus.COMPLETED, TurnStatus.REJECTED, TurnStatus.BLOCKED, TurnStatus.FAILED}
 ANSWERED = {TurnKind.REPLY, TurnKind.WARNING, TurnKind.BLOCKED}
 
@@ -75,6 +85,12 @@ def stored_is(expected: str) -> Callable[[str, str], None]:
     return check
 
 
+def stored_at_most(chars: int) -> Callable[[str, str], None]:
+    def check(stored: str, _: str) -> None:
+        assert len(stored) <= chars
+    return check
+
+
 def final_has(fragment: str) -> Callable[[str, str], None]:
     def check(_: str, final_input: str) -> None:
         assert fragment in final_input
@@ -87,7 +103,18 @@ TEXT_CASES = [
     TextCase("tabs-newlines", "\n\t\r\n", {TurnKind.EMPTY}),
     TextCase("ideographic-space", "\u3000\u3000", {TurnKind.EMPTY}),
     TextCase("invisible-only", "\u200b\u200d\ufeff", {TurnKind.EMPTY}),
+    TextCase("hangul-fillers-only", "\u3164\u115f\u1160\uffa0", {TurnKind.EMPTY}),
+    TextCase("soft-hyphens-only", "\u00ad\u00ad\u00ad", {TurnKind.EMPTY}),
+    TextCase("variation-selectors-only", "\ufe0f\ufe0e\U000e0100\U000e01ef", {TurnKind.EMPTY}),
+    TextCase("tag-characters-only", "\U000e0001\U000e0041\U000e0042\U000e007f", {TurnKind.EMPTY}),
+    TextCase("other-default-ignorables", "\u034f\u180e\u2061\u206a\u17b4\U0001d173 \u2800",
+             {TurnKind.EMPTY}),
+    TextCase("fillers-inside-words", "안\u3164녕\u00ad 오\ufe0f로\U000e0041라", ANSWERED,
+             stored_is("안녕 오로라")),
     TextCase("4000-chars", "가" * 4000, {TurnKind.TOO_LONG}),
+    TextCase("200k-flood", "가" * 200_000, {TurnKind.TOO_LONG}, stored_at_most(4001)),
+    TextCase("200k-memory-shape-flood", "[" + ":" * 200_000, {TurnKind.TOO_LONG},
+             stored_at_most(4001)),
     TextCase("2001-char-word", "a" * 2001, {TurnKind.TOO_LONG}),
     TextCase("over-48-tokens", "오늘 " + "정말 " * 60 + "길다", {TurnKind.TOO_LONG}),
     TextCase("zero-width", "안\u200b녕\u200c 오\u200d로라", ANSWERED, stored_is("안녕 오로라")),
@@ -100,7 +127,7 @@ TEXT_CASES = [
     TextCase("nfd-hangul", "\u1100\u1161\u11ab\u1100\u1161\u11ab 안녕", ANSWERED, stored_is("간간 안녕")),
     TextCase("laughing-jamo", "ㅋㅋㅋㅋ ㅠㅠ", ANSWERED, stored_is("ㅋㅋㅋㅋ ㅠㅠ")),
     TextCase("emoji-only", "😀😀😀", ANSWERED),
-    TextCase("emoji-zwj", "👩‍👩‍👧‍👦", ANSWERED),
+    TextCase("emoji-zwj", FAMILY, ANSWERED, stored_is(FAMILY)),
     TextCase("combining-spam", "a" + "\u0301" * 200, ANSWERED | {TurnKind.TOO_LONG}),
     TextCase("everyone", "@everyone 안녕", ANSWERED),
     TextCase("raw-mention-text", "<@123456789012345678> 누구야?", ANSWERED),
@@ -288,6 +315,68 @@ async def test_case_rate_limit_answers_politely_once(running: Running) -> None:
     assert texts.count(RATE_LIMITED) == 1
     turns = await running.repo.turns(JIHO["id"])
     assert sum(len(t.original_text.split("메시지")) - 1 for t in turns) == 2  # two got through
+
+
+async def test_case_a_100k_character_burst_gets_the_length_notice_while_others_are_served(
+    running: Running,
+) -> None:
+    """One `[` and 100k `:` over five messages merged into one turn (the pattern that was
+    quadratic), while another user's turn runs beside it: the burst is told it is too long,
+    never reaches a model, and the other user is answered too."""
+    import asyncio
+    import threading
+
+    fake, chat = running.fake, running.bot.get_cog("Chat")
+    gate = threading.Event()
+    running.backend.gate = gate
+    try:
+        await fake.message("안녕")  # MINSU's turn holds the reply model: what follows is merged
+        await asyncio.to_thread(running.backend.entered.wait, 30)
+        for i in range(BURST_PARTS):
+            await fake.message(("[" if i == 0 else "") + ":" * BURST_PART_CHARS)
+        await fake.wait_for(lambda: len(chat._pending.get((int(MINSU["id"]), int(DM)), ())) == BURST_PARTS)
+        other = await fake.message("오로라 안녕! 오늘 뭐 해?", channel=CHAT_CHANNEL, author=JIHO)
+        await fake.wait_for(lambda: chat._runners.get((int(JIHO["id"]), int(CHAT_CHANNEL))))
+    finally:
+        gate.set()
+    # The burst's turn and JIHO's turn run side by side once the reply model is free.
+    [first, notice] = await fake.wait_for(lambda: len(fake.in_channel(DM)) == 2 and fake.in_channel(DM),
+                                          FLOOD_WAIT_S)
+    [served] = await fake.wait_for(lambda: fake.in_channel(CHAT_CHANNEL), FLOOD_WAIT_S)
+    assert notice.content == messages.TOO_LONG and first.content != messages.TOO_LONG
+    assert served.reference == other and served.content not in (messages.TOO_LONG, messages.APOLOGY)
+    await settle(running)
+    burst = (await running.repo.turns(MINSU["id"]))[0]
+    assert burst.status == TurnStatus.REJECTED and burst.error == "too long"
+    assert len(burst.original_text) <= 2 * 2000 + 1  # capped before cleaning and storing
+    assert running.backend.replies_made == 2  # MINSU's first message and JIHO's, not the burst
+
+
+async def test_case_a_message_of_hangul_fillers_gets_the_empty_notice(running: Running) -> None:
+    await running.fake.message("\u3164\u3164 \u115f\u00ad\ufe0f\U000e0041")
+    [m] = await running.fake.wait_for(lambda: running.fake.in_channel(DM))
+    assert m.content == messages.EMPTY and running.backend.replies_made == 0
+
+
+async def test_case_a_nickname_cannot_get_the_author_sanctioned(running: Running) -> None:
+    """The attacker's server nickname is a 패드립 phrase; the victim writes "@attacker 안녕"."""
+    fake, repo = running.fake, running.repo
+    # The phrase is sanctioned when someone writes it: the attacker saying it is blocked.
+    await fake.message(f"<@{BOT['id']}> {PAEDRIP_NICK}", channel=CHAT, author=JIHO, mentions=(BOT,))
+    await fake.wait_for(lambda: fake.in_channel(CHAT))
+    await settle(running)
+    assert [s.category for s in await repo.sanction_history(JIHO["id"])] == [Category.PAEDRIP]
+    asked = await fake.message(f"<@{BOT['id']}> <@{JIHO['id']}> 안녕", channel=CHAT,
+                               mentions=(BOT, JIHO), nicks={JIHO["id"]: PAEDRIP_NICK})
+    await fake.wait_for(lambda: len(fake.in_channel(CHAT)) == 2)
+    await settle(running)
+    assert await repo.sanction_history(MINSU["id"]) == []
+    assert await repo.active_block(MINSU["id"], running.clock.now) is None
+    [turn] = await repo.turns(MINSU["id"])
+    assert turn.original_text == "@친구 안녕"
+    assert turn.final_input is not None and PAEDRIP_NICK not in turn.final_input
+    reply = fake.in_channel(CHAT)[1]
+    assert reply.reference == asked and not reply.content.startswith("⛔")
 
 
 # ---- configuration, storage and model files ----------------------------------------------

@@ -56,7 +56,7 @@ async def test_a_mention_is_answered_as_a_reply_without_the_mention(running: Run
     [reply] = await fake.wait_for(lambda: fake.in_channel(CHAT))
     assert reply.reference == asked and reply.content
     [turn] = await running.repo.turns(MINSU["id"])
-    assert turn.original_text == "안녕! @지호 도 왔어"
+    assert turn.original_text == "안녕! @친구 도 왔어"  # a mention reads as a placeholder, not a name
 
 
 async def test_replying_to_the_bot_or_talking_in_a_chat_channel_is_answered(running: Running) -> None:
@@ -86,15 +86,18 @@ async def test_bots_and_webhooks_are_ignored(running: Running) -> None:
 async def test_a_2500_character_reply_arrives_as_two_messages(running: Running) -> None:
     fake = running.fake
     running.backend.repeat_to = 2500
-    await fake.message("길게 얘기해 줘")
+    # Not "길게 얘기해 줘": the demo S-BERT scores it as 사랑 고백/만남, so a sampled reply with
+    # 미안/부담 made it a warning (a third message). This text is sanctioned by no reply.
+    await fake.message("오늘 뭐 해?")
     await settle(running)
     parts = fake.in_channel(DM)
     assert len(parts) == 2
     assert all(0 < len(p.content) <= 2000 for p in parts)
     [turn] = await running.repo.turns(MINSU["id"])
     assert turn.reply is not None and len(turn.reply) == 2500
-    # Cut at a space: no word is split, nothing is lost.
-    assert " ".join(p.content for p in parts) == turn.reply.strip()
+    # Cut at a space: no word is split, nothing is lost (compared word by word: the sampled
+    # reply may hold a double space where the cut falls).
+    assert " ".join(p.content for p in parts).split() == turn.reply.split()
     assert fake.messages[parts[-1].id].footer  # the expression goes on the last part
 
 
@@ -170,7 +173,10 @@ async def test_a_block_replaces_the_reply(running: Running) -> None:
     assert message.content.startswith("⛔") and "패드립" in message.content
     [turn] = await running.repo.turns(MINSU["id"])
     assert turn.status == TurnStatus.BLOCKED and turn.reply  # generated, stored, never shown
-    assert turn.reply not in message.content
+    # The two lines of the block message and nothing else (`turn.reply not in` could fail on
+    # a sampled reply that happens to be a word of the block message, e.g. 오로라).
+    first_line, second_line = message.content.split("\n")
+    assert first_line.endswith("⛔") and second_line.endswith("관련 모든 AI 사용이 불가합니다.")
     assert message.footer is None
 
 

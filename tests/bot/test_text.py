@@ -10,19 +10,29 @@ BOT_ID = 111111111111111111
 FRIEND = 222222222222222222
 
 
-def test_the_bots_mention_goes_and_others_become_names() -> None:
-    text = prompt_text(f"<@{BOT_ID}>  안녕 <@!{FRIEND}> 이랑 <#333> 에서 <@&444> 봤어",
-                       BOT_ID, {FRIEND: "지호"}, {444: "운영진"}, {333: "잡담"})
-    assert text == "안녕 @지호 이랑 #잡담 에서 @운영진 봤어"
+def test_the_bots_mention_goes_and_others_become_neutral_placeholders() -> None:
+    """Names are whatever their owner typed: neither the ethics check nor the prompt sees them."""
+    text = prompt_text(f"<@{BOT_ID}>  안녕 <@!{FRIEND}> 이랑 <#333> 에서 <@&444> 봤어", BOT_ID)
+    assert text == "안녕 @친구 이랑 #채널 에서 @역할 봤어"
 
 
 def test_mass_mentions_cannot_ping_and_unknown_ids_do_not_leak() -> None:
-    assert prompt_text("@everyone @here 모여라 <@999999999999999999>", BOT_ID, {}) == \
-        "everyone here 모여라 @누군가"
+    assert prompt_text("@everyone @here 모여라 <@999999999999999999>", BOT_ID) == \
+        "everyone here 모여라 @친구"
 
 
 def test_mention_only_is_empty() -> None:
-    assert prompt_text(f"<@{BOT_ID}>  ", BOT_ID, {}) == ""
+    assert prompt_text(f"<@{BOT_ID}>  ", BOT_ID) == ""
+
+
+def test_mention_patterns_are_linear_on_a_flood() -> None:
+    from tests.engine.test_sanitize import CLEANING_DEADLINE_S, deadline
+
+    flood = 200_000
+    with deadline(CLEANING_DEADLINE_S):
+        for text in ("<@" + "1" * flood, "<@!" * (flood // 3), "<#" + "9" * flood,
+                     "<@&" + "1" * flood + "<@", "@" * flood + "everyon"):
+            prompt_text(text, BOT_ID)
 
 
 @pytest.mark.parametrize("length", [0, 1, 2000])
@@ -47,4 +57,12 @@ def test_text_without_spaces_is_cut_hard_and_nothing_is_lost() -> None:
 
 
 def test_merged_messages_keep_their_order_and_skip_blanks() -> None:
-    assert merge_texts(["안녕", "  ", "오늘 뭐 해?"]) == "안녕 오늘 뭐 해?"
+    assert merge_texts(["안녕", "  ", "오늘 뭐 해?"], 2000) == "안녕 오늘 뭐 해?"
+
+
+def test_a_merged_burst_is_capped_and_stays_too_long() -> None:
+    """A burst over the limit is cut (cleaning it costs what one long message costs), yet is
+    still over the limit, so the engine answers it with the too-long notice."""
+    merged = merge_texts(["가" * 30_000] * 4, 2000)
+    assert 2000 < len(merged) <= 4001
+    assert merge_texts(["가" * 1000, "나" * 999], 2000) == "가" * 1000 + " " + "나" * 999
