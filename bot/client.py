@@ -91,12 +91,13 @@ class OhLoraBot(commands.Bot):
 
     async def delete_user_data(self, user_id: int) -> DeletionReport:
         """Red-DiscordBot's data-deletion hook: every cog drops what it holds for the user, then
-        storage deletes memories, summaries and turns (sanctions and the audit log stay)."""
+        the engine deletes memories, summaries and turns (sanctions and the audit log stay)
+        once the user's running turn and its background roles are done."""
         for cog in self.cogs.values():
             hook = getattr(cog, "delete_data_for_user", None)
             if hook is not None:
                 await hook(user_id)
-        return await self.repo.delete_user_data(str(user_id))
+        return await self.engine.forget_user(str(user_id))
 
     async def shutdown(self, grace_s: float = SHUTDOWN_GRACE_S) -> None:
         """Stop taking messages, let running turns answer, then close the gateway."""

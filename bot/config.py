@@ -11,6 +11,8 @@ from engine.settings import Settings
 SHUTDOWN_GRACE_S = 60.0  # how long a shutdown waits for turns already running
 CONFIRM_TIMEOUT_S = 120.0  # how long a /forget confirmation button stays live
 MAX_LIST_LINES = 25  # rows per ephemeral listing (history, log, memories)
+PAGE_ROWS = 10  # rows per section on one page of a moderator listing (/sanctions, /sanction-log)
+PAGER_TIMEOUT_S = 600.0  # how long the previous/next buttons of a listing stay live
 
 
 @dataclass(frozen=True)

@@ -55,7 +55,10 @@ class ConfirmView(discord.ui.View):
     @discord.ui.button(label="지우기", style=discord.ButtonStyle.danger)
     async def confirm(self, interaction: discord.Interaction, _: discord.ui.Button) -> None:
         self.stop()
-        await interaction.response.edit_message(content=await self.action(), view=None)
+        # The action may wait for the user's running turn (its background roles), longer than
+        # Discord's 3 s to answer: acknowledge the press first, then edit the question.
+        await interaction.response.defer()
+        await interaction.edit_original_response(content=await self.action(), view=None)
 
     @discord.ui.button(label="취소", style=discord.ButtonStyle.secondary)
     async def cancel(self, interaction: discord.Interaction, _: discord.ui.Button) -> None:
@@ -74,8 +77,11 @@ class UserCog(commands.Cog, name="User"):
 
     @app_commands.command(name="memory", description="오로라가 기억하는 나에 대한 것")
     async def memory(self, interaction: discord.Interaction) -> None:
-        items = await self.repo.list_memories(str(interaction.user.id), self.bot.clock())
-        await send_private(interaction, memory_lines(items))
+        user_id = str(interaction.user.id)
+        items = await self.repo.list_memories(user_id, self.bot.clock())
+        engine = self.bot.engine
+        await send_private(interaction, memory_lines(items, cap=engine.max_memory_items,
+                                                     evicted=engine.take_evictions(user_id)))
 
     @app_commands.command(name="forget", description="오로라의 기억 하나 또는 전부(all) 지우기")
     @app_commands.describe(item="지울 기억의 이름 (예: 좋아하는 가수) 또는 all")
@@ -87,7 +93,7 @@ class UserCog(commands.Cog, name="User"):
             question = f"기억 {count}개를 모두 지울까요? (경고·차단 기록은 지워지지 않아요)"
 
             async def action() -> str:
-                removed = await self.repo.forget_all_memories(user_id)
+                removed = await self.bot.engine.forget_all_memories(user_id)
                 return f"기억 {removed}개를 지웠어요."
         else:
             keys = {m.key for m in await self.repo.list_memories(user_id, self.bot.clock())}
@@ -97,7 +103,7 @@ class UserCog(commands.Cog, name="User"):
             question = f"[{item}] 기억을 지울까요?"
 
             async def action() -> str:
-                removed = await self.repo.forget_memory(user_id, item)
+                removed = await self.bot.engine.forget_memory(user_id, item)
                 return f"[{item}] 기억을 지웠어요." if removed else f"[{item}] 기억은 이미 없어요."
 
         await send_private(interaction, question, view=ConfirmView(interaction.user.id, action))
@@ -113,8 +119,11 @@ class UserCog(commands.Cog, name="User"):
 
     @app_commands.command(name="reset", description="이 채널에서의 대화 요약을 지우고 새로 시작하기")
     async def reset(self, interaction: discord.Interaction) -> None:
-        await self.repo.set_summary(str(interaction.user.id), str(interaction.channel_id),
-                                    "", self.bot.clock())
+        # Through the engine: it waits for a turn still writing this summary. That can take
+        # longer than Discord's 3 s to answer, so the answer is deferred first.
+        await interaction.response.defer(ephemeral=True, thinking=True)
+        await self.bot.engine.reset_conversation(str(interaction.user.id),
+                                                 str(interaction.channel_id))
         await send_private(interaction, "이 채널의 대화 요약을 지웠어요. 새로 시작해요! 😊")
 
     @app_commands.command(name="mystatus", description="내 경고와 차단, 만료 시각")

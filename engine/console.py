@@ -93,14 +93,14 @@ class Console:
             if not arg:
                 self.say("  사용법: /forget 항목이름  또는  /forget all")
             elif arg == "all":
-                count = await self.repo.forget_all_memories(CONSOLE_USER)
+                count = await self.engine.forget_all_memories(CONSOLE_USER)
                 self.say(f"  기억 {count}개를 지웠어요.")
-            elif await self.repo.forget_memory(CONSOLE_USER, arg):
+            elif await self.engine.forget_memory(CONSOLE_USER, arg):
                 self.say(f"  [{arg}] 기억을 지웠어요.")
             else:
                 self.say(f"  [{arg}] 이라는 기억은 없어요.")
         elif name == "/reset":
-            await self.repo.set_summary(CONSOLE_USER, CONSOLE_CHANNEL, "", now)
+            await self.engine.reset_conversation(CONSOLE_USER, CONSOLE_CHANNEL)
             self.say("  대화 요약을 지웠어요. 새로 시작해요!")
         else:
             self.say(f"  {HELP}")

@@ -19,17 +19,30 @@ from typing import Any, Protocol
 
 from engine import messages
 from engine.batching import DEFAULT_MAX_BATCH, DEFAULT_WINDOW_S, Again, Batcher
+from engine.bounded import Held, KeyedLocks, Lru
 from engine.ethics_rules import triggered_categories
 from engine.expression import Expression
 from engine.memory_items import MemoryItem
 from engine.prompts import build_final_input
 from engine.sanctions import SanctionLadder, block_message, block_notice, warning_message
 from engine.sanitize import user_text
+from engine.settings import DEFAULT_MAX_MEMORY_ITEMS
 from engine.timetag import add_time_tag
 from engine.worker import PRIORITY_BACKGROUND, PRIORITY_PREPARE, PRIORITY_REPLY, ModelWorker
-from storage import Repository, TurnStatus
+from storage import DeletionReport, MemoryRecord, Repository, TurnStatus
+from storage.models import KEY_LEN
 
 log = logging.getLogger(__name__)
+
+# A remembered item longer than this is not stored: the memory model writes short facts
+# (`[좋아하는 가수: 아이유]`), so a long one is degenerate output (or a remote backend's).
+MAX_MEMORY_KEY_CHARS = 30
+MAX_MEMORY_VALUE_CHARS = 100
+assert MAX_MEMORY_KEY_CHARS <= KEY_LEN
+# Per-process bookkeeping kept for at most this many users (the least recently touched go):
+# when a block notice was last shown, and how many items the cap evicted since `/memory`.
+MAX_BLOCK_NOTICES = 10_000
+MAX_EVICTION_COUNTS = 10_000
 
 
 class Backend(Protocol):
@@ -144,6 +157,7 @@ class Engine:
         max_batch: int = DEFAULT_MAX_BATCH,
         batch_window_s: float = DEFAULT_WINDOW_S,
         polyglot_worker: ModelWorker | None = None,
+        max_memory_items: int = DEFAULT_MAX_MEMORY_ITEMS,
     ) -> None:
         self.repo = repo
         self.backend = backend
@@ -153,8 +167,10 @@ class Engine:
         self.max_message_chars = max_message_chars
         self.ladder = ladder or SanctionLadder()
         self.block_notice_cooldown = block_notice_cooldown
+        self.max_memory_items = max_memory_items
         # user -> (when the notice was last shown, the block end it named)
-        self._notices: dict[str, tuple[datetime, datetime]] = {}
+        self._notices: Lru[str, tuple[datetime, datetime]] = Lru(MAX_BLOCK_NOTICES)
+        self._evictions: Lru[str, int] = Lru(MAX_EVICTION_COUNTS)  # told by `/memory`
 
         def batcher(fn: Callable[[list[Any]], Any], priority: int,
                     expect: Callable[[], int] | None = None,
@@ -195,7 +211,7 @@ class Engine:
                 backend.replies, PRIORITY_REPLY, lambda: self._before_reply)
             self._summary = self.batchers["summary"] = batcher(
                 backend.summaries, PRIORITY_BACKGROUND)
-        self._locks: dict[str, asyncio.Lock] = {}
+        self._locks = KeyedLocks()  # one per user with a turn in progress (or waiting)
         self._background: set[asyncio.Task[Any]] = set()
 
     async def handle(
@@ -206,8 +222,7 @@ class Engine:
 
         `guild_id` is the server the message was written in (None: DMs, the console); the
         turn and any decision it earns remember it, so moderators see their own server's."""
-        lock = self._locks.setdefault(user_id, asyncio.Lock())
-        await lock.acquire()
+        lock = await self._locks.acquire(user_id)
         coming = _Coming(self)
         try:
             result, reply = await self._reply_path(
@@ -228,6 +243,36 @@ class Engine:
         result.background = task
         return result
 
+    async def forget_user(self, user_id: str) -> DeletionReport:
+        """Forget-me: memories, summaries and turns go (sanctions stay, see the repository).
+
+        It takes the user's turn lock, so it waits for a running turn and its background
+        roles: nothing they write can land after the deletion."""
+        async with self._locks.holding(user_id):
+            self._evictions.pop(user_id)
+            return await self.repo.delete_user_data(user_id)
+
+    async def reset_conversation(self, user_id: str, channel_id: str) -> None:
+        """`/reset`: an empty summary for this channel, after the user's running turn (which
+        would write its summary back otherwise)."""
+        async with self._locks.holding(user_id):
+            await self.repo.set_summary(user_id, channel_id, "", self.clock())
+
+    async def forget_memory(self, user_id: str, key: str) -> bool:
+        """`/forget item`, after the user's running turn (whose memory role could write the
+        item back)."""
+        async with self._locks.holding(user_id):
+            return await self.repo.forget_memory(user_id, key)
+
+    async def forget_all_memories(self, user_id: str) -> int:
+        """`/forget all`, after the user's running turn, as `forget_memory`."""
+        async with self._locks.holding(user_id):
+            return await self.repo.forget_all_memories(user_id)
+
+    def take_evictions(self, user_id: str) -> int:
+        """Items the cap evicted for this user since the last call (`/memory` tells them)."""
+        return self._evictions.pop(user_id) or 0
+
     async def drain(self) -> None:
         """Wait for every background role still running (used at shutdown)."""
         while self._background:
@@ -239,14 +284,18 @@ class Engine:
     ) -> tuple[TurnResult, _Reply | None]:
         user_id, channel_id = where.user_id, where.channel_id
         now = self.clock()
-        text = user_text(text)  # clean Unicode; markers typed by the user cannot shape prompts
+        # Capped before cleaning (still too long if it was); clean Unicode; markers typed by the
+        # user cannot shape prompts.
+        text = user_text(text, self.max_message_chars)
         timings: dict[str, float] = {}
         block = await self.repo.active_block(user_id, now)
-        if block is not None:
+        if block is None:
+            self._notices.pop(user_id)  # a block that ended needs no bookkeeping
+        else:
             notice = None
             if self._notice_due(user_id, block.expires_at, now):
                 notice = block_notice(block.expires_at.astimezone(now.tzinfo), block.categories)
-                self._notices[user_id] = (now, block.expires_at)
+                self._notices.put(user_id, (now, block.expires_at))
             turn_id = await self._start_turn(where, text, now)
             await self.repo.finish_turn(turn_id, TurnStatus.BLOCKED, now, reply=None)
             return TurnResult(TurnKind.BLOCK_NOTICE, turn_id, notice=notice), None
@@ -316,7 +365,7 @@ class Engine:
         decision = decided.decision
         if decided.is_block:
             await self.repo.finish_turn(turn_id, TurnStatus.BLOCKED, now, **fields)
-            self._notices.pop(user_id, None)
+            self._notices.pop(user_id)
             return TurnResult(TurnKind.BLOCKED, turn_id, notice=block_message(decision)), None
         await self.repo.finish_turn(turn_id, TurnStatus.COMPLETED, now, **fields)
         return (
@@ -331,12 +380,17 @@ class Engine:
         return last is None or last[1] != expires_at or now - last[0] >= self.block_notice_cooldown
 
     async def _retrieve(self, user_id: str, tagged: str, now: datetime) -> str | None:
-        """This user's best memory item above the threshold; never another user's."""
-        items = [m.render() for m in await self.repo.list_memories(user_id, now)]
-        if not items:
+        """This user's best memory item above the threshold; never another user's. The item
+        picked is marked used (the item cap evicts the least recently used first)."""
+        records: list[MemoryRecord] = await self.repo.list_memories(user_id, now)
+        if not records:
             return None
+        items = [m.render() for m in records]
         best = await self.batchers["retrieve"]((tagged, items))
-        return items[best[0]] if best else None
+        if not best:
+            return None
+        await self.repo.mark_memory_used(user_id, records[best[0]].id, now)
+        return items[best[0]]
 
     async def _mark_failed(self, turn_id: int, exc: Exception, timings: dict[str, float]) -> None:
         try:
@@ -347,7 +401,7 @@ class Engine:
 
     # ---- after the reply ---------------------------------------------------------------
     async def _background_roles(
-        self, user_id: str, channel_id: str, turn_id: int, done: _Reply, lock: asyncio.Lock
+        self, user_id: str, channel_id: str, turn_id: int, done: _Reply, lock: Held
     ) -> BackgroundResult | None:
         """Summary, memory extraction and expression, at background priority."""
         try:
@@ -359,9 +413,16 @@ class Engine:
             )
             now = self.clock()
             await self.repo.set_summary(user_id, channel_id, summary, now)
+            if item is not None and not _fits(item):
+                log.info("turn %s: memory item over the length caps not stored", turn_id)
+                item = None
             if item is not None:
-                await self.repo.upsert_memory(user_id, item.key, item.value, now,
-                                              source_turn_id=turn_id)
+                stored = await self.repo.remember(user_id, item.key, item.value, now,
+                                                  max_items=self.max_memory_items,
+                                                  source_turn_id=turn_id)
+                if stored.evicted:
+                    self._evictions.put(user_id, (self._evictions.get(user_id) or 0)
+                                        + len(stored.evicted))
             await self.repo.set_turn_expression(turn_id, expression.render())
             return BackgroundResult(summary, item, expression)
         except Exception:  # noqa: BLE001 - the reply is already out; keep serving
@@ -369,3 +430,7 @@ class Engine:
             return None
         finally:
             lock.release()
+
+
+def _fits(item: MemoryItem) -> bool:
+    return len(item.key) <= MAX_MEMORY_KEY_CHARS and len(item.value) <= MAX_MEMORY_VALUE_CHARS

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from enum import StrEnum
+from enum import Enum, StrEnum
 from typing import Protocol
 
 
@@ -17,6 +17,18 @@ class TurnStatus(StrEnum):
     FAILED = "failed"
     BLOCKED = "blocked"
     REJECTED = "rejected"
+
+
+class Everywhere(Enum):
+    """The global admins' scope: decisions made in every server and in DMs alike."""
+
+    EVERYWHERE = "everywhere"
+
+
+EVERYWHERE = Everywhere.EVERYWHERE
+# Which sanctions or audit entries a query covers: one server's id, None for those made in DMs
+# or the console (the global admins' alone), or EVERYWHERE.
+GuildScope = str | None | Everywhere
 
 
 class LadderEntry(Protocol):

@@ -3,21 +3,25 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterable
-from dataclasses import fields
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, fields
 from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import case, delete, func, select, true, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from storage.db import Database
+from storage.instances import instance_dead
 from storage.models import AuditEntry, Conversation, MemoryItemRow, Sanction, Turn, User
 from storage.records import (
     ActiveBlock,
     AgingReport,
     AuditRecord,
+    EVERYWHERE,
     DeletionReport,
+    Everywhere,
+    GuildScope,
     Ladder,
     MemoryRecord,
     RecordedDecision,
@@ -88,6 +92,47 @@ def _active_block_filter(user_id: str, now: datetime) -> Any:
         & (Sanction.expires_at > now)
         & (Sanction.lifted_at.is_(None))
     )
+
+
+def _in_scope(guild_column: Any, scope: GuildScope) -> Any:
+    """Rows of one server, of DMs and the console (None), or of everywhere."""
+    if isinstance(scope, Everywhere):
+        return true()
+    return guild_column.is_(None) if scope is None else guild_column == scope
+
+
+@dataclass(frozen=True)
+class Remembered:
+    """A stored item and the keys the item cap evicted to make room for it (oldest first)."""
+
+    record: MemoryRecord
+    evicted: tuple[str, ...] = ()
+
+
+async def _evict(
+    session: AsyncSession, user_id: str, max_items: int, keep_id: int, now: datetime
+) -> tuple[str, ...]:
+    """Delete the user's items beyond `max_items`, never `keep_id`: expired first, then the
+    least recently used or updated (`coalesce(last_used_at, updated_at)`), oldest id first."""
+    count = await session.scalar(
+        select(func.count()).select_from(MemoryItemRow).where(MemoryItemRow.user_id == user_id)
+    )
+    excess = (count or 0) - max_items
+    if excess <= 0:
+        return ()
+    expired_first = case((MemoryItemRow.expires_at <= now, 0), else_=1)
+    rows = (
+        await session.execute(
+            select(MemoryItemRow.id, MemoryItemRow.key)
+            .where(MemoryItemRow.user_id == user_id, MemoryItemRow.id != keep_id)
+            .order_by(expired_first,
+                      func.coalesce(MemoryItemRow.last_used_at, MemoryItemRow.updated_at),
+                      MemoryItemRow.id)
+            .limit(excess)
+        )
+    ).all()
+    await session.execute(delete(MemoryItemRow).where(MemoryItemRow.id.in_([r.id for r in rows])))
+    return tuple(r.key for r in rows)
 
 
 async def _ensure_user(session: AsyncSession, user_id: str, now: datetime) -> None:
@@ -166,12 +211,19 @@ class Repository:
             records = tuple(_sanction(r) for r in rows)
         return RecordedDecision(decision_id, decision, records, expires)
 
-    async def lift_blocks(self, user_id: str, actor_id: str, reason: str, now: datetime) -> int:
-        """End every active block of a user and audit it; returns how many rows were lifted."""
+    async def lift_blocks(
+        self, user_id: str, actor_id: str, reason: str, now: datetime, *, scope: GuildScope,
+        guild_id: str | None = None,
+    ) -> int:
+        """End the user's active blocks decided in `scope` and audit it (as taken in `guild_id`);
+        returns how many rows were lifted. Blocks decided elsewhere stay in force.
+
+        `scope` has no default: who may lift what is the caller's decision, made every time.
+        """
         async with self.db.writing() as s:
             result = await s.execute(
                 update(Sanction)
-                .where(_active_block_filter(user_id, now))
+                .where(_active_block_filter(user_id, now), _in_scope(Sanction.guild_id, scope))
                 .values(lifted_at=now, lifted_by=actor_id, lift_reason=reason)
             )
             lifted = result.rowcount or 0
@@ -181,21 +233,36 @@ class Repository:
                     actor_id=actor_id,
                     action="unban",
                     target_user_id=user_id,
+                    guild_id=guild_id,
                     detail=f"lifted={lifted} reason={reason}",
                 )
             )
         return lifted
 
-    async def sanction_history(self, user_id: str) -> list[SanctionRecord]:
+    async def sanction_history(
+        self, user_id: str, scope: GuildScope = EVERYWHERE
+    ) -> list[SanctionRecord]:
+        """The user's sanctions decided in `scope`, oldest first."""
         async with self.db.reading() as s:
             rows = await s.scalars(
-                select(Sanction).where(Sanction.user_id == user_id).order_by(Sanction.id)
+                select(Sanction)
+                .where(Sanction.user_id == user_id, _in_scope(Sanction.guild_id, scope))
+                .order_by(Sanction.id)
             )
             return [_sanction(r) for r in rows]
 
-    async def recent_sanctions(self, limit: int = DEFAULT_LOG_LIMIT) -> list[SanctionRecord]:
+    async def recent_sanctions(
+        self, scope: GuildScope = EVERYWHERE, limit: int = DEFAULT_LOG_LIMIT, offset: int = 0
+    ) -> list[SanctionRecord]:
+        """Sanctions decided in `scope`, newest first, one page (`offset` rows skipped)."""
         async with self.db.reading() as s:
-            rows = await s.scalars(select(Sanction).order_by(Sanction.id.desc()).limit(limit))
+            rows = await s.scalars(
+                select(Sanction)
+                .where(_in_scope(Sanction.guild_id, scope))
+                .order_by(Sanction.id.desc())
+                .offset(offset)
+                .limit(limit)
+            )
             return [_sanction(r) for r in rows]
 
     # ---- audit -----------------------------------------------------------------------
@@ -215,9 +282,18 @@ class Repository:
                 )
             )
 
-    async def recent_audit(self, limit: int = DEFAULT_LOG_LIMIT) -> list[AuditRecord]:
+    async def recent_audit(
+        self, scope: GuildScope = EVERYWHERE, limit: int = DEFAULT_LOG_LIMIT, offset: int = 0
+    ) -> list[AuditRecord]:
+        """Audit entries of actions taken in `scope`, newest first, one page."""
         async with self.db.reading() as s:
-            rows = await s.scalars(select(AuditEntry).order_by(AuditEntry.id.desc()).limit(limit))
+            rows = await s.scalars(
+                select(AuditEntry)
+                .where(_in_scope(AuditEntry.guild_id, scope))
+                .order_by(AuditEntry.id.desc())
+                .offset(offset)
+                .limit(limit)
+            )
             return [_audit(r) for r in rows]
 
     # ---- memory ----------------------------------------------------------------------
@@ -241,6 +317,28 @@ class Repository:
         source_turn_id: int | None = None,
     ) -> MemoryRecord:
         """One row per (user, key): a new value for a known key replaces the old one."""
+        done = await self.remember(user_id, key, value, now, expires_at=expires_at,
+                                   source_turn_id=source_turn_id)
+        return done.record
+
+    async def remember(
+        self,
+        user_id: str,
+        key: str,
+        value: str,
+        now: datetime,
+        *,
+        max_items: int | None = None,
+        expires_at: datetime | None = None,
+        source_turn_id: int | None = None,
+    ) -> Remembered:
+        """`upsert_memory`, keeping at most `max_items` of the user's items (None: no cap).
+
+        A new key beyond the cap evicts, in the same transaction, the items used or updated
+        longest ago (expired ones first); a known key's new value evicts nothing.
+        """
+        if max_items is not None and max_items < 1:
+            raise ValueError("max_items must be at least 1")
         async with self.db.writing() as s:
             await _ensure_user(s, user_id, now)
             row = await s.scalar(
@@ -256,7 +354,17 @@ class Repository:
             row.expires_at = expires_at
             row.source_turn_id = source_turn_id
             await s.flush()
-            return _memory(row)
+            evicted = () if max_items is None else await _evict(s, user_id, max_items, row.id, now)
+            return Remembered(_memory(row), evicted)
+
+    async def mark_memory_used(self, user_id: str, item_id: int, now: datetime) -> None:
+        """Retrieval picked this item for a reply: it is recent again (the cap evicts by use)."""
+        async with self.db.writing() as s:
+            await s.execute(
+                update(MemoryItemRow)
+                .where(MemoryItemRow.id == item_id, MemoryItemRow.user_id == user_id)
+                .values(last_used_at=now)
+            )
 
     async def forget_memory(self, user_id: str, key: str) -> bool:
         async with self.db.writing() as s:
@@ -340,12 +448,28 @@ class Repository:
             if not result.rowcount:
                 raise LookupError(f"turn {turn_id} is not pending")
 
-    async def fail_interrupted_turns(self, now: datetime) -> int:
-        """At start-up: turns left pending by a process that died are failed, never completed."""
+    async def fail_interrupted_turns(
+        self, now: datetime, dead: Callable[[str, str | None], bool] = instance_dead
+    ) -> int:
+        """At start-up: turns left pending by a process that died are failed, never completed.
+
+        Only a dead owner's turns (`storage.instances.instance_dead`) and turns without an owner
+        (from before owners were recorded) go: another process running on the same database
+        (a console beside the bot, or a host this one cannot see into) keeps its turns.
+        """
         async with self.db.writing() as s:
+            owners = (
+                await s.scalars(
+                    select(Turn.instance_id)
+                    .where(Turn.status == TurnStatus.PENDING, Turn.instance_id.is_not(None))
+                    .distinct()
+                )
+            ).all()
+            gone = [owner for owner in owners if dead(owner, self.instance_id)]
             result = await s.execute(
                 update(Turn)
-                .where(Turn.status == TurnStatus.PENDING)
+                .where(Turn.status == TurnStatus.PENDING,
+                       Turn.instance_id.is_(None) | Turn.instance_id.in_(gone))
                 .values(status=str(TurnStatus.FAILED), completed_at=now,
                         error="interrupted: the service stopped during this turn")
             )

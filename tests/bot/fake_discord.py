@@ -4,7 +4,10 @@ discord.py reaches Discord only through `discord.http.Route.BASE` (REST, also us
 interaction webhooks) and `DiscordWebSocket.DEFAULT_GATEWAY`; `FakeDiscord.start` points both
 here and `stop` puts them back. The fake plays one guild with two text channels, a DM channel
 and a few users, records every REST call the bot makes, and lets a test push gateway events
-(messages, slash commands, button clicks) or drop the websocket.
+(messages, slash commands, button clicks) or drop the websocket. A second guild, owned by JIHO
+(any user can make a server and invite a public bot), plays the attacker's own server.
+Interactions carry what Discord's payloads carry: `guild_id`, `context`, the invoker's
+`member.permissions` (an owner holds every permission) and the bot's `app_permissions`.
 """
 
 from __future__ import annotations
@@ -40,9 +43,35 @@ GUILD = "900000000000000500"
 CHAT = "900000000000003000"  # a guild text channel
 CHAT_CHANNEL = "900000000000003001"  # a guild text channel configured as a chat channel
 DM = "900000000000003500"
+JIHO_GUILD = "900000000000000600"  # JIHO's own server, the bot invited
+JIHO_CHAT = "900000000000003100"
 TIMESTAMP = "2026-11-25T05:00:00+00:00"
 MODERATE_MEMBERS = 1 << 40
+ALL_PERMISSIONS = discord.Permissions.all().value  # what Discord resolves for a guild owner
+BOT_PERMISSIONS = discord.Permissions(view_channel=True, send_messages=True, embed_links=True,
+                                      read_message_history=True).value
 GUILD_MEMBERS = (BOT, MINSU, JIHO, MOD)  # STRANGER is not in the guild
+CONTEXT_GUILD, CONTEXT_BOT_DM = 0, 1  # an interaction's `context`
+
+
+@dataclass(frozen=True)
+class FakeGuild:
+    id: str
+    name: str
+    owner: dict[str, Any]
+    channels: tuple[tuple[str, str], ...]  # (id, name)
+    members: tuple[dict[str, Any], ...]
+
+
+GUILDS = (
+    FakeGuild(GUILD, "오로라 서버", MOD, ((CHAT, "잡담"), (CHAT_CHANNEL, "오로라")), GUILD_MEMBERS),
+    FakeGuild(JIHO_GUILD, "지호네 서버", JIHO, ((JIHO_CHAT, "일반"),), (BOT, JIHO, MINSU)),
+)
+
+
+def guild_of(channel: str) -> FakeGuild | None:
+    """The guild a channel is in; None for the DM channel."""
+    return next((g for g in GUILDS if any(cid == channel for cid, _ in g.channels)), None)
 
 
 def _member(user: dict[str, Any], *, with_user: bool = True, permissions: int | None = None) -> dict[str, Any]:
@@ -55,19 +84,19 @@ def _member(user: dict[str, Any], *, with_user: bool = True, permissions: int | 
     return data
 
 
-def _guild() -> dict[str, Any]:
+def _guild(guild: FakeGuild = GUILDS[0]) -> dict[str, Any]:
     channels = [
-        {"id": cid, "type": 0, "name": name, "position": i, "guild_id": GUILD,
+        {"id": cid, "type": 0, "name": name, "position": i, "guild_id": guild.id,
          "permission_overwrites": [], "nsfw": False, "parent_id": None}
-        for i, (cid, name) in enumerate(((CHAT, "잡담"), (CHAT_CHANNEL, "오로라")))
+        for i, (cid, name) in enumerate(guild.channels)
     ]
     return {
-        "id": GUILD, "name": "오로라 서버", "owner_id": MOD["id"], "icon": None,
-        "roles": [{"id": GUILD, "name": "@everyone", "permissions": "0", "position": 0,
+        "id": guild.id, "name": guild.name, "owner_id": guild.owner["id"], "icon": None,
+        "roles": [{"id": guild.id, "name": "@everyone", "permissions": "0", "position": 0,
                    "color": 0, "hoist": False, "managed": False, "mentionable": False,
                    "flags": 0}],
-        "channels": channels, "threads": [], "members": [_member(u) for u in GUILD_MEMBERS],
-        "member_count": len(GUILD_MEMBERS), "emojis": [], "stickers": [], "features": [],
+        "channels": channels, "threads": [], "members": [_member(u) for u in guild.members],
+        "member_count": len(guild.members), "emojis": [], "stickers": [], "features": [],
         "voice_states": [], "presences": [], "unavailable": False, "large": False,
         "joined_at": TIMESTAMP, "premium_tier": 0, "verification_level": 0,
         "default_message_notifications": 0, "explicit_content_filter": 0, "mfa_level": 0,
@@ -125,6 +154,9 @@ class FakeDiscord:
         self.port = 0
         self._origin: dict[str, str] = {}  # component interaction -> the message it is on
         self.deleted: set[str] = set()
+        # What GET /guilds/{id}/members/{id} answers when set (e.g. 403: the bot lost access).
+        self.member_fetch_error: int | None = None
+        self.callbacks: dict[str, list[int]] = {}  # interaction -> its callback types, in order
 
     # ---- lifecycle -------------------------------------------------------------------
     async def start(self) -> None:
@@ -227,8 +259,12 @@ class FakeDiscord:
                 if "embeds" in data:
                     sent.embeds = data["embeds"] or []
                 return json_response(self._message_payload(sent))
-            case "GET", ["guilds", _, "members", user_id]:
-                for user in GUILD_MEMBERS:
+            case "GET", ["guilds", guild_id, "members", user_id]:
+                if self.member_fetch_error is not None:
+                    return json_response({"message": "Missing Access", "code": 50001},
+                                         status=self.member_fetch_error)
+                guild = next((g for g in GUILDS if g.id == guild_id), None)
+                for user in guild.members if guild else ():
                     if user["id"] == user_id:
                         return json_response(_member(user))
                 return json_response({"message": "Unknown Member", "code": 10007}, status=404)
@@ -238,8 +274,10 @@ class FakeDiscord:
                 sent = self._store(DM, data, interaction_id=token.removeprefix("tok"))
                 return json_response(self._message_payload(sent))
             case "PATCH", ["webhooks", _, token, "messages", message_id]:
-                sent = next(m for m in reversed(list(self.messages.values()))
-                            if m.interaction_id == token.removeprefix("tok"))
+                interaction_id = token.removeprefix("tok")
+                own = [m for m in self.messages.values() if m.interaction_id == interaction_id]
+                # A deferred component interaction's @original is the message it is on.
+                sent = own[-1] if own else self.messages[self._origin[interaction_id]]
                 sent.content = data.get("content", sent.content) or ""
                 sent.components = data.get("components", sent.components) or []
                 return json_response(self._message_payload(sent))
@@ -247,6 +285,7 @@ class FakeDiscord:
 
     def _callback(self, interaction_id: str, data: dict[str, Any]) -> web.Response:
         kind = data["type"]
+        self.callbacks.setdefault(interaction_id, []).append(kind)
         inner = data.get("data") or {}
         origin = self._origin.get(interaction_id)
         resource: dict[str, Any] = {"type": kind}
@@ -282,11 +321,13 @@ class FakeDiscord:
                 self.identifies += 1
                 self.ws = ws
                 await self._send(ws, "READY", {
-                    "v": 10, "user": BOT, "guilds": [{"id": GUILD, "unavailable": True}],
+                    "v": 10, "user": BOT,
+                    "guilds": [{"id": g.id, "unavailable": True} for g in GUILDS],
                     "session_id": f"session-{self.identifies}",
                     "resume_gateway_url": f"ws://127.0.0.1:{self.port}/",
                     "application": {"id": APP_ID, "flags": 0}})
-                await self._send(ws, "GUILD_CREATE", _guild())
+                for guild in GUILDS:
+                    await self._send(ws, "GUILD_CREATE", _guild(guild))
                 self._connected.set()
             elif op == 6:
                 self.resumes += 1
@@ -322,17 +363,22 @@ class FakeDiscord:
         author: dict[str, Any] = MINSU,
         channel: str = DM,
         mentions: tuple[dict[str, Any], ...] = (),
+        nicks: dict[str, str] | None = None,
         attachments: int = 0,
         stickers: int = 0,
         reply_to: str | None = None,
         webhook: bool = False,
     ) -> str:
+        """`nicks`: server nicknames (user id → nick) of mentioned members; Discord sends each
+        mention with its partial `member`, `nick` included."""
         mid = str(next(self.ids))
         data: dict[str, Any] = {
             "id": mid, "channel_id": channel, "author": author, "content": content,
             "timestamp": TIMESTAMP, "edited_timestamp": None, "tts": False,
-            "mention_everyone": False, "mentions": [dict(u, member=_member(u, with_user=False))
-                                                   for u in mentions],
+            "mention_everyone": False,
+            "mentions": [dict(u, member=dict(_member(u, with_user=False),
+                                             nick=(nicks or {}).get(u["id"])))
+                         for u in mentions],
             "mention_roles": [], "embeds": [], "pinned": False, "type": 19 if reply_to else 0,
             "attachments": [{"id": str(next(self.ids)), "filename": f"photo{i}.png",
                              "size": 1024, "url": "https://cdn.invalid/p.png",
@@ -372,19 +418,30 @@ class FakeDiscord:
 
     def _interaction(self, kind: int, data: dict[str, Any], user: dict[str, Any], channel: str,
                      permissions: int) -> tuple[str, dict[str, Any]]:
+        """The payload Discord sends: in a guild the invoker comes as `member` with their
+        resolved `permissions` (all of them for the owner); in the bot's DM as `user`, with no
+        guild and no member permissions at all."""
         iid = str(next(self.ids))
         payload: dict[str, Any] = {
             "id": iid, "application_id": APP_ID, "type": kind, "token": f"tok{iid}", "version": 1,
-            "channel_id": channel, "locale": "ko", "app_permissions": "0", "entitlements": [],
-            "authorizing_integration_owners": {}, "attachment_size_limit": 8388608, "data": data,
+            "channel_id": channel, "locale": "ko", "app_permissions": str(BOT_PERMISSIONS),
+            # GUILD_INSTALL's owner: the guild, or "0" in the bot's DM (Discord's convention)
+            "entitlements": [], "authorizing_integration_owners": {"0": "0"},
+            "attachment_size_limit": 8388608, "data": data,
         }
-        if channel == DM:
-            payload.update(user=user, context=1, channel={"id": DM, "type": 1})
+        guild = guild_of(channel)
+        if guild is None:
+            payload.update(user=user, context=CONTEXT_BOT_DM, channel={"id": DM, "type": 1})
         else:
-            payload.update(guild_id=GUILD, context=0,
+            if user["id"] == guild.owner["id"]:
+                permissions = ALL_PERMISSIONS
+            payload.update(guild_id=guild.id, context=CONTEXT_GUILD, guild_locale="ko",
+                           guild={"id": guild.id, "locale": "ko", "features": []},
+                           authorizing_integration_owners={"0": guild.id},
                            member=_member(user, permissions=permissions),
-                           channel={"id": channel, "type": 0, "guild_id": GUILD, "name": "잡담",
-                                    "position": 0, "permission_overwrites": []})
+                           channel={"id": channel, "type": 0, "guild_id": guild.id,
+                                    "name": dict(guild.channels)[channel], "position": 0,
+                                    "permission_overwrites": []})
         return iid, payload
 
     async def slash(
@@ -404,19 +461,26 @@ class FakeDiscord:
         if target is not None:
             opts.append({"name": "user", "type": 6, "value": target["id"]})
             resolved: dict[str, Any] = {"users": {target["id"]: target}}
-            if channel != DM and target in GUILD_MEMBERS:
+            guild = guild_of(channel)
+            if guild is not None and target in guild.members:
                 resolved["members"] = {target["id"]: _member(target, with_user=False)}
             data["resolved"] = resolved
         iid, payload = self._interaction(2, data, user, channel, permissions)
         await self.dispatch("INTERACTION_CREATE", payload)
         return iid
 
-    async def click(self, message: Sent, label: str, *, user: dict[str, Any] = MINSU) -> str:
+    def button(self, message: Sent, label: str) -> dict[str, Any] | None:
+        """The button with this label on a message the bot sent, if it has one."""
+        return next((c for row in message.components for c in row["components"]
+                     if c.get("label") == label), None)
+
+    async def click(self, message: Sent, label: str, *, user: dict[str, Any] = MINSU,
+                    channel: str = DM, permissions: int = 0) -> str:
         """Press the button with this label on a message the bot sent."""
-        button = next(c for row in message.components for c in row["components"]
-                      if c.get("label") == label)
+        button = self.button(message, label)
+        assert button is not None, f"no button {label!r} on {message.content!r}"
         data = {"custom_id": button["custom_id"], "component_type": 2}
-        iid, payload = self._interaction(3, data, user, DM, 0)
+        iid, payload = self._interaction(3, data, user, channel, permissions)
         payload["message"] = dict(self._message_payload(message), interaction_metadata={
             "id": message.interaction_id, "type": 2, "user": user,
             "authorizing_integration_owners": {}})

@@ -74,3 +74,61 @@ async def test_stored_text_that_is_not_utf8_reads_with_replacement_characters(re
         await s.execute(text("UPDATE memory_items SET value = CAST(X'EBB0B1FF' AS TEXT)"))
     [item] = await repo.list_memories("u1", NOW)
     assert item.value.startswith("백") and "\ufffd" in item.value
+
+
+# ---- whose turns a start-up may fail (issue 15, finding 11) ---------------------------------
+def _dead_pid() -> int:
+    """The pid of a process that has exited (and been reaped)."""
+    import subprocess
+    import sys
+
+    child = subprocess.Popen([sys.executable, "-c", "pass"])
+    child.wait()
+    return child.pid
+
+
+async def test_a_start_up_fails_only_the_turns_of_dead_processes(db) -> None:
+    import os
+    import subprocess
+    import sys
+
+    from storage.instances import SEP, new_instance_id
+
+    host = new_instance_id().split(SEP)[0]
+    # A bot still running on this host: a live process (it waits for its stdin to close).
+    bot = subprocess.Popen([sys.executable, "-c", "import sys; sys.stdin.read()"],
+                           stdin=subprocess.PIPE)
+    try:
+        running = Repository(db, instance_id=f"{host}{SEP}{bot.pid}{SEP}c0ffee00")
+        dead = Repository(db, instance_id=f"{host}{SEP}{_dead_pid()}{SEP}0badf00d")
+        elsewhere = Repository(db, instance_id=f"another-host{SEP}{os.getpid()}{SEP}12345678")
+        legacy = Repository(db)  # rows from before owners were recorded
+        live_turn = await running.start_turn("u1", "c1", "진행 중인 턴", NOW)
+        dead_turn = await dead.start_turn("u2", "c1", "끊긴 턴", NOW)
+        other_host_turn = await elsewhere.start_turn("u3", "c1", "다른 서버의 턴", NOW)
+        legacy_turn = await legacy.start_turn("u4", "c1", "옛 턴", NOW)
+
+        console = Repository(db, instance_id=new_instance_id())  # started beside the bot
+        assert await console.fail_interrupted_turns(NOW) == 2
+
+        status = {t.id: t.status for user in ("u1", "u2", "u3", "u4")
+                  for t in await console.turns(user)}
+        assert status[live_turn] == TurnStatus.PENDING
+        assert status[other_host_turn] == TurnStatus.PENDING  # unknown: left alone
+        assert status[dead_turn] == TurnStatus.FAILED and status[legacy_turn] == TurnStatus.FAILED
+        await running.finish_turn(live_turn, TurnStatus.COMPLETED, NOW, reply="응")  # still its own
+    finally:
+        bot.communicate(b"")
+
+
+async def test_a_previous_process_with_this_pid_counts_as_dead(db) -> None:
+    import os
+
+    from storage.instances import SEP, new_instance_id
+
+    host = new_instance_id().split(SEP)[0]
+    before = Repository(db, instance_id=f"{host}{SEP}{os.getpid()}{SEP}00000000")  # pid reused
+    turn = await before.start_turn("u1", "c1", "재시작 전", NOW)
+    assert await Repository(db, instance_id=new_instance_id()).fail_interrupted_turns(NOW) == 1
+    [row] = await before.turns("u1")
+    assert row.id == turn and row.status == TurnStatus.FAILED

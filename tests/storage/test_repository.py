@@ -103,3 +103,44 @@ async def test_forgetting_a_user_keeps_sanctions_and_active_block(repo: Reposito
     # and the ladder goes on from the kept history
     again = await repo.record_offence("u1", ["paedrip"], ladder, NOW + timedelta(days=8))
     assert [r.level for r in again.records] == [2]
+
+
+# ---- the item cap (issue 15, finding 5) ---------------------------------------------------
+async def test_a_new_key_at_the_cap_evicts_the_least_recently_used_or_updated(repo: Repository) -> None:
+    for minute, key in enumerate(("좋아하는 꽃", "좋아하는 가수", "좋아하는 음식")):
+        await repo.remember("u1", key, "v", NOW + timedelta(minutes=minute), max_items=3)
+    await repo.remember("u2", "남의 기억", "v", NOW, max_items=3)  # another user's: never counted
+    [flower] = [m for m in await repo.list_memories("u1", NOW) if m.key == "좋아하는 꽃"]
+    await repo.mark_memory_used("u1", flower.id, NOW + timedelta(minutes=5))  # used: now recent
+
+    done = await repo.remember("u1", "오늘 일정", "시험", NOW + timedelta(minutes=6), max_items=3)
+
+    assert done.evicted == ("좋아하는 가수",) and done.record.key == "오늘 일정"
+    assert {m.key for m in await repo.list_memories("u1", NOW)} == {
+        "좋아하는 꽃", "좋아하는 음식", "오늘 일정"}
+    [used] = [m for m in await repo.list_memories("u1", NOW) if m.key == "좋아하는 꽃"]
+    assert used.last_used_at == NOW + timedelta(minutes=5)
+    assert [m.key for m in await repo.list_memories("u2", NOW)] == ["남의 기억"]
+
+
+async def test_a_known_key_at_the_cap_is_replaced_without_evicting(repo: Repository) -> None:
+    for key in ("a", "b"):
+        await repo.remember("u1", key, "v", NOW, max_items=2)
+    done = await repo.remember("u1", "a", "새 값", NOW + timedelta(minutes=1), max_items=2)
+    assert done.evicted == ()
+    assert {(m.key, m.value) for m in await repo.list_memories("u1", NOW)} == {("a", "새 값"), ("b", "v")}
+
+
+async def test_a_lowered_cap_evicts_down_to_it(repo: Repository) -> None:
+    for minute, key in enumerate("abcd"):
+        await repo.remember("u1", key, "v", NOW + timedelta(minutes=minute))
+    done = await repo.remember("u1", "e", "v", NOW + timedelta(minutes=9), max_items=2)
+    assert done.evicted == ("a", "b", "c")
+    assert [m.key for m in await repo.list_memories("u1", NOW)] == ["d", "e"]
+
+
+async def test_marking_another_users_item_used_changes_nothing(repo: Repository) -> None:
+    mine = await repo.upsert_memory("u1", "좋아하는 꽃", "백합", NOW)
+    await repo.mark_memory_used("u2", mine.id, NOW + timedelta(minutes=1))
+    [item] = await repo.list_memories("u1", NOW)
+    assert item.last_used_at is None

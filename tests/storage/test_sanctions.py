@@ -7,6 +7,7 @@ from datetime import datetime, timedelta, timezone
 
 from engine.sanctions import SanctionLadder
 from storage import Repository
+from storage.records import EVERYWHERE
 
 NOW = datetime(2026, 11, 24, 12, 0, tzinfo=timezone.utc)
 CONCURRENT_OFFENCES = 50
@@ -73,7 +74,8 @@ async def test_block_expires_by_time(repo: Repository) -> None:
 async def test_lift_ends_block_keeps_history_and_audits(repo: Repository) -> None:
     ladder = SanctionLadder()
     await repo.record_offence("u1", ["paedrip"], ladder, NOW)
-    assert await repo.lift_blocks("u1", "admin9", "오판", NOW + timedelta(hours=1)) == 1
+    assert await repo.lift_blocks("u1", "admin9", "오판", NOW + timedelta(hours=1),
+                                  scope=EVERYWHERE) == 1
     assert await repo.active_block("u1", NOW + timedelta(hours=2)) is None
     [row] = await repo.sanction_history("u1")
     assert (row.lifted_by, row.lift_reason) == ("admin9", "오판")
@@ -91,3 +93,71 @@ async def test_recent_sanctions_newest_first(repo: Repository) -> None:
     await repo.record_offence("u2", ["politics"], ladder, NOW)
     assert [r.user_id for r in await repo.recent_sanctions(limit=5)] == ["u2", "u1"]
     assert len(await repo.recent_sanctions(limit=1)) == 1
+
+
+# ---- scoped by the server where each decision was made (issue 15, findings 1 and 7) ----------
+GUILD_A = "900000000000000500"
+GUILD_B = "900000000000000600"
+LATER = NOW + timedelta(hours=1)
+
+
+async def _block_in(repo: Repository, user_id: str, guild_id: str | None) -> None:
+    decision = await repo.record_offence(user_id, ["paedrip"], SanctionLadder(), NOW,
+                                         guild_id=guild_id)
+    assert decision.is_block
+
+
+async def test_lifting_one_servers_decision_leaves_the_others_in_force(repo: Repository) -> None:
+    for guild in (GUILD_A, GUILD_B, None):
+        await _block_in(repo, "u1", guild)
+    assert await repo.lift_blocks("u1", "mod-a", "오판", LATER, scope=GUILD_A,
+                                  guild_id=GUILD_A) == 1
+    assert await repo.active_block("u1", LATER) is not None
+    assert {r.guild_id for r in await repo.sanction_history("u1") if r.lifted_at} == {GUILD_A}
+    [entry] = await repo.recent_audit()
+    assert (entry.action, entry.guild_id) == ("unban", GUILD_A) and "lifted=1" in entry.detail
+    # None is the DMs' (and the console's) decisions: the global admins' alone
+    assert await repo.lift_blocks("u1", "admin", "x", LATER, scope=None) == 1
+    assert await repo.active_block("u1", LATER) is not None
+    assert await repo.lift_blocks("u1", "admin", "x", LATER, scope=EVERYWHERE,
+                                  guild_id=GUILD_A) == 1
+    assert await repo.active_block("u1", LATER) is None
+    assert all(r.lifted_at for r in await repo.sanction_history("u1"))
+
+
+async def test_a_scope_with_no_active_block_lifts_nothing_and_is_still_audited(
+    repo: Repository,
+) -> None:
+    await _block_in(repo, "u1", GUILD_B)
+    assert await repo.lift_blocks("u1", "mod-a", "풀어줘", LATER, scope=GUILD_A,
+                                  guild_id=GUILD_A) == 0
+    assert await repo.active_block("u1", LATER) is not None
+    [entry] = await repo.recent_audit()
+    assert entry.guild_id == GUILD_A and "lifted=0" in entry.detail
+
+
+async def test_sanction_history_is_scoped_to_a_server(repo: Repository) -> None:
+    for guild in (GUILD_A, GUILD_B, None):
+        await _block_in(repo, "u1", guild)
+    assert [r.guild_id for r in await repo.sanction_history("u1", scope=GUILD_A)] == [GUILD_A]
+    assert [r.guild_id for r in await repo.sanction_history("u1", scope=None)] == [None]
+    assert [r.guild_id for r in await repo.sanction_history("u1")] == [GUILD_A, GUILD_B, None]
+
+
+async def test_recent_sanctions_and_audit_are_scoped_and_paged(repo: Repository) -> None:
+    ladder = SanctionLadder()
+    for i in range(25):
+        await repo.record_offence(f"a{i}", ["love"], ladder, NOW, guild_id=GUILD_A)
+        await repo.audit("mod-a", "view_sanctions", f"a{i}", "", NOW, guild_id=GUILD_A)
+    for i in range(3):
+        await repo.record_offence(f"b{i}", ["love"], ladder, NOW, guild_id=GUILD_B)
+        await repo.audit("mod-b", "view_sanctions", f"b{i}", "", NOW, guild_id=GUILD_B)
+    pages = [await repo.recent_sanctions(scope=GUILD_A, limit=10, offset=o) for o in (0, 10, 20)]
+    assert [len(p) for p in pages] == [10, 10, 5]
+    users = [r.user_id for page in pages for r in page]
+    assert users == [f"a{i}" for i in reversed(range(25))]  # newest first, each row once
+    audit = [await repo.recent_audit(scope=GUILD_A, limit=10, offset=o) for o in (0, 10, 20)]
+    assert [e.target_user_id for page in audit for e in page] == users
+    assert {r.guild_id for r in await repo.recent_sanctions(scope=GUILD_B)} == {GUILD_B}
+    assert {e.actor_id for e in await repo.recent_audit(scope=GUILD_B)} == {"mod-b"}
+    assert len(await repo.recent_sanctions(limit=100)) == 28  # everywhere: the global view
