@@ -46,6 +46,21 @@ async def prepare_storage(settings: Settings) -> str:
     return settings.resolved_database_url
 
 
+def loggable_database_url(url: str) -> str:
+    """A database URL as it may be logged: a SQLite file's path; any other URL with its
+    password hidden (``***``)."""
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError
+
+    try:
+        parsed = make_url(url)
+    except ArgumentError:
+        return "<unparsable database URL>"
+    if parsed.get_backend_name() == "sqlite":
+        return parsed.database or ":memory:"
+    return parsed.render_as_string(hide_password=True)
+
+
 def ensure_tiny_models(settings: Settings) -> None:
     """Build the embedded demo models on first run (about 15 minutes on 2 CPU cores)."""
     from engine.presets import tiny
@@ -78,9 +93,12 @@ async def running_engine(settings: Settings) -> AsyncIterator[Any]:
     from engine.pipeline import Engine
     from engine.worker import ModelWorker
     from storage import Repository
+    from storage.instances import new_instance_id
 
     db = Database(settings.resolved_database_url)  # already migrated by prepare_storage
-    repo = Repository(db)
+    # Every turn records this process, so a start-up fails only the turns of dead processes
+    # (a console opened beside a running bot leaves the bot's turns alone).
+    repo = Repository(db, instance_id=new_instance_id())
     interrupted = await repo.fail_interrupted_turns(settings.local_now())
     if interrupted:
         log.warning("%d turns were cut off by the last shutdown; marked failed", interrupted)
@@ -98,6 +116,7 @@ async def running_engine(settings: Settings) -> AsyncIterator[Any]:
             repo, backend, worker, clock=settings.local_now, polyglot_worker=polyglot,
             max_prompt_tokens=settings.max_prompt_tokens,
             max_message_chars=settings.max_message_chars,
+            max_memory_items=settings.max_memory_items,
             block_notice_cooldown=timedelta(seconds=settings.block_notice_cooldown_s),
             max_batch=settings.batch_max_size,
             batch_window_s=settings.batch_window_ms / 1000,
@@ -175,7 +194,7 @@ def main(argv: list[str] | None = None) -> int:
     except OSError as exc:
         print(f"저장소를 준비할 수 없습니다 / cannot prepare storage: {exc}", file=sys.stderr)
         return EXIT_NOT_READY
-    log.info("database ready (%s)", url.split("///")[-1])
+    log.info("database ready (%s)", loggable_database_url(url))
     if settings.model_preset == "tiny":
         ensure_tiny_models(settings)
     from engine.hub import ModelLoadError

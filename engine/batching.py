@@ -6,7 +6,10 @@ takes every row waiting *when it starts* (up to `max_batch`). So rows gather whi
 is busy with other work, and an idle worker starts at once: batching costs no latency beyond
 an optional short collection window. A row whose output is `Again` is queued once more, so a
 rejected attempt is retried inside the next batch rather than in a small batch of its own. A
-batch that raises is retried row by row, so one bad row fails only its own user.
+batch that raises is retried row by row, so one bad row fails only its own user; unless the
+backend itself failed (`engine.breaker.BackendUnavailable`: a server or model child down or
+past its deadline, or a timeout): then every row of the batch fails at once, since each row
+alone would only wait out the same deadline again while holding the worker.
 """
 
 from __future__ import annotations
@@ -15,10 +18,12 @@ import asyncio
 import logging
 import threading
 import time
+from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
+from engine.breaker import BackendUnavailable
 from engine.worker import ModelWorker, release_accelerator_memory
 
 log = logging.getLogger(__name__)
@@ -30,6 +35,9 @@ DEFAULT_MAX_BATCH = 16
 DEFAULT_WINDOW_S = 0.0
 MAX_EXPECT_WAIT_S = 0.5  # the longest a job waits for rows announced as coming
 EXPECT_POLL_S = 0.002
+MAX_RECORDED_BATCHES = 10_000  # sizes of the latest batches kept (the bench's means)
+# Failures of the backend as a whole, not of a row: no row-by-row retry after these.
+WHOLE_BATCH_FAILURES: tuple[type[BaseException], ...] = (BackendUnavailable, TimeoutError)
 
 
 @dataclass(frozen=True)
@@ -76,7 +84,8 @@ class Batcher(Generic[Row, Out]):
         self._waiting: list[_Waiting[Row]] = []
         self._lock = threading.Lock()  # rows are taken on the worker thread
         self._jobs = 0  # jobs queued on the worker and not yet started
-        self.batch_sizes: list[int] = []  # for the benchmark and tests
+        # The latest batches' sizes, for the benchmark and tests (bounded: a service runs for weeks).
+        self.batch_sizes: deque[int] = deque(maxlen=MAX_RECORDED_BATCHES)
         self.busy_s = 0.0  # model time spent in this batcher's jobs
 
     async def __call__(self, row: Row) -> Out:
@@ -160,9 +169,9 @@ class Batcher(Generic[Row, Out]):
             return [(w, (True, out)) for w, out in zip(batch, outputs)]
         except Exception as exc:  # noqa: BLE001 - find the row at fault, spare the others
             release_accelerator_memory()
-            if len(rows) == 1:
-                log.warning("model batch %s failed: %r", self.name, exc)
-                return [(batch[0], (False, exc))]
+            if len(rows) == 1 or isinstance(exc, WHOLE_BATCH_FAILURES):
+                log.warning("model batch %s of %d failed: %r", self.name, len(rows), exc)
+                return [(w, (False, exc)) for w in batch]
             log.warning("model batch %s of %d failed (%r); retrying row by row", self.name,
                         len(rows), exc)
             return [(w, self._one(w.row)) for w in batch]

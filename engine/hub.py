@@ -14,13 +14,16 @@ from datetime import datetime
 from functools import partial
 from typing import TYPE_CHECKING, Any, TypeVar
 
+import torch
+
 from engine.batching import Again
+from engine.bounded import Lru
 from engine.expression import FALLBACK_EXPRESSION, Expression
 from engine.lm import MissingAdapter, MissingBaseModel, RoleModels
 from engine.memory_items import MemoryItem
 from engine.presets import ROLES, Base, Preset, get_preset
-from engine.processes import ModelProcess, ProcessRoles, SplitBackend
-from engine.remote import CompletionsGenerator
+from engine.processes import DEFAULT_CALL_TIMEOUT_S, ModelProcess, ProcessRoles, SplitBackend
+from engine.remote import CompletionsGenerator, redacted_url
 from engine.roles import (
     EXPRESSION,
     MEMORY,
@@ -36,7 +39,7 @@ from engine.roles import (
     step_rows,
     summary_attempt,
 )
-from engine.sbert import EthicsClassifier, MemoryRetriever
+from engine.sbert import MIN_MEMORY_CHARS, EthicsClassifier, MemoryRetriever
 from engine.settings import Settings
 
 if TYPE_CHECKING:
@@ -44,6 +47,9 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
+# Memory lines whose S-BERT embedding is kept, by their text (≈3 KB each at 768 dimensions):
+# a turn then encodes its prompt and only the items new or changed since they were last seen.
+MAX_CACHED_ITEM_EMBEDDINGS = 8192
 
 
 class ModelLoadError(RuntimeError):
@@ -66,7 +72,10 @@ class RoleBackend:
         return [self.roles.count_tokens(text) for text in texts]
 
     def close(self) -> None:
-        """Nothing to release in-process (`SplitBackend.close` ends its child)."""
+        """The remote generator's connections; nothing in-process (`SplitBackend.close` ends
+        its child)."""
+        if isinstance(self.roles, CompletionsGenerator):
+            self.roles.close()
 
     def replies(self, rows: list[tuple[str, datetime] | Attempt]) -> list[str | Again[Attempt]]:
         return self._step("reply", rows)
@@ -108,6 +117,10 @@ class LocalBackend(RoleBackend):
     ethics: EthicsClassifier
     retriever: MemoryRetriever
     memory_threshold: float | None = None  # an operator's override of the model's calibration
+    # Item text -> its embedding; a changed value is another text, so nothing goes stale.
+    _item_embeddings: Lru[str, Any] = field(
+        default_factory=lambda: Lru(MAX_CACHED_ITEM_EMBEDDINGS), init=False, repr=False,
+        compare=False)
 
     @property
     def ethics_thresholds(self) -> dict[str, float]:
@@ -136,7 +149,37 @@ class LocalBackend(RoleBackend):
         )
 
     def best_memories(self, rows: list[tuple[str, list[str]]]) -> list[tuple[int, float] | None]:
-        return [self.retriever.best(query, items, self.memory_threshold) for query, items in rows]
+        """`MemoryRetriever.best` for each row, in one encoder call for the prompts and the
+        items not in the embedding cache (items repeat turn after turn; prompts do not)."""
+        usable = [[i for i, item in enumerate(items)
+                   if sum(not c.isspace() for c in item) >= MIN_MEMORY_CHARS]
+                  for _, items in rows]
+        known: dict[str, Any] = {}
+        for (_, items), picked in zip(rows, usable):
+            for i in picked:
+                cached = self._item_embeddings.get(items[i])
+                if cached is not None:
+                    known[items[i]] = cached
+        missing = list(dict.fromkeys(items[i] for (_, items), picked in zip(rows, usable)
+                                     for i in picked if items[i] not in known))
+        queries = [query for (query, _), picked in zip(rows, usable) if picked]
+        if not queries:
+            return [None] * len(rows)
+        embedded = self.retriever.embed([*queries, *missing])
+        for text, embedding in zip(missing, embedded[len(queries):]):
+            known[text] = embedding = embedding.clone()  # not a view holding the whole batch
+            self._item_embeddings.put(text, embedding)
+        limit = self.retriever.threshold if self.memory_threshold is None else self.memory_threshold
+        answers: list[tuple[int, float] | None] = []
+        prompts = iter(embedded[: len(queries)])
+        for (_, items), picked in zip(rows, usable):
+            if not picked:
+                answers.append(None)
+                continue
+            scores = (torch.stack([known[items[i]] for i in picked]) @ next(prompts)).tolist()
+            top = max(range(len(picked)), key=scores.__getitem__)
+            answers.append((picked[top], float(scores[top])) if scores[top] >= limit else None)
+        return answers
 
     def ethics_scores(self, texts: list[str]) -> list[dict[str, float]]:
         return self.ethics.scores(texts)
@@ -180,15 +223,19 @@ def _load(settings: Settings, preset: Preset, threads: int | None) -> Backend:
         key = settings.openai_api_key.get_secret_value() if settings.openai_api_key else None
         remote = CompletionsGenerator.from_preset(
             preset, settings.remote_base_urls, model_prefix=settings.openai_model_prefix,
-            api_key=key, timeout_s=settings.openai_timeout_s)
-        log.info("generating on %s", sorted(set(settings.remote_base_urls.values())))
+            api_key=key, timeout_s=settings.openai_timeout_s,
+            breaker_failures=settings.openai_breaker_failures,
+            breaker_cooldown_s=settings.openai_breaker_cooldown_s)
+        log.info("generating on %s",
+                 sorted({redacted_url(u) for u in settings.remote_base_urls.values()}))
         return LocalBackend.load(preset, settings.memory_threshold, roles=remote)
     chunk = settings.batch_chunk_tokens or None
     if settings.model_processes < 2:
         return LocalBackend.load(preset, settings.memory_threshold, chunk_tokens=chunk,
                                  merge=settings.merge_adapters)
     return split_backend(preset, settings.memory_threshold, threads=threads, chunk_tokens=chunk,
-                         kanana_apart=settings.model_processes > 2, merge=settings.merge_adapters)
+                         kanana_apart=settings.model_processes > 2, merge=settings.merge_adapters,
+                         call_timeout_s=settings.model_call_timeout_s)
 
 
 def roles_on(preset: Preset, base: Base) -> tuple[str, ...]:
@@ -197,12 +244,13 @@ def roles_on(preset: Preset, base: Base) -> tuple[str, ...]:
 
 def polyglot_process(preset: Preset, memory_threshold: float | None = None, *,
                      threads: int | None = None, seed: int | None = None,
-                     merge: bool = True) -> ModelProcess:
+                     merge: bool = True,
+                     call_timeout_s: float = DEFAULT_CALL_TIMEOUT_S) -> ModelProcess:
     """A child process serving the Polyglot roles and the S-BERTs (started, still loading)."""
     process = ModelProcess(
         partial(LocalBackend.load, preset, memory_threshold, None, roles_on(preset, "polyglot"),
                 merge=merge),
-        threads=threads, seed=seed, name="ohlora-polyglot")
+        threads=threads, seed=seed, name="ohlora-polyglot", call_timeout_s=call_timeout_s)
     process.start()
     return process
 
@@ -213,27 +261,31 @@ def kanana_roles(preset: Preset, chunk_tokens: int | None = None, merge: bool = 
 
 
 def kanana_process(preset: Preset, *, chunk_tokens: int | None = None, threads: int | None = None,
-                   seed: int | None = None, merge: bool = True) -> ProcessRoles:
+                   seed: int | None = None, merge: bool = True,
+                   call_timeout_s: float = DEFAULT_CALL_TIMEOUT_S) -> ProcessRoles:
     """The Kanana roles in a child process of their own (started, still loading)."""
     process = ModelProcess(partial(kanana_roles, preset, chunk_tokens, merge), threads=threads,
-                           seed=seed, name="ohlora-kanana")
+                           seed=seed, name="ohlora-kanana", call_timeout_s=call_timeout_s)
     process.start()
     return ProcessRoles(process)
 
 
 def split_backend(preset: Preset, memory_threshold: float | None = None, *,
                   threads: int | None = None, chunk_tokens: int | None = None,
-                  kanana_apart: bool = False, merge: bool = True) -> SplitBackend:
+                  kanana_apart: bool = False, merge: bool = True,
+                  call_timeout_s: float = DEFAULT_CALL_TIMEOUT_S) -> SplitBackend:
     """The Kanana roles in this process (``kanana_apart``: in a second child), the rest in a
     child; the children load at the same time.
 
     Only the Kanana roles decode in chunks: the Polyglot roles are short (at most 24 and 36
     tokens) and nearly uniform. A Kanana child keeps its unfinished rows' caches itself
     (`engine.processes.CacheTicket`)."""
-    child = polyglot_process(preset, memory_threshold, threads=threads, merge=merge)
+    child = polyglot_process(preset, memory_threshold, threads=threads, merge=merge,
+                             call_timeout_s=call_timeout_s)
     local: RoleBackend | ProcessRoles | None = None
     try:
-        local = (kanana_process(preset, chunk_tokens=chunk_tokens, threads=threads, merge=merge)
+        local = (kanana_process(preset, chunk_tokens=chunk_tokens, threads=threads, merge=merge,
+                                call_timeout_s=call_timeout_s)
                  if kanana_apart else kanana_roles(preset, chunk_tokens, merge))
         return SplitBackend(local, child)
     except BaseException:

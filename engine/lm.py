@@ -86,16 +86,25 @@ def model_dtype() -> torch.dtype:
     return torch.float32
 
 
-def _hub_offline() -> bool:
-    return os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes", "on")
+def never_download() -> None:
+    """Put the Hugging Face hub client offline in this process and the model children it
+    spawns. Loads pass ``local_files_only`` already, but the client still calls the hub for
+    a cached file (an "agent registry" fetched while building request headers) unless offline."""
+    os.environ["HF_HUB_OFFLINE"] = "1"
+    from huggingface_hub import constants
+
+    constants.HF_HUB_OFFLINE = True
 
 
 def resolve_base(name: str, field: str) -> str:
     """A loadable base location, or MissingBaseModel with one line saying what to do.
 
     ``field`` is the preset field (kanana_base / polyglot_base) the user should point at a
-    local copy; a hub id is accepted when it is in the local cache (or the hub is reachable).
+    local copy; a hub id is accepted only when it is in the local Hugging Face cache: the
+    service never downloads a model (every load passes ``local_files_only``), whatever
+    HF_HUB_OFFLINE says, so what it runs is what the operator put on the machine.
     """
+    never_download()
     path = Path(name).expanduser()
     if path.is_dir():
         if not (path / "config.json").is_file():
@@ -109,19 +118,18 @@ def resolve_base(name: str, field: str) -> str:
 
     if isinstance(try_to_load_from_cache(name, "config.json"), str):
         return name
-    if _hub_offline():
-        raise MissingBaseModel(
-            f"base model {name} is not downloaded and the hub is offline: run `hf download {name} "
-            f"--local-dir DIR` on a connected machine and point {field} at DIR "
-            f"(engine.presets.with_bases(preset, {field}=DIR)) or set HF_HOME to a cache holding it")
-    return name
+    raise MissingBaseModel(
+        f"base model {name} is not in the local Hugging Face cache (the service never downloads "
+        f"models): run `hf download {name} --local-dir DIR` and point {field} at DIR "
+        f"(engine.presets.with_bases(preset, {field}=DIR)) or set HF_HOME to a cache holding it")
 
 
 def load_base(name: str, field: str) -> PreTrainedModel:
-    """The base in the serving dtype on the serving device; a failed download becomes MissingBaseModel."""
+    """The base in the serving dtype on the serving device; unreadable files become MissingBaseModel."""
     location = resolve_base(name, field)
     try:
-        model = AutoModelForCausalLM.from_pretrained(location, dtype=model_dtype())
+        model = AutoModelForCausalLM.from_pretrained(location, dtype=model_dtype(),
+                                                     local_files_only=True)
     except OSError as error:
         first_line = str(error).splitlines()[0] if str(error) else type(error).__name__
         fix = ("rebuild it (python -m training bootstrap --force)" if Path(location).is_dir()
@@ -132,10 +140,11 @@ def load_base(name: str, field: str) -> PreTrainedModel:
 
 def load_tokenizer(*locations: str | Path) -> PreTrainedTokenizerBase:
     """The first tokenizer found among ``locations`` (adapter folder first, then base)."""
+    never_download()
     for location in locations:
         if Path(location).is_dir() and not (Path(location) / "tokenizer_config.json").is_file():
             continue
-        tokenizer = AutoTokenizer.from_pretrained(str(location))
+        tokenizer = AutoTokenizer.from_pretrained(str(location), local_files_only=True)
         if tokenizer.pad_token is None:  # Kanana: pad = EOS, as upstream
             tokenizer.pad_token = tokenizer.eos_token
         return tokenizer
@@ -293,9 +302,11 @@ class RoleModels:
                                      f"(python -m training bootstrap / finetune)")
             if spec.base not in models:
                 base = load_base(preset.base_for(role), f"{spec.base}_base")
-                models[spec.base] = PeftModel.from_pretrained(base, str(adapter), adapter_name=role)
+                models[spec.base] = PeftModel.from_pretrained(base, str(adapter), adapter_name=role,
+                                                              local_files_only=True)
             else:
-                models[spec.base].load_adapter(str(adapter), adapter_name=role)
+                models[spec.base].load_adapter(str(adapter), adapter_name=role,
+                                               local_files_only=True)
             tokenizers[role] = load_tokenizer(adapter, resolve_base(preset.base_for(role),
                                                                     f"{spec.base}_base"))
         role_rows: dict[Base, RoleRows] = {}

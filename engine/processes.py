@@ -14,7 +14,9 @@ The child ignores SIGINT (a terminal's Ctrl-C reaches the whole process group; t
 decides when to stop and first drains the background roles), and exits when the pipe closes,
 including when the parent was killed. If the child dies, the call in flight runs again on a
 fresh child; only a call that kills two children in a row fails (`ModelProcessDied`, its rows
-alone, as any failed model call).
+alone, as any failed model call). A child that does not answer a call within its deadline is
+hung (a deadlock, a stopped process, swapping): it is killed and a fresh one started, and that
+call fails (`ModelProcessHung`) rather than hang the model worker and every user behind it.
 
 Whatever starts the service must guard its entry point with ``if __name__ == "__main__"``:
 a spawned child imports the parent's main module (main.py and ``python -m bench`` do).
@@ -33,6 +35,7 @@ from dataclasses import dataclass
 from multiprocessing.connection import Connection
 from typing import Any
 
+from engine.breaker import BackendUnavailable
 from engine.expression import Expression
 from engine.memory_items import MemoryItem
 
@@ -41,14 +44,21 @@ log = logging.getLogger(__name__)
 CHILD_START_TIMEOUT_S = 600.0  # loading the production Polyglot base from disk can be slow
 CHILD_STOP_TIMEOUT_S = 10.0
 CALL_ATTEMPTS = 2  # a call that finds its child dead runs once more on a fresh child
+# The longest one batched call may take before its child counts as hung (a reply batch of the
+# production models on a CPU takes well under a minute; a setting, model_call_timeout_s).
+DEFAULT_CALL_TIMEOUT_S = 300.0
 MAX_KEPT_CACHES = 1024  # unfinished rows' caches a child keeps (a few MB each at most, tiny preset)
 _READY = "ready"
 _OK = "ok"
 _ERROR = "error"
 
 
-class ModelProcessDied(RuntimeError):
+class ModelProcessDied(BackendUnavailable):
     """The model process exited while (or before) answering a call."""
+
+
+class ModelProcessHung(ModelProcessDied):
+    """The model process did not answer a call within its deadline; it was killed."""
 
 
 @dataclass(frozen=True)
@@ -171,8 +181,10 @@ class ModelProcess:
     """
 
     def __init__(self, load: Callable[[], Any], *, threads: int | None = None,
-                 seed: int | None = None, name: str = "ohlora-models") -> None:
+                 seed: int | None = None, name: str = "ohlora-models",
+                 call_timeout_s: float = DEFAULT_CALL_TIMEOUT_S) -> None:
         self.load = load
+        self.call_timeout_s = call_timeout_s
         self.threads = threads
         self.seed = seed  # the child's torch seed (reproducible sampling in tests and benchmarks)
         self.name = name
@@ -230,7 +242,8 @@ class ModelProcess:
 
         A child that died (killed, out of memory) is replaced and the call made once more on
         the fresh one; if that one dies too (the rows themselves kill it), the call raises
-        `ModelProcessDied` and the next call starts another child.
+        `ModelProcessDied` and the next call starts another child. A child silent for
+        `call_timeout_s` is killed and replaced at once, and the call raises `ModelProcessHung`.
         """
         with self._lock:
             for attempt in range(CALL_ATTEMPTS):
@@ -243,6 +256,11 @@ class ModelProcess:
                 assert self._conn is not None
                 try:
                     self._conn.send((method, rows))
+                    if not self._conn.poll(self.call_timeout_s):
+                        self._replace_hung(method)
+                        raise ModelProcessHung(
+                            f"{self.name} did not answer {method} within "
+                            f"{self.call_timeout_s:g} s; killed, a fresh child is loading")
                     kind, payload = self._conn.recv()
                     break
                 except (EOFError, OSError) as exc:
@@ -255,6 +273,16 @@ class ModelProcess:
         if kind == _ERROR:
             raise payload
         return payload
+
+    def _replace_hung(self, method: str) -> None:
+        """Kill the hung child and start loading its replacement (under the lock)."""
+        assert self._process is not None
+        log.warning("%s (pid %s) did not answer %s within %g s; killing it", self.name,
+                    self._process.pid, method, self.call_timeout_s)
+        self._process.kill()
+        self._forget()
+        self.restarts += 1
+        self._spawn()
 
     def _forget(self) -> int | None:
         process, self._process, self._conn, self.ready = self._process, None, None, None

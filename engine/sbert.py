@@ -51,9 +51,12 @@ class _Encoder:
     def load(cls, path: str | Path, device: str | None = None) -> _Encoder:
         from sentence_transformers import SentenceTransformer
 
+        from engine.lm import never_download
+
+        never_download()
         config = read_sbert_config(path) if Path(path).is_dir() else {}
-        model = SentenceTransformer(str(path), device=device or "cpu",
-                                    local_files_only=Path(path).is_dir())
+        # Never a download (a hub id must be in the local cache), whatever HF_HUB_OFFLINE says.
+        model = SentenceTransformer(str(path), device=device or "cpu", local_files_only=True)
         model.eval()
         return cls(model=model, preprocess=config.get("preprocess", PREPROCESS_NONE),
                    config=config)

@@ -20,6 +20,10 @@ MAX_PROMPT_TOKENS_CEILING = 512
 DEFAULT_MAX_MESSAGE_CHARS = 2000  # a Discord message without Nitro
 DEFAULT_BLOCK_NOTICE_COOLDOWN_S = 600
 DEFAULT_RATE_LIMIT_PER_MINUTE = 12
+# Memory items kept per user; a new one beyond this evicts the least recently used or updated.
+# Each item is a short fact (`[좋아하는 가수: 아이유]`) and retrieval scores every one per turn.
+DEFAULT_MAX_MEMORY_ITEMS = 50
+MAX_MEMORY_ITEMS_CEILING = 1000
 DEFAULT_TURN_RETENTION_DAYS = 30
 DEFAULT_BATCH_MAX_SIZE = 16  # rows per model batch (cross-user)
 MAX_BATCH_SIZE = 256
@@ -31,7 +35,12 @@ MAX_MODEL_PROCESSES = 3  # 3: the Kanana roles in a child too, away from the eve
 
 Preset = Literal["tiny", "production"]
 GenerationBackend = Literal["local", "openai"]
-DEFAULT_REMOTE_TIMEOUT_S = 60.0
+DEFAULT_REMOTE_TIMEOUT_S = 60.0  # a completions request's overall deadline
+DEFAULT_REMOTE_BREAKER_FAILURES = 3  # failed calls in a row before calls fail fast
+DEFAULT_REMOTE_BREAKER_COOLDOWN_S = 30.0  # then, how long until one call probes the server
+MAX_BREAKER_COOLDOWN_S = 3600.0
+DEFAULT_MODEL_CALL_TIMEOUT_S = 300.0  # a model child silent this long on a call is hung: restarted
+MAX_MODEL_CALL_TIMEOUT_S = 3600.0
 
 
 class Settings(BaseSettings):
@@ -69,6 +78,8 @@ class Settings(BaseSettings):
     max_message_chars: int = Field(default=DEFAULT_MAX_MESSAGE_CHARS, ge=1, le=100_000)
     block_notice_cooldown_s: int = Field(default=DEFAULT_BLOCK_NOTICE_COOLDOWN_S, ge=0)
     rate_limit_per_minute: int = Field(default=DEFAULT_RATE_LIMIT_PER_MINUTE, ge=1)
+    max_memory_items: int = Field(default=DEFAULT_MAX_MEMORY_ITEMS, ge=1,
+                                  le=MAX_MEMORY_ITEMS_CEILING)
     turn_retention_days: int = Field(default=DEFAULT_TURN_RETENTION_DAYS, ge=1)
     batch_max_size: int = Field(default=DEFAULT_BATCH_MAX_SIZE, ge=1, le=MAX_BATCH_SIZE)
     batch_window_ms: int = Field(default=DEFAULT_BATCH_WINDOW_MS, ge=0, le=1000)
@@ -89,7 +100,17 @@ class Settings(BaseSettings):
         default=None, description="server of the Polyglot roles; default: openai_base_url")
     openai_api_key: SecretStr | None = None
     openai_model_prefix: str = ""
+    # Each request's overall deadline (connect, wait and the whole answer), in seconds.
     openai_timeout_s: float = Field(default=DEFAULT_REMOTE_TIMEOUT_S, gt=0, le=600)
+    # The circuit breaker: after this many failed calls in a row, calls fail at once (the
+    # apology) for the cool-down, then one call probes the server again.
+    openai_breaker_failures: int = Field(default=DEFAULT_REMOTE_BREAKER_FAILURES, ge=1, le=100)
+    openai_breaker_cooldown_s: float = Field(
+        default=DEFAULT_REMOTE_BREAKER_COOLDOWN_S, gt=0, le=MAX_BREAKER_COOLDOWN_S)
+    # A model child process that does not answer one batched call within this is killed and
+    # restarted, and that call fails (its users get the apology).
+    model_call_timeout_s: float = Field(
+        default=DEFAULT_MODEL_CALL_TIMEOUT_S, gt=0, le=MAX_MODEL_CALL_TIMEOUT_S)
 
     @field_validator("discord_token", mode="before")
     @classmethod

@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
+import logging
+import socket
 import subprocess
 import sys
+import threading
 from pathlib import Path
+from typing import Any
+
+import pytest
 
 from tests.conftest import clean_env
 
@@ -44,3 +50,89 @@ def test_unwritable_data_dir_is_a_clear_message(tmp_path: Path) -> None:
     assert proc.returncode == 1
     assert "cannot prepare storage" in proc.stderr
     assert "Traceback" not in proc.stderr
+
+
+def test_the_database_url_is_logged_without_its_password(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A server database's URL carries its password; the start-up log line must not."""
+    import main
+
+    url = "postgresql+asyncpg://ohlora:hunter2@db.internal:5432/ohlora"
+
+    async def prepared(settings: Any) -> str:  # no database server here: only the log matters
+        return settings.resolved_database_url
+
+    async def served(settings: Any) -> int:
+        return main.EXIT_OK
+
+    monkeypatch.chdir(tmp_path)  # no .env
+    for name in ("DISCORD_TOKEN", "OHLORA_DISCORD_TOKEN", "OHLORA_DATABASE_URL"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("DATABASE_URL", url)
+    monkeypatch.setenv("OHLORA_MODEL_PRESET", "production")  # nothing to build
+    monkeypatch.setattr(main, "prepare_storage", prepared)
+    monkeypatch.setattr(main, "serve_console", served)
+    with caplog.at_level(logging.INFO, logger="ohlora"):
+        assert main.main(["--console"]) == main.EXIT_OK
+    [ready] = [r.getMessage() for r in caplog.records if "database ready" in r.getMessage()]
+    assert "hunter2" not in caplog.text and "db.internal:5432/ohlora" in ready
+    sqlite = tmp_path / "ohlora.db"
+    assert main.loggable_database_url(f"sqlite+aiosqlite:///{sqlite}") == str(sqlite)
+
+
+LOAD_FROM_HUB_IDS = """
+from engine.lm import MissingBaseModel, load_base
+from engine.sbert import EthicsClassifier
+
+try:
+    load_base("kakaocorp/kanana-1.5-2.1b-base", "kanana_base")
+    print("LOADED base")
+except MissingBaseModel as exc:
+    print("MISSING", exc)
+try:
+    EthicsClassifier.load("klue/roberta-base")
+    print("LOADED sbert")
+except Exception as exc:
+    print("FAILED", type(exc).__name__)
+"""
+
+
+def test_models_load_only_from_local_files_even_with_the_hub_online(tmp_path: Path) -> None:
+    """Without HF_HUB_OFFLINE a missing hub id is a clear error at once, and nothing is
+    fetched: every connection would go through a proxy here, which counts them."""
+    listener = socket.create_server(("127.0.0.1", 0))
+    listener.settimeout(0.2)
+    connections: list[object] = []
+    done = threading.Event()
+
+    def count() -> None:
+        while not done.is_set():
+            try:
+                conn, _ = listener.accept()
+            except TimeoutError:
+                continue
+            connections.append(conn)
+            conn.close()  # a dead end: refuse whatever it asks
+
+    counter = threading.Thread(target=count, daemon=True)
+    counter.start()
+    proxy = f"http://127.0.0.1:{listener.getsockname()[1]}"
+    env = {k: v for k, v in clean_env().items()
+           if k not in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE", "HF_DATASETS_OFFLINE")
+           and k.lower() != "no_proxy"}
+    env.update(HF_HOME=str(tmp_path / "empty_hf_home"), HTTPS_PROXY=proxy, HTTP_PROXY=proxy,
+               https_proxy=proxy, http_proxy=proxy, ALL_PROXY=proxy, PYTHONPATH=str(ROOT))
+    try:
+        proc = subprocess.run([sys.executable, "-c", LOAD_FROM_HUB_IDS], cwd=tmp_path, env=env,
+                              capture_output=True, text=True, timeout=300)
+    finally:
+        done.set()
+        counter.join()
+        listener.close()
+    assert connections == [], proc.stderr[-2000:]
+    lines = proc.stdout.splitlines()
+    assert lines[0].startswith("MISSING base model kakaocorp/kanana-1.5-2.1b-base is not in the "
+                               "local Hugging Face cache"), proc.stdout + proc.stderr[-2000:]
+    assert "kanana_base" in lines[0]
+    assert lines[1].startswith("FAILED"), proc.stdout

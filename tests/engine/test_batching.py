@@ -44,7 +44,7 @@ async def test_rows_arriving_while_the_worker_is_busy_form_one_batch(worker: Mod
     assert await asyncio.gather(*calls) == [i * 2 for i in range(10)]
     await busy
     assert seen == [list(range(10))]
-    assert batcher.batch_sizes == [10]
+    assert list(batcher.batch_sizes) == [10]
 
 
 async def test_an_idle_worker_starts_at_once_and_max_batch_is_kept(worker: ModelWorker) -> None:
@@ -57,7 +57,7 @@ async def test_an_idle_worker_starts_at_once_and_max_batch_is_kept(worker: Model
     release.set()
     assert await asyncio.gather(*calls) == [i + 1 for i in range(10)]
     await busy
-    assert batcher.batch_sizes == [1, 4, 4, 2]
+    assert list(batcher.batch_sizes) == [1, 4, 4, 2]
 
 
 async def test_rows_of_the_first_lane_are_taken_first(worker: ModelWorker) -> None:
@@ -99,6 +99,41 @@ async def test_a_failing_row_fails_only_its_own_caller(worker: ModelWorker) -> N
     assert results[0] == "A" and results[2] == "C"
     assert isinstance(results[1], RuntimeError)
     assert (await batcher("d")) == "D"  # and it keeps serving
+
+
+def _transport_errors() -> list[BaseException]:
+    from engine.processes import ModelProcessDied
+    from engine.remote import RemoteGenerationError
+
+    return [RemoteGenerationError("completions server http://gpu:8000/v1: no complete answer "
+                                  "within 60 s"),
+            ModelProcessDied("ohlora-polyglot exited during memories twice"), TimeoutError()]
+
+
+@pytest.mark.parametrize("error", _transport_errors(), ids=lambda e: type(e).__name__)
+async def test_a_backend_failure_fails_the_whole_batch_at_once(worker: ModelWorker,
+                                                               error: BaseException) -> None:
+    """A server past its deadline (or a dead model child) is not a bad row: retrying each row
+    alone would wait out the same deadline once per row while holding the worker."""
+    calls: list[list[str]] = []
+
+    def down(rows: list[str]) -> list[str]:
+        calls.append(list(rows))
+        raise error
+
+    batcher = Batcher(worker, down, priority=PRIORITY_REPLY)
+    release = threading.Event()
+    busy = await _busy(worker, release)
+    rows = [asyncio.create_task(batcher(r)) for r in ("a", "b", "c", "d")]
+    for _ in range(100):  # let every caller queue its row (no time passes)
+        if len(batcher._waiting) == len(rows):
+            break
+        await asyncio.sleep(0)
+    release.set()
+    results = await asyncio.gather(*rows, return_exceptions=True)
+    await busy
+    assert calls == [["a", "b", "c", "d"]]  # one attempt, no row-by-row retries
+    assert all(r is error for r in results)
 
 
 def test_batched_generation_equals_one_by_one_under_greedy_decoding(tiny_backend: Any) -> None:

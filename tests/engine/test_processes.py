@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import signal
+import threading
 import time
 from functools import partial
 from typing import Any
@@ -15,6 +16,7 @@ from engine.processes import ModelProcess, ModelProcessDied
 from tests.engine.conftest import engine_on_two_workers
 
 WAIT_S = 10.0
+HUNG_AFTER_S = 2.0  # the call deadline of the hang tests (an echo call takes milliseconds)
 
 
 class Echo:
@@ -34,6 +36,11 @@ class Echo:
 
     def ethics_scores(self, rows: list[Any]) -> list[Any]:
         os._exit(3)  # rows that kill the model process (a segfault, say)
+
+    def hang(self, rows: list[Any]) -> list[Any]:
+        """A call that never returns (a deadlock in the model code, say)."""
+        threading.Event().wait()
+        return rows
 
 
 def load_echo() -> Echo:
@@ -113,6 +120,47 @@ async def test_turns_go_on_when_the_model_child_is_killed(repo: Any, tiny_split_
         for i in range(1, 5):
             [turn] = await repo.turns(f"u{i}")
             assert turn.reply and turn.expression
+
+
+@pytest.fixture
+def echo_with_deadline() -> Any:
+    process = ModelProcess(load_echo, name="test-echo", call_timeout_s=HUNG_AFTER_S)
+    process.start()
+    yield process
+    process.close()
+
+
+def test_a_call_that_hangs_kills_the_child_and_the_next_call_runs_on_a_fresh_one(
+    echo_with_deadline: ModelProcess,
+) -> None:
+    echo = echo_with_deadline
+    echo.wait_ready()
+    hung = echo.pid
+    assert hung is not None
+    with pytest.raises(ModelProcessDied, match="did not answer hang within"):
+        echo.call("hang", ["x"])  # returns by the deadline instead of never
+    assert _gone(hung)
+    assert echo.call("memories", ["a"]) == ["A"]
+    assert echo.restarts == 1 and echo.pid not in (None, hung)
+
+
+def test_a_stopped_child_is_killed_and_replaced(echo_with_deadline: ModelProcess) -> None:
+    """A child that stops answering between calls (SIGSTOP, swapped out, ...)."""
+    echo = echo_with_deadline
+    echo.wait_ready()
+    stopped = echo.pid
+    assert stopped is not None
+    os.kill(stopped, signal.SIGSTOP)
+    try:
+        with pytest.raises(ModelProcessDied, match="did not answer memories within"):
+            echo.call("memories", ["a"])
+        assert _gone(stopped)
+    finally:
+        try:
+            os.kill(stopped, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+    assert echo.call("memories", ["b"]) == ["B"] and echo.pid != stopped
 
 
 def test_ctrl_c_reaches_the_child_but_does_not_stop_it(echo: ModelProcess) -> None:
