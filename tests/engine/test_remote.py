@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import asynccontextmanager
 from dataclasses import replace
 from datetime import datetime
 from typing import Any
@@ -96,19 +97,29 @@ async def server(tiny_backend: Any) -> AsyncIterator[CompletionsServer]:
     await srv.stop()
 
 
-@pytest.fixture
-async def remote_engine(repo: Repository, tiny_backend: Any, tiny_preset: Any,
-                        server: CompletionsServer) -> AsyncIterator[Engine]:
+@asynccontextmanager
+async def _engine_on(server: CompletionsServer, repo: Repository, tiny_backend: Any,
+                     tiny_preset: Any, **options: Any) -> AsyncIterator[Engine]:
+    """The tiny models' engine with generation on `server` (the S-BERTs stay local)."""
     generator = CompletionsGenerator.from_preset(
-        tiny_preset, {"kanana": server.url, "polyglot": server.url}, api_key="sk-test")
+        tiny_preset, {"kanana": server.url, "polyglot": server.url}, **options)
     worker = ModelWorker()
     worker.start()
     engine = Engine(repo, replace(tiny_backend, roles=generator), worker, clock=lambda: NOW,
                     max_prompt_tokens=48, max_message_chars=2000)
-    yield engine
-    await engine.drain()
-    await worker.stop()
-    generator.close()
+    try:
+        yield engine
+        await engine.drain()
+    finally:
+        await worker.stop()
+        generator.close()
+
+
+@pytest.fixture
+async def remote_engine(repo: Repository, tiny_backend: Any, tiny_preset: Any,
+                        server: CompletionsServer) -> AsyncIterator[Engine]:
+    async with _engine_on(server, repo, tiny_backend, tiny_preset, api_key="sk-test") as engine:
+        yield engine
 
 
 async def test_every_role_asks_its_model_with_its_stop_marker_budget_and_temperature(
@@ -195,16 +206,9 @@ def test_the_setting_selects_the_remote_backend(tiny_preset: Any, server: Comple
 async def hanging_engine(repo: Repository, tiny_backend: Any, tiny_preset: Any,
                          server: CompletionsServer) -> AsyncIterator[Engine]:
     """The remote engine with a short request deadline (the server misbehaves per test)."""
-    generator = CompletionsGenerator.from_preset(
-        tiny_preset, {"kanana": server.url, "polyglot": server.url}, timeout_s=ENGINE_DEADLINE_S)
-    worker = ModelWorker()
-    worker.start()
-    engine = Engine(repo, replace(tiny_backend, roles=generator), worker, clock=lambda: NOW,
-                    max_prompt_tokens=48, max_message_chars=2000)
-    yield engine
-    await engine.drain()
-    await worker.stop()
-    generator.close()
+    async with _engine_on(server, repo, tiny_backend, tiny_preset,
+                          timeout_s=ENGINE_DEADLINE_S) as engine:
+        yield engine
 
 
 @pytest.mark.parametrize("mode", [Mode.SILENT, Mode.TRICKLE])
