@@ -19,7 +19,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from engine.settings import Settings, describe_error, env_name
+from engine.settings import Settings, describe_error
 from storage import Database
 
 EXIT_OK = 0
@@ -63,7 +63,7 @@ def loggable_database_url(url: str) -> str:
 
 def ensure_tiny_models(settings: Settings) -> None:
     """Build the embedded demo models on first run (about 15 minutes on 2 CPU cores)."""
-    from engine.presets import tiny
+    from engine.runtime.presets import tiny
     from training.bootstrap import bootstrap, is_built
 
     preset = tiny(settings.models_dir)
@@ -89,9 +89,9 @@ SHUTDOWN_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 @asynccontextmanager
 async def running_engine(settings: Settings) -> AsyncIterator[Any]:
     """Storage → model worker → engine, closed in reverse order on the way out."""
-    from engine.hub import load_backend
     from engine.pipeline import Engine
-    from engine.worker import ModelWorker
+    from engine.serving.hub import load_backend
+    from engine.serving.worker import ModelWorker
     from storage import Repository
     from storage.instances import new_instance_id
 
@@ -113,7 +113,11 @@ async def running_engine(settings: Settings) -> AsyncIterator[Any]:
     try:
         backend = await worker.run(load_backend, settings, threads)  # off the event loop
         engine = Engine(
-            repo, backend, worker, clock=settings.local_now, polyglot_worker=polyglot,
+            repo,
+            backend,
+            worker,
+            clock=settings.local_now,
+            polyglot_worker=polyglot,
             max_prompt_tokens=settings.max_prompt_tokens,
             max_message_chars=settings.max_message_chars,
             max_memory_items=settings.max_memory_items,
@@ -132,7 +136,7 @@ async def running_engine(settings: Settings) -> AsyncIterator[Any]:
 
 
 async def serve_console(settings: Settings) -> int:
-    from engine.console import Console
+    from bot.console import Console
 
     async with running_engine(settings) as engine:
         await Console(engine).run()
@@ -161,8 +165,11 @@ async def serve_discord(settings: Settings, **bot_options: Any) -> int:
                 stopping.cancel()
                 exc = hosting.exception()
                 if isinstance(exc, discord.LoginFailure):
-                    print("Discord refused the token (DISCORD_TOKEN): check it in the Developer "
-                          "Portal, or chat locally with `make run ARGS=--console`.", file=sys.stderr)
+                    print(
+                        "Discord refused the token (DISCORD_TOKEN): check it in the Developer "
+                        "Portal, or chat locally with `make run ARGS=--console`.",
+                        file=sys.stderr,
+                    )
                     return EXIT_NOT_READY
                 if exc is not None:
                     log.error("the Discord connection ended: %s", type(exc).__name__)
@@ -179,15 +186,20 @@ async def serve_discord(settings: Settings, **bot_options: Any) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
     try:
         settings = Settings()
     except ValidationError as exc:
         print(describe_error(exc), file=sys.stderr)
         return EXIT_BAD_SETTINGS
     except UnicodeDecodeError as exc:
-        print(f"설정 오류 / invalid settings: .env is not UTF-8 text ({exc.reason} at byte "
-              f"{exc.start})", file=sys.stderr)
+        print(
+            f"설정 오류 / invalid settings: .env is not UTF-8 text ({exc.reason} at byte "
+            f"{exc.start})",
+            file=sys.stderr,
+        )
         return EXIT_BAD_SETTINGS
     try:
         url = asyncio.run(prepare_storage(settings))
@@ -197,8 +209,8 @@ def main(argv: list[str] | None = None) -> int:
     log.info("database ready (%s)", loggable_database_url(url))
     if settings.model_preset == "tiny":
         ensure_tiny_models(settings)
-    from engine.hub import ModelLoadError
-    from engine.lm import MissingAdapter, MissingBaseModel
+    from engine.runtime.lm import MissingAdapter, MissingBaseModel
+    from engine.serving.hub import ModelLoadError
 
     try:
         if settings.discord_token is not None and not args.console:
@@ -210,7 +222,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"모델을 불러올 수 없습니다 / cannot load the models: {exc}", file=sys.stderr)
         return EXIT_NOT_READY
     except KeyboardInterrupt:  # Ctrl+C: in-flight work was finished by serve_console's cleanup
-        from engine.messages import GOODBYE
+        from engine.rules.messages import GOODBYE
 
         print(f"\n{GOODBYE}")
         return EXIT_OK

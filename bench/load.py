@@ -21,6 +21,7 @@ import time
 from collections import Counter, defaultdict
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
+from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
@@ -49,27 +50,43 @@ class LoadReport:
 
     @property
     def ok(self) -> bool:
-        return (self.turns_persisted == self.turns_expected and not self.turns_unfinished
-                and not self.duplicate_turns and not self.failed_turns and not self.storage_errors
-                and not self.memory_missing and not self.non_monotonic)
+        return (
+            self.turns_persisted == self.turns_expected
+            and not self.turns_unfinished
+            and not self.duplicate_turns
+            and not self.failed_turns
+            and not self.storage_errors
+            and not self.memory_missing
+            and not self.non_monotonic
+        )
 
 
 def load_prompts(seed: int) -> tuple[list[str], list[str]]:
-    from engine.ethics_rules import NORMAL_NAME
-    from engine.presets import DATA_DIR
+    from engine.rules.ethics_rules import NORMAL_NAME
+    from engine.runtime.presets import DATA_DIR
     from training.data import load_rows, read_csv
 
     benign = [row.input_data for row in load_rows("valid")]
-    harmful = [r["user_prompt"] for r in read_csv(DATA_DIR / "ethics_train_test_dataset.csv")
-               if r.get("type") == "test" and r["category"] != NORMAL_NAME]
+    harmful = [
+        r["user_prompt"]
+        for r in read_csv(DATA_DIR / "ethics_train_test_dataset.csv")
+        if r.get("type") == "test" and r["category"] != NORMAL_NAME
+    ]
     random.Random(seed).shuffle(harmful)
     return benign, harmful
 
 
-async def run_load(backend: Any, database_url: str, *, users: int, messages: int,
-                   seed: int = 0, max_batch: int = 16) -> LoadReport:
+async def run_load(
+    backend: Any,
+    database_url: str,
+    *,
+    users: int,
+    messages: int,
+    seed: int = 0,
+    max_batch: int = 16,
+) -> LoadReport:
     from engine.pipeline import Engine, TurnKind
-    from engine.worker import ModelWorker
+    from engine.serving.worker import ModelWorker
     from storage import Database, Repository, TurnStatus
 
     benign, harmful = load_prompts(seed)
@@ -81,8 +98,16 @@ async def run_load(backend: Any, database_url: str, *, users: int, messages: int
     for worker in workers:
         worker.start()
     now = datetime.now().astimezone()
-    engine = Engine(repo, backend, workers[0], clock=lambda: now, max_prompt_tokens=48,
-                    max_message_chars=2000, max_batch=max_batch, polyglot_worker=workers[1])
+    engine = Engine(
+        repo,
+        backend,
+        workers[0],
+        clock=lambda: now,
+        max_prompt_tokens=48,
+        max_message_chars=2000,
+        max_batch=max_batch,
+        polyglot_worker=workers[1],
+    )
     kinds: Counter[str] = Counter()
     upserts: dict[tuple[str, str], str] = {}
     storage_errors = 0
@@ -120,26 +145,42 @@ async def run_load(backend: Any, database_url: str, *, users: int, messages: int
             unfinished += sum(t.status == TurnStatus.PENDING for t in turns)
             failed += sum(t.status == TurnStatus.FAILED for t in turns)
             stored = {m.key: m.value for m in await repo.list_memories(user_id, now)}
-            missing += sum(stored.get(key) != value for (uid, key), value in upserts.items()
-                           if uid == user_id)
+            missing += sum(
+                stored.get(key) != value for (uid, key), value in upserts.items() if uid == user_id
+            )
             levels: dict[str, list[int]] = defaultdict(list)
             for record in await repo.sanction_history(user_id):
                 levels[record.category].append(record.level)
                 sanctions += 1
-            non_monotonic += sum(any(b <= a for a, b in zip(seq, seq[1:])) for seq in levels.values())
+            non_monotonic += sum(any(b <= a for a, b in pairwise(seq)) for seq in levels.values())
     finally:
         for worker in workers:
             await worker.stop()
         await db.close()
-    return LoadReport(users, messages, users * messages, turns_persisted, unfinished, duplicates,
-                      failed, storage_errors, len(upserts), missing, sanctions, non_monotonic,
-                      dict(kinds), round(seconds, 1))
+    return LoadReport(
+        users,
+        messages,
+        users * messages,
+        turns_persisted,
+        unfinished,
+        duplicates,
+        failed,
+        storage_errors,
+        len(upserts),
+        missing,
+        sanctions,
+        non_monotonic,
+        dict(kinds),
+        round(seconds, 1),
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
-    parser = argparse.ArgumentParser(prog="python -m bench.load", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(
+        prog="python -m bench.load", description=__doc__.splitlines()[0]
+    )
     parser.add_argument("--users", type=int, default=DEFAULT_USERS)
     parser.add_argument("--messages", type=int, default=DEFAULT_MESSAGES, help="per user")
     parser.add_argument("--preset", choices=("tiny", "production"), default="tiny")
@@ -147,8 +188,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args(argv)
-    from engine.hub import split_backend
-    from engine.presets import get_preset
+    from engine.runtime.presets import get_preset
+    from engine.serving.hub import split_backend
     from engine.settings import DEFAULT_BATCH_CHUNK_TOKENS
     from training.bootstrap import bootstrap, is_built
 
@@ -160,13 +201,16 @@ def main(argv: list[str] | None = None) -> int:
     try:
         with tempfile.TemporaryDirectory(prefix="ohlora-load-") as tmp:
             url = f"sqlite+aiosqlite:///{Path(tmp) / 'load.db'}"
-            report = asyncio.run(run_load(backend, url, users=args.users,
-                                          messages=args.messages, seed=args.seed))
+            report = asyncio.run(
+                run_load(backend, url, users=args.users, messages=args.messages, seed=args.seed)
+            )
     finally:
         backend.close()
-    print(f"turns persisted: {report.turns_persisted} of {report.turns_expected} "
-          f"(unfinished {report.turns_unfinished}, duplicated {report.duplicate_turns}, "
-          f"failed {report.failed_turns})")
+    print(
+        f"turns persisted: {report.turns_persisted} of {report.turns_expected} "
+        f"(unfinished {report.turns_unfinished}, duplicated {report.duplicate_turns}, "
+        f"failed {report.failed_turns})"
+    )
     print(f"errors reaching users: {report.storage_errors}")
     print(f"memory upserts: {report.memory_upserts}, missing afterwards: {report.memory_missing}")
     print(f"sanctions: {report.sanctions}, non-monotonic level sequences: {report.non_monotonic}")

@@ -92,14 +92,24 @@ def user_prompts(users: int, turns: int) -> list[list[str]]:
     return [[valid[(u * turns + t) % len(valid)] for t in range(turns)] for u in range(users)]
 
 
-async def run_phase(mode: str, backend: Any, prompts: list[list[str]], *, max_batch: int,
-                    window_s: float, threads: int | None, clock: Any, workdir: Path,
-                    chunk_tokens: int | None = None, child: Any = None,
-                    kanana_child: Any = None) -> PhaseResult:
+async def run_phase(
+    mode: str,
+    backend: Any,
+    prompts: list[list[str]],
+    *,
+    max_batch: int,
+    window_s: float,
+    threads: int | None,
+    clock: Any,
+    workdir: Path,
+    chunk_tokens: int | None = None,
+    child: Any = None,
+    kanana_child: Any = None,
+) -> PhaseResult:
     """One mode's run; ``child`` (a started `ModelProcess`) serves the engine's second group,
     ``kanana_child`` (a started `ProcessRoles`) its Kanana roles."""
     from engine.pipeline import Engine
-    from engine.worker import ModelWorker
+    from engine.serving.worker import ModelWorker
     from storage import Database, Repository
 
     db = Database(f"sqlite+aiosqlite:///{workdir / f'{mode}.db'}")
@@ -107,21 +117,34 @@ async def run_phase(mode: str, backend: Any, prompts: list[list[str]], *, max_ba
     serial = mode == "serial"
     # One torch thread per worker: on a small CPU that is faster even for the serial baseline
     # (batch-1 matmuls are too small to split), and the engine's two workers get a core each.
-    workers = [ModelWorker(threads=threads)] if serial else [
-        ModelWorker("ohlora-kanana", threads=threads), ModelWorker("ohlora-polyglot", threads=threads)]
+    workers = (
+        [ModelWorker(threads=threads)]
+        if serial
+        else [
+            ModelWorker("ohlora-kanana", threads=threads),
+            ModelWorker("ohlora-polyglot", threads=threads),
+        ]
+    )
     for worker in workers:
         worker.start()
     if not serial:
         backend = replace(backend, chunk_tokens=chunk_tokens)
     if child is not None:
-        from engine.processes import SplitBackend
+        from engine.serving.processes import SplitBackend
 
         local = backend if kanana_child is None else kanana_child
         backend = await workers[1].run(SplitBackend, local, child)  # waits for its models
-    engine = Engine(Repository(db), backend, workers[0], clock=clock, max_prompt_tokens=48,
-                    max_message_chars=2000, max_batch=1 if serial else max_batch,
-                    batch_window_s=0.0 if serial else window_s,
-                    polyglot_worker=None if serial else workers[1])
+    engine = Engine(
+        Repository(db),
+        backend,
+        workers[0],
+        clock=clock,
+        max_prompt_tokens=48,
+        max_message_chars=2000,
+        max_batch=1 if serial else max_batch,
+        batch_window_s=0.0 if serial else window_s,
+        polyglot_worker=None if serial else workers[1],
+    )
     child_peak = 0.0
     one_at_a_time = asyncio.Lock()
     latencies: list[float] = []
@@ -157,24 +180,38 @@ async def run_phase(mode: str, backend: Any, prompts: list[list[str]], *, max_ba
             kanana_child.close()
         await db.close()
     turns = sum(len(texts) for texts in prompts)
-    sizes = {name: round(statistics.fmean(b.batch_sizes), 2)
-             for name, b in engine.batchers.items() if b.batch_sizes}
+    sizes = {
+        name: round(statistics.fmean(b.batch_sizes), 2)
+        for name, b in engine.batchers.items()
+        if b.batch_sizes
+    }
     busy = {name: round(b.busy_s, 2) for name, b in engine.batchers.items() if b.batch_sizes}
-    return PhaseResult(mode, turns, round(wall, 2), round(turns / wall, 3),
-                       round(percentile(latencies, 50), 3), round(percentile(latencies, 95), 3),
-                       round(peak_rss_mb(), 1), dict(kinds), sizes, busy,
-                       child_peak)
+    return PhaseResult(
+        mode,
+        turns,
+        round(wall, 2),
+        round(turns / wall, 3),
+        round(percentile(latencies, 50), 3),
+        round(percentile(latencies, 95), 3),
+        round(peak_rss_mb(), 1),
+        dict(kinds),
+        sizes,
+        busy,
+        child_peak,
+    )
 
 
 def load(preset_name: str, models_dir: str | None) -> tuple[Any, Any, str]:
-    from engine.hub import LocalBackend
-    from engine.lm import device
-    from engine.presets import get_preset
+    from engine.runtime.lm import device
+    from engine.runtime.presets import get_preset
+    from engine.serving.hub import LocalBackend
     from training.bootstrap import bootstrap, is_built
 
     preset = get_preset(preset_name, Path(models_dir) if models_dir else None)
     if preset_name == "tiny" and not is_built(preset):
-        print("building the embedded demo models first (about 15 minutes, once) ...", file=sys.stderr)
+        print(
+            "building the embedded demo models first (about 15 minutes, once) ...", file=sys.stderr
+        )
         bootstrap(preset)
     return LocalBackend.load(preset), preset, str(device())
 
@@ -182,7 +219,7 @@ def load(preset_name: str, models_dir: str | None) -> tuple[Any, Any, str]:
 async def bench(args: argparse.Namespace) -> dict[str, Any]:
     import torch
 
-    from engine.hub import kanana_process, polyglot_process
+    from engine.serving.hub import kanana_process, polyglot_process
 
     backend, preset, where = load(args.preset, args.models_dir)
     prompts = user_prompts(args.users, args.turns)
@@ -195,35 +232,54 @@ async def bench(args: argparse.Namespace) -> dict[str, Any]:
             if mode == "engine" and args.processes > 1:
                 child = polyglot_process(preset, threads=args.threads or None, seed=args.seed)
             if mode == "engine" and args.processes > 2:
-                kanana_child = kanana_process(preset, chunk_tokens=args.chunk or None,
-                                              threads=args.threads or None, seed=args.seed)
-            results[mode] = await run_phase(mode, backend, prompts, max_batch=args.max_batch,
-                                            window_s=args.window_ms / 1000,
-                                            threads=args.threads or None,
-                                            clock=lambda: fixed_now, workdir=Path(tmp),
-                                            chunk_tokens=args.chunk or None, child=child,
-                                            kanana_child=kanana_child)
+                kanana_child = kanana_process(
+                    preset,
+                    chunk_tokens=args.chunk or None,
+                    threads=args.threads or None,
+                    seed=args.seed,
+                )
+            results[mode] = await run_phase(
+                mode,
+                backend,
+                prompts,
+                max_batch=args.max_batch,
+                window_s=args.window_ms / 1000,
+                threads=args.threads or None,
+                clock=lambda: fixed_now,
+                workdir=Path(tmp),
+                chunk_tokens=args.chunk or None,
+                child=child,
+                kanana_child=kanana_child,
+            )
             print(format_phase(results[mode]), flush=True)
     serial, engine = results["serial"], results["engine"]
     return {
-        "users": args.users, "turns_per_user": args.turns, "preset": args.preset,
-        "device": where, "threads_per_worker": args.threads or torch.get_num_threads(),
-        "max_batch": args.max_batch, "processes": args.processes, "chunk_tokens": args.chunk,
+        "users": args.users,
+        "turns_per_user": args.turns,
+        "preset": args.preset,
+        "device": where,
+        "threads_per_worker": args.threads or torch.get_num_threads(),
+        "max_batch": args.max_batch,
+        "processes": args.processes,
+        "chunk_tokens": args.chunk,
         "window_ms": args.window_ms,
         "throughput_ratio": round(engine.turns_per_s / serial.turns_per_s, 2),
         "p95_latency_ratio": round(engine.p95_reply_s / serial.p95_reply_s, 3),
         "p50_latency_ratio": round(engine.p50_reply_s / serial.p50_reply_s, 3),
-        "serial": asdict(serial), "engine": asdict(engine),
+        "serial": asdict(serial),
+        "engine": asdict(engine),
     }
 
 
 def format_phase(r: PhaseResult) -> str:
-    return (f"{r.mode:>7}: {r.turns} turns in {r.wall_s:.1f} s = {r.turns_per_s:.2f} turns/s; "
-            f"reply latency p50 {r.p50_reply_s:.2f} s, p95 {r.p95_reply_s:.2f} s; "
-            f"peak RSS {r.peak_rss_mb:.0f} MB"
-            + (f" + model child {r.child_peak_rss_mb:.0f} MB" if r.child_peak_rss_mb else "")
-            + f"; mean batch {r.batch_sizes or '-'}; "
-            f"model seconds {r.model_s or '-'}; {r.kinds}")
+    return (
+        f"{r.mode:>7}: {r.turns} turns in {r.wall_s:.1f} s = {r.turns_per_s:.2f} turns/s; "
+        f"reply latency p50 {r.p50_reply_s:.2f} s, p95 {r.p95_reply_s:.2f} s; "
+        f"peak RSS {r.peak_rss_mb:.0f} MB"
+        + (f" + model child {r.child_peak_rss_mb:.0f} MB" if r.child_peak_rss_mb else "")
+        + f"; mean batch {r.batch_sizes or '-'}; "
+        f"model seconds {r.model_s or '-'}; {r.kinds}"
+    )
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -233,15 +289,29 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--preset", choices=("tiny", "production"), default="tiny")
     parser.add_argument("--models-dir", default=None, help="where the preset's artifacts live")
     parser.add_argument("--max-batch", type=int, default=DEFAULT_MAX_BATCH)
-    parser.add_argument("--window-ms", type=int, default=DEFAULT_WINDOW_MS,
-                        help="batch collection window of the engine")
-    parser.add_argument("--threads", type=int, default=1,
-                        help="torch threads per model worker (0: torch's default)")
-    parser.add_argument("--processes", type=int, choices=(1, 2, 3), default=2,
-                        help="engine: 2 runs the Polyglot roles and S-BERTs in a child process, "
-                             "3 the Kanana roles in a second one")
-    parser.add_argument("--chunk", type=int, default=DEFAULT_BATCH_CHUNK_TOKENS,
-                        help="engine: decoding steps per batch call (0: every row to its end)")
+    parser.add_argument(
+        "--window-ms",
+        type=int,
+        default=DEFAULT_WINDOW_MS,
+        help="batch collection window of the engine",
+    )
+    parser.add_argument(
+        "--threads", type=int, default=1, help="torch threads per model worker (0: torch's default)"
+    )
+    parser.add_argument(
+        "--processes",
+        type=int,
+        choices=(1, 2, 3),
+        default=2,
+        help="engine: 2 runs the Polyglot roles and S-BERTs in a child process, "
+        "3 the Kanana roles in a second one",
+    )
+    parser.add_argument(
+        "--chunk",
+        type=int,
+        default=DEFAULT_BATCH_CHUNK_TOKENS,
+        help="engine: decoding steps per batch call (0: every row to its end)",
+    )
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--json", action="store_true", help="end with one JSON object")
     args = parser.parse_args(argv)
@@ -255,9 +325,11 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
     args = parse_args(argv)
     summary = asyncio.run(bench(args))
-    print(f"throughput ×{summary['throughput_ratio']}, p95 reply latency ×"
-          f"{summary['p95_latency_ratio']} (engine vs serial, {args.users} users × {args.turns} "
-          f"turns, {summary['device']})")
+    print(
+        f"throughput ×{summary['throughput_ratio']}, p95 reply latency ×"
+        f"{summary['p95_latency_ratio']} (engine vs serial, {args.users} users × {args.turns} "
+        f"turns, {summary['device']})"
+    )
     if args.json:
         print(json.dumps(summary, ensure_ascii=False))
     return 0

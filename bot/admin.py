@@ -193,7 +193,7 @@ async def send_first_page(interaction: discord.Interaction, view: PagerView, fir
 
 def rows_of(lines: Sequence[str]) -> Fetch:
     async def fetch(offset: int, limit: int) -> Sequence[str]:
-        return lines[offset: offset + limit]
+        return lines[offset : offset + limit]
 
     return fetch
 
@@ -222,13 +222,23 @@ class AdminCog(commands.Cog, name="Admin"):
         await interaction.response.defer(ephemeral=True, thinking=True)
         reach, now, tz = Reach.of(interaction), self.bot.clock(), self.bot.config.tz
         history = await self.repo.sanction_history(str(user.id), scope=reach.scope)
-        lines = [sanction_line(r, tz, now, where=self._where(reach, r.guild_id))
-                 for r in reversed(history)]
-        pages = Pages(f"**{user.display_name}** 의 기록", [Section("", rows_of(lines), NO_SANCTIONS)])
+        lines = [
+            sanction_line(r, tz, now, where=self._where(reach, r.guild_id))
+            for r in reversed(history)
+        ]
+        pages = Pages(
+            f"**{user.display_name}** 의 기록", [Section("", rows_of(lines), NO_SANCTIONS)]
+        )
         view = PagerView(interaction.user.id, pages)
         first = await view.show(0)
-        await self.repo.audit(str(interaction.user.id), AdminAction.VIEW_SANCTIONS, str(user.id),
-                              f"rows={len(history)}", now, guild_id=reach.guild_id)
+        await self.repo.audit(
+            str(interaction.user.id),
+            AdminAction.VIEW_SANCTIONS,
+            str(user.id),
+            f"rows={len(history)}",
+            now,
+            guild_id=reach.guild_id,
+        )
         await send_first_page(interaction, view, first)
 
     @app_commands.command(name="unban", description="(관리자) 사용자의 차단 해제")
@@ -236,18 +246,29 @@ class AdminCog(commands.Cog, name="Admin"):
     @app_commands.guild_only()
     @app_commands.default_permissions(moderate_members=True)
     @app_commands.check(is_moderator_here)
-    async def unban(self, interaction: discord.Interaction, user: discord.User,
-                    reason: app_commands.Range[str, 1, MAX_REASON_CHARS]) -> None:
+    async def unban(
+        self,
+        interaction: discord.Interaction,
+        user: discord.User,
+        reason: app_commands.Range[str, 1, MAX_REASON_CHARS],
+    ) -> None:
         await interaction.response.defer(ephemeral=True, thinking=True)
         reach, now = Reach.of(interaction), self.bot.clock()
         actor, target = str(interaction.user.id), str(user.id)
         if actor == target:
-            await self.repo.audit(actor, AdminAction.UNBAN_REFUSED, target, f"self reason={reason}",
-                                  now, guild_id=reach.guild_id)
+            await self.repo.audit(
+                actor,
+                AdminAction.UNBAN_REFUSED,
+                target,
+                f"self reason={reason}",
+                now,
+                guild_id=reach.guild_id,
+            )
             await send_private(interaction, NOT_ON_YOURSELF)
             return
-        lifted = await self.repo.lift_blocks(target, actor, reason, now, scope=reach.scope,
-                                             guild_id=reach.guild_id)
+        lifted = await self.repo.lift_blocks(
+            target, actor, reason, now, scope=reach.scope, guild_id=reach.guild_id
+        )
         still = await self.repo.active_block(target, now) is not None
         log.info("admin %s lifted %d blocks of %s (scope %s)", actor, lifted, target, reach.scope)
         name = user.display_name
@@ -271,17 +292,30 @@ class AdminCog(commands.Cog, name="Admin"):
         async def decisions(offset: int, limit: int) -> list[str]:
             now = self.bot.clock()
             rows = await self.repo.recent_sanctions(scope=reach.scope, limit=limit, offset=offset)
-            return [sanction_line(s, tz, now, with_user=True, where=self._where(reach, s.guild_id))
-                    for s in rows]
+            return [
+                sanction_line(s, tz, now, with_user=True, where=self._where(reach, s.guild_id))
+                for s in rows
+            ]
 
         async def actions(offset: int, limit: int) -> list[str]:
             rows = await self.repo.recent_audit(scope=reach.scope, limit=limit, offset=offset)
             return [audit_line(a, tz, where=self._where(reach, a.guild_id)) for a in rows]
 
-        pages = Pages("**제재 기록**", [Section("**최근 제재**", decisions, "없음"),
-                                        Section("**관리자 조치**", actions, "없음")])
+        pages = Pages(
+            "**제재 기록**",
+            [
+                Section("**최근 제재**", decisions, "없음"),
+                Section("**관리자 조치**", actions, "없음"),
+            ],
+        )
         view = PagerView(interaction.user.id, pages)
         first = await view.show(0)  # read before this view itself is audited
-        await self.repo.audit(str(interaction.user.id), AdminAction.VIEW_LOG, None,
-                              f"guild={reach.guild_id}", self.bot.clock(), guild_id=reach.guild_id)
+        await self.repo.audit(
+            str(interaction.user.id),
+            AdminAction.VIEW_LOG,
+            None,
+            f"guild={reach.guild_id}",
+            self.bot.clock(),
+            guild_id=reach.guild_id,
+        )
         await send_first_page(interaction, view, first)

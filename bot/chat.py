@@ -21,8 +21,8 @@ from bot.text import (
     prompt_text,
     split_message,
 )
-from engine import messages
 from engine.pipeline import TurnKind, TurnResult
+from engine.rules import messages
 
 if TYPE_CHECKING:
     from bot.client import OhLoraBot
@@ -93,8 +93,13 @@ class ChatCog(commands.Cog, name="Chat"):
             return
         text = self.text_of(message)
         if not text:
-            notice = (ATTACHMENTS_ONLY if message.attachments
-                      else STICKER_ONLY if message.stickers else None)
+            notice = (
+                ATTACHMENTS_ONLY
+                if message.attachments
+                else STICKER_ONLY
+                if message.stickers
+                else None
+            )
             if notice is not None:
                 await self._send(message, [notice])
                 return
@@ -130,10 +135,13 @@ class ChatCog(commands.Cog, name="Chat"):
         try:
             async with last.channel.typing():
                 result = await self.bot.engine.handle(
-                    str(last.author.id), str(last.channel.id), text, str(last.id),
+                    str(last.author.id),
+                    str(last.channel.id),
+                    text,
+                    str(last.id),
                     guild_id=str(last.guild.id) if last.guild is not None else None,
                 )
-        except Exception:  # noqa: BLE001 - storage down, typing refused: say sorry, keep serving
+        except Exception:
             log.exception("turn for message %s failed", last.id)
             await self._send(last, [messages.APOLOGY])
             return
@@ -145,8 +153,12 @@ class ChatCog(commands.Cog, name="Chat"):
         if result.background is None:
             return
         done = await result.background
-        if (done is None or not sent or not self.bot.config.show_expression
-                or result.kind not in (TurnKind.REPLY, TurnKind.WARNING)):
+        if (
+            done is None
+            or not sent
+            or not self.bot.config.show_expression
+            or result.kind not in (TurnKind.REPLY, TurnKind.WARNING)
+        ):
             return
         try:
             await sent[-1].edit(embed=expression_embed(done.expression.render()))

@@ -75,8 +75,12 @@ class OhLoraBot(commands.Bot):
         """No prefix commands: chat is the ChatCog's listener, commands are slash commands."""
 
     async def on_ready(self) -> None:
-        log.info("connected as %s (%s) to %d guilds", self.user, getattr(self.user, "id", "?"),
-                 len(self.guilds))
+        log.info(
+            "connected as %s (%s) to %d guilds",
+            self.user,
+            getattr(self.user, "id", "?"),
+            len(self.guilds),
+        )
 
     async def on_app_command_error(
         self, interaction: discord.Interaction, error: app_commands.AppCommandError

@@ -38,7 +38,9 @@ class MaintenanceReport:
 class DailyMaintenance:
     """The job itself, with its clock injected so tests can run "04:00" at any time."""
 
-    def __init__(self, repo: Repository, clock: Callable[[], datetime], retention: timedelta) -> None:
+    def __init__(
+        self, repo: Repository, clock: Callable[[], datetime], retention: timedelta
+    ) -> None:
         self.repo = repo
         self.clock = clock
         self.retention = retention
@@ -64,8 +66,12 @@ class JobsCog(commands.Cog, name="Jobs"):
         self.maintenance = DailyMaintenance(bot.repo, bot.clock, bot.config.turn_retention)
         self.scheduler = AsyncIOScheduler(timezone=bot.config.tz)
         self.scheduler.add_job(
-            self.maintenance.run, daily_trigger(bot.config.tz), id=DAILY_JOB_ID,
-            coalesce=True, max_instances=1, misfire_grace_time=MISFIRE_GRACE_S,
+            self.maintenance.run,
+            daily_trigger(bot.config.tz),
+            id=DAILY_JOB_ID,
+            coalesce=True,
+            max_instances=1,
+            misfire_grace_time=MISFIRE_GRACE_S,
         )
 
     async def cog_load(self) -> None:

@@ -7,7 +7,7 @@ from datetime import datetime, tzinfo
 
 from bot.config import MAX_LIST_LINES
 from bot.text import DISCORD_MESSAGE_LIMIT
-from engine.sanctions import EXPIRY_FORMAT, Category, format_period
+from engine.rules.sanctions import EXPIRY_FORMAT, Category, format_period
 from storage import AuditRecord, MemoryRecord, SanctionRecord
 
 NOTHING_REMEMBERED = "아직 기억하고 있는 것이 없어요."
@@ -33,16 +33,24 @@ def sanction_state(record: SanctionRecord, now: datetime) -> str:
     return "차단 중" if record.is_block else "경고 유효"
 
 
-def sanction_line(record: SanctionRecord, tz: tzinfo, now: datetime, *, with_user: bool = False,
-                  where: str | None = None) -> str:
+def sanction_line(
+    record: SanctionRecord,
+    tz: tzinfo,
+    now: datetime,
+    *,
+    with_user: bool = False,
+    where: str | None = None,
+) -> str:
     """`⛔ 정치 2단계 · 3일 차단 · 만료 2026.11.28 14:00:00 (차단 중)`; `where` (for the global
     admins, who see every server's decisions) names the server it was decided in, or DM."""
     icon = "⛔" if record.is_block else "⚠️"
     what = f"{format_period(record.block)} 차단" if record.is_block else "경고"
     who = f"<@{record.user_id}> " if with_user else ""
     place = f" · {where}" if where else ""
-    line = (f"{icon} {who}{category_label(record.category)} {record.level}단계 · {what} · "
-            f"만료 {_when(record.expires_at, tz)} ({sanction_state(record, now)}){place}")
+    line = (
+        f"{icon} {who}{category_label(record.category)} {record.level}단계 · {what} · "
+        f"만료 {_when(record.expires_at, tz)} ({sanction_state(record, now)}){place}"
+    )
     if record.lifted_at is not None:
         line += f" · 해제 {_when(record.lifted_at, tz)}: {record.lift_reason or ''}"
     return line
@@ -56,12 +64,19 @@ def audit_line(entry: AuditRecord, tz: tzinfo, *, where: str | None = None) -> s
     return f"📝 {_when(entry.at, tz)} {actor} {entry.action}{target}{detail}{place}"
 
 
-def memory_lines(items: Sequence[MemoryRecord], *, cap: int, evicted: int = 0,
-                 budget: int = DISCORD_MESSAGE_LIMIT) -> str:
+def memory_lines(
+    items: Sequence[MemoryRecord],
+    *,
+    cap: int,
+    evicted: int = 0,
+    budget: int = DISCORD_MESSAGE_LIMIT,
+) -> str:
     """`/memory`: the cap and what it made Oh-LoRA forget first (so a long list cut at the
     message limit still says it), then the items that fit, with how many more there are."""
-    head = [f"기억은 최대 {cap}개까지예요. 꽉 차면 가장 오래 안 쓴 기억부터 잊혀요. "
-            f"(지금 {len(items)}개)"]
+    head = [
+        f"기억은 최대 {cap}개까지예요. 꽉 차면 가장 오래 안 쓴 기억부터 잊혀요. "
+        f"(지금 {len(items)}개)"
+    ]
     if evicted:
         head.append(f"자리가 모자라서 오래 안 쓴 기억 {evicted}개를 잊었어요.")
     if not items:

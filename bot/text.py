@@ -7,8 +7,8 @@ from __future__ import annotations
 
 import re
 
-from engine.sanctions import OHLORA_EMOJI
-from engine.sanitize import cap_raw
+from engine.rules.sanctions import OHLORA_EMOJI
+from engine.rules.sanitize import cap_raw
 
 DISCORD_MESSAGE_LIMIT = 2000  # characters per message without Nitro
 
@@ -40,7 +40,9 @@ def prompt_text(content: str, bot_id: int) -> str:
     prompt carries neither raw ids nor text someone else chose; `@everyone`/`@here` lose their
     `@` so an echo cannot ping anyone.
     """
-    text = USER_MENTION.sub(lambda m: "" if int(m.group(1)) == bot_id else USER_PLACEHOLDER, content)
+    text = USER_MENTION.sub(
+        lambda m: "" if int(m.group(1)) == bot_id else USER_PLACEHOLDER, content
+    )
     text = ROLE_MENTION.sub(ROLE_PLACEHOLDER, text)
     text = CHANNEL_MENTION.sub(CHANNEL_PLACEHOLDER, text)
     text = MASS_MENTION.sub(lambda m: m.group(1), text)
@@ -69,7 +71,7 @@ def split_message(text: str, limit: int = DISCORD_MESSAGE_LIMIT) -> list[str]:
 def merge_texts(texts: list[str], max_chars: int) -> str:
     """Messages sent while a turn ran are answered together, in the order they were sent.
 
-    A burst longer than the engine's `max_chars` is cut (`engine.sanitize.cap_raw`) before
+    A burst longer than the engine's `max_chars` is cut (`engine.rules.sanitize.cap_raw`) before
     anything cleans it: still too long, so answered with the too-long notice, and never more
     work than one long message.
     """

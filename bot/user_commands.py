@@ -15,7 +15,7 @@ from discord.ext import commands
 from bot.client import send_private
 from bot.config import CONFIRM_TIMEOUT_S
 from bot.render import NO_SANCTIONS, listing, memory_lines, sanction_line
-from engine.sanctions import OHLORA_EMOJI
+from engine.rules.sanctions import OHLORA_EMOJI
 
 if TYPE_CHECKING:
     from bot.client import OhLoraBot
@@ -80,8 +80,12 @@ class UserCog(commands.Cog, name="User"):
         user_id = str(interaction.user.id)
         items = await self.repo.list_memories(user_id, self.bot.clock())
         engine = self.bot.engine
-        await send_private(interaction, memory_lines(items, cap=engine.max_memory_items,
-                                                     evicted=engine.take_evictions(user_id)))
+        await send_private(
+            interaction,
+            memory_lines(
+                items, cap=engine.max_memory_items, evicted=engine.take_evictions(user_id)
+            ),
+        )
 
     @app_commands.command(name="forget", description="오로라의 기억 하나 또는 전부(all) 지우기")
     @app_commands.describe(item="지울 기억의 이름 (예: 좋아하는 가수) 또는 all")
@@ -98,7 +102,9 @@ class UserCog(commands.Cog, name="User"):
         else:
             keys = {m.key for m in await self.repo.list_memories(user_id, self.bot.clock())}
             if item not in keys:
-                await send_private(interaction, f"[{item}] 이라는 기억은 없어요. `/memory` 로 확인해 주세요.")
+                await send_private(
+                    interaction, f"[{item}] 이라는 기억은 없어요. `/memory` 로 확인해 주세요."
+                )
                 return
             question = f"[{item}] 기억을 지울까요?"
 
@@ -114,16 +120,20 @@ class UserCog(commands.Cog, name="User"):
     ) -> list[app_commands.Choice[str]]:
         items = await self.repo.list_memories(str(interaction.user.id), self.bot.clock())
         names = [FORGET_ALL] + [m.key for m in items]
-        return [app_commands.Choice(name=n, value=n) for n in names
-                if current.strip() in n][:MAX_AUTOCOMPLETE]
+        return [app_commands.Choice(name=n, value=n) for n in names if current.strip() in n][
+            :MAX_AUTOCOMPLETE
+        ]
 
-    @app_commands.command(name="reset", description="이 채널에서의 대화 요약을 지우고 새로 시작하기")
+    @app_commands.command(
+        name="reset", description="이 채널에서의 대화 요약을 지우고 새로 시작하기"
+    )
     async def reset(self, interaction: discord.Interaction) -> None:
         # Through the engine: it waits for a turn still writing this summary. That can take
         # longer than Discord's 3 s to answer, so the answer is deferred first.
         await interaction.response.defer(ephemeral=True, thinking=True)
-        await self.bot.engine.reset_conversation(str(interaction.user.id),
-                                                 str(interaction.channel_id))
+        await self.bot.engine.reset_conversation(
+            str(interaction.user.id), str(interaction.channel_id)
+        )
         await send_private(interaction, "이 채널의 대화 요약을 지웠어요. 새로 시작해요! 😊")
 
     @app_commands.command(name="mystatus", description="내 경고와 차단, 만료 시각")
@@ -139,8 +149,10 @@ class UserCog(commands.Cog, name="User"):
 
         async def action() -> str:
             report = await self.bot.delete_user_data(user_id)
-            return (f"지웠어요: 기억 {report.memories}개, 대화 {report.turns}개, "
-                    f"요약 {report.conversations}개. 경고·차단 기록은 남아 있어요.")
+            return (
+                f"지웠어요: 기억 {report.memories}개, 대화 {report.turns}개, "
+                f"요약 {report.conversations}개. 경고·차단 기록은 남아 있어요."
+            )
 
         await send_private(
             interaction,

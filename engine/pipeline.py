@@ -17,18 +17,18 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any, Protocol
 
-from engine import messages
-from engine.batching import DEFAULT_MAX_BATCH, DEFAULT_WINDOW_S, Again, Batcher
-from engine.bounded import Held, KeyedLocks, Lru
-from engine.ethics_rules import triggered_categories
-from engine.expression import Expression
-from engine.memory_items import MemoryItem
-from engine.prompts import build_final_input
-from engine.sanctions import SanctionLadder, block_message, block_notice, warning_message
-from engine.sanitize import user_text
+from engine.rules import messages
+from engine.rules.bounded import Held, KeyedLocks, Lru
+from engine.rules.ethics_rules import triggered_categories
+from engine.rules.expression import Expression
+from engine.rules.memory_items import MemoryItem
+from engine.rules.prompts import build_final_input
+from engine.rules.sanctions import SanctionLadder, block_message, block_notice, warning_message
+from engine.rules.sanitize import user_text
+from engine.rules.timetag import add_time_tag
+from engine.serving.batching import DEFAULT_MAX_BATCH, DEFAULT_WINDOW_S, Again, Batcher
+from engine.serving.worker import PRIORITY_BACKGROUND, PRIORITY_PREPARE, PRIORITY_REPLY, ModelWorker
 from engine.settings import DEFAULT_MAX_MEMORY_ITEMS
-from engine.timetag import add_time_tag
-from engine.worker import PRIORITY_BACKGROUND, PRIORITY_PREPARE, PRIORITY_REPLY, ModelWorker
 from storage import DeletionReport, MemoryRecord, Repository, TurnStatus
 from storage.models import KEY_LEN
 
@@ -57,11 +57,13 @@ class Backend(Protocol):
     normal_veto: float
 
     def count_tokens(self, texts: list[str]) -> list[int]: ...
-    def best_memories(self, rows: list[tuple[str, list[str]]]) -> list[tuple[int, float] | None]: ...
+    def best_memories(
+        self, rows: list[tuple[str, list[str]]]
+    ) -> list[tuple[int, float] | None]: ...
     def ethics_scores(self, texts: list[str]) -> list[dict[str, float]]: ...
     def replies(self, rows: list[Any]) -> list[str | Again[Any]]: ...
     def summaries(self, rows: list[Any]) -> list[str | Again[Any]]: ...
-    def memories(self, rows: list[Any]) -> list[MemoryItem | None | Again[Any]]: ...
+    def memories(self, rows: list[Any]) -> list[MemoryItem | Again[Any] | None]: ...
     def expressions(self, rows: list[Any]) -> list[Expression | Again[Any]]: ...
     def close(self) -> None: ...
 
@@ -172,11 +174,20 @@ class Engine:
         self._notices: Lru[str, tuple[datetime, datetime]] = Lru(MAX_BLOCK_NOTICES)
         self._evictions: Lru[str, int] = Lru(MAX_EVICTION_COUNTS)  # told by `/memory`
 
-        def batcher(fn: Callable[[list[Any]], Any], priority: int,
-                    expect: Callable[[], int] | None = None,
-                    on: ModelWorker = worker) -> Batcher[Any, Any]:
-            return Batcher(on, fn, priority=priority, max_batch=max_batch,
-                           window_s=batch_window_s, expect=expect)
+        def batcher(
+            fn: Callable[[list[Any]], Any],
+            priority: int,
+            expect: Callable[[], int] | None = None,
+            on: ModelWorker = worker,
+        ) -> Batcher[Any, Any]:
+            return Batcher(
+                on,
+                fn,
+                priority=priority,
+                max_batch=max_batch,
+                window_s=batch_window_s,
+                expect=expect,
+            )
 
         # With a second worker the Polyglot roles and the S-BERT models run on it, beside the
         # Kanana roles: two batches at once (each model is only ever used by one thread).
@@ -200,22 +211,35 @@ class Engine:
             # Reply and summary rows share their base's batches (each row its own adapter):
             # replies are taken first, summaries fill the rest, so no reply waits on a summary
             # batch and the one base decodes fewer, fuller batches.
-            kanana = Batcher(worker, backend.kanana_rows, priority=PRIORITY_REPLY,
-                             max_batch=max_batch, window_s=batch_window_s,
-                             expect=lambda: self._before_reply, lane=_lane, name="kanana")
+            kanana = Batcher(
+                worker,
+                backend.kanana_rows,
+                priority=PRIORITY_REPLY,
+                max_batch=max_batch,
+                window_s=batch_window_s,
+                expect=lambda: self._before_reply,
+                lane=_lane,
+                name="kanana",
+            )
             self.batchers["kanana"] = kanana
             self._reply: Callable[[Any], Awaitable[Any]] = lambda row: kanana((REPLY_ROW, row))
             self._summary: Callable[[Any], Awaitable[Any]] = lambda row: kanana((SUMMARY_ROW, row))
         else:
             self._reply = self.batchers["reply"] = batcher(
-                backend.replies, PRIORITY_REPLY, lambda: self._before_reply)
+                backend.replies, PRIORITY_REPLY, lambda: self._before_reply
+            )
             self._summary = self.batchers["summary"] = batcher(
-                backend.summaries, PRIORITY_BACKGROUND)
+                backend.summaries, PRIORITY_BACKGROUND
+            )
         self._locks = KeyedLocks()  # one per user with a turn in progress (or waiting)
         self._background: set[asyncio.Task[Any]] = set()
 
     async def handle(
-        self, user_id: str, channel_id: str, text: str, message_id: str | None = None,
+        self,
+        user_id: str,
+        channel_id: str,
+        text: str,
+        message_id: str | None = None,
         guild_id: str | None = None,
     ) -> TurnResult:
         """Answer one message; background roles keep the user's lock until they finish.
@@ -226,7 +250,8 @@ class Engine:
         coming = _Coming(self)
         try:
             result, reply = await self._reply_path(
-                _Where(user_id, channel_id, message_id, guild_id), text, coming)
+                _Where(user_id, channel_id, message_id, guild_id), text, coming
+            )
         except BaseException:
             lock.release()
             raise
@@ -306,14 +331,15 @@ class Engine:
             return TurnResult(TurnKind.EMPTY, turn_id, notice=messages.EMPTY), None
         try:
             return await self._answer(where, text, now, turn_id, timings, coming)
-        except Exception as exc:  # noqa: BLE001 - one user's failure must not stop the service
+        except Exception as exc:
             log.exception("turn %s failed", turn_id)
             await self._mark_failed(turn_id, exc, timings)
             return TurnResult(TurnKind.FAILED, turn_id, notice=messages.APOLOGY), None
 
     async def _start_turn(self, where: _Where, text: str, now: datetime) -> int:
-        return await self.repo.start_turn(where.user_id, where.channel_id, text, now,
-                                          where.message_id, guild_id=where.guild_id)
+        return await self.repo.start_turn(
+            where.user_id, where.channel_id, text, now, where.message_id, guild_id=where.guild_id
+        )
 
     async def _answer(
         self,
@@ -331,8 +357,9 @@ class Engine:
             await self.batchers["tokens"](tagged) > self.max_prompt_tokens
         )
         if too_long:
-            await self.repo.finish_turn(turn_id, TurnStatus.REJECTED, now,
-                                        tagged_prompt=tagged, error="too long")
+            await self.repo.finish_turn(
+                turn_id, TurnStatus.REJECTED, now, tagged_prompt=tagged, error="too long"
+            )
             return TurnResult(TurnKind.TOO_LONG, turn_id, notice=messages.TOO_LONG), None
 
         memory_used = await self._retrieve(user_id, tagged, now)
@@ -351,15 +378,27 @@ class Engine:
         categories = triggered_categories(
             scores, self.backend.ethics_thresholds, reply, self.backend.normal_veto
         )
-        fields = dict(tagged_prompt=tagged, final_input=final_input, reply=reply,
-                      memory_item_used=memory_used, ethics_scores=scores, timings=timings)
+        fields = dict(
+            tagged_prompt=tagged,
+            final_input=final_input,
+            reply=reply,
+            memory_item_used=memory_used,
+            ethics_scores=scores,
+            timings=timings,
+        )
         if not categories:
             await self.repo.finish_turn(turn_id, TurnStatus.COMPLETED, now, **fields)
-            return (TurnResult(TurnKind.REPLY, turn_id, reply=reply, memory_used=memory_used),
-                    _Reply(final_input, reply))
+            return (
+                TurnResult(TurnKind.REPLY, turn_id, reply=reply, memory_used=memory_used),
+                _Reply(final_input, reply),
+            )
 
         decided = await self.repo.record_offence(
-            user_id, [str(c) for c in categories], self.ladder, now, turn_id=turn_id,
+            user_id,
+            [str(c) for c in categories],
+            self.ladder,
+            now,
+            turn_id=turn_id,
             guild_id=where.guild_id,
         )
         decision = decided.decision
@@ -369,8 +408,13 @@ class Engine:
             return TurnResult(TurnKind.BLOCKED, turn_id, notice=block_message(decision)), None
         await self.repo.finish_turn(turn_id, TurnStatus.COMPLETED, now, **fields)
         return (
-            TurnResult(TurnKind.WARNING, turn_id, reply=reply,
-                       notice=warning_message(decision), memory_used=memory_used),
+            TurnResult(
+                TurnKind.WARNING,
+                turn_id,
+                reply=reply,
+                notice=warning_message(decision),
+                memory_used=memory_used,
+            ),
             _Reply(final_input, reply),
         )
 
@@ -394,9 +438,10 @@ class Engine:
 
     async def _mark_failed(self, turn_id: int, exc: Exception, timings: dict[str, float]) -> None:
         try:
-            await self.repo.finish_turn(turn_id, TurnStatus.FAILED, self.clock(),
-                                        error=repr(exc)[:500], timings=timings)
-        except Exception:  # noqa: BLE001 - storage may be the thing that failed
+            await self.repo.finish_turn(
+                turn_id, TurnStatus.FAILED, self.clock(), error=repr(exc)[:500], timings=timings
+            )
+        except Exception:
             log.exception("could not record failed turn %s", turn_id)
 
     # ---- after the reply ---------------------------------------------------------------
@@ -417,15 +462,21 @@ class Engine:
                 log.info("turn %s: memory item over the length caps not stored", turn_id)
                 item = None
             if item is not None:
-                stored = await self.repo.remember(user_id, item.key, item.value, now,
-                                                  max_items=self.max_memory_items,
-                                                  source_turn_id=turn_id)
+                stored = await self.repo.remember(
+                    user_id,
+                    item.key,
+                    item.value,
+                    now,
+                    max_items=self.max_memory_items,
+                    source_turn_id=turn_id,
+                )
                 if stored.evicted:
-                    self._evictions.put(user_id, (self._evictions.get(user_id) or 0)
-                                        + len(stored.evicted))
+                    self._evictions.put(
+                        user_id, (self._evictions.get(user_id) or 0) + len(stored.evicted)
+                    )
             await self.repo.set_turn_expression(turn_id, expression.render())
             return BackgroundResult(summary, item, expression)
-        except Exception:  # noqa: BLE001 - the reply is already out; keep serving
+        except Exception:
             log.exception("background roles of turn %s failed", turn_id)
             return None
         finally:

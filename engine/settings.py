@@ -7,7 +7,14 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic import (
+    AliasChoices,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 ENV_PREFIX = "OHLORA_"
@@ -27,7 +34,9 @@ MAX_MEMORY_ITEMS_CEILING = 1000
 DEFAULT_TURN_RETENTION_DAYS = 30
 DEFAULT_BATCH_MAX_SIZE = 16  # rows per model batch (cross-user)
 MAX_BATCH_SIZE = 256
-DEFAULT_BATCH_WINDOW_MS = 0  # extra wait to gather a batch; rows also gather while the worker is busy
+DEFAULT_BATCH_WINDOW_MS = (
+    0  # extra wait to gather a batch; rows also gather while the worker is busy
+)
 DEFAULT_BATCH_CHUNK_TOKENS = 8  # measured best of 8-24 for the tiny preset on 2 CPU cores
 MAX_CHUNK_TOKENS = 4096
 DEFAULT_MODEL_PROCESSES = 2  # the two model groups (Kanana; Polyglot + S-BERTs) in two processes
@@ -78,8 +87,9 @@ class Settings(BaseSettings):
     max_message_chars: int = Field(default=DEFAULT_MAX_MESSAGE_CHARS, ge=1, le=100_000)
     block_notice_cooldown_s: int = Field(default=DEFAULT_BLOCK_NOTICE_COOLDOWN_S, ge=0)
     rate_limit_per_minute: int = Field(default=DEFAULT_RATE_LIMIT_PER_MINUTE, ge=1)
-    max_memory_items: int = Field(default=DEFAULT_MAX_MEMORY_ITEMS, ge=1,
-                                  le=MAX_MEMORY_ITEMS_CEILING)
+    max_memory_items: int = Field(
+        default=DEFAULT_MAX_MEMORY_ITEMS, ge=1, le=MAX_MEMORY_ITEMS_CEILING
+    )
     turn_retention_days: int = Field(default=DEFAULT_TURN_RETENTION_DAYS, ge=1)
     batch_max_size: int = Field(default=DEFAULT_BATCH_MAX_SIZE, ge=1, le=MAX_BATCH_SIZE)
     batch_window_ms: int = Field(default=DEFAULT_BATCH_WINDOW_MS, ge=0, le=1000)
@@ -87,17 +97,18 @@ class Settings(BaseSettings):
     # with rows that arrived meanwhile (chunked continuous batching); 0 decodes rows to the end.
     batch_chunk_tokens: int = Field(default=DEFAULT_BATCH_CHUNK_TOKENS, ge=0, le=MAX_CHUNK_TOKENS)
     # 2: the Polyglot roles and S-BERTs run in a child process beside the Kanana roles, so both
-    # model groups compute at once (engine.processes); 1: every model in this process; 3: the
+    # model groups compute at once (engine.serving.processes); 1: every model in this process; 3: the
     # Kanana roles in a second child, so no model Python shares the event loop's GIL.
     model_processes: int = Field(default=DEFAULT_MODEL_PROCESSES, ge=1, le=MAX_MODEL_PROCESSES)
-    # Role adapters folded into one copy per role of the weights they adapt (engine.merged):
+    # Role adapters folded into one copy per role of the weights they adapt (engine.runtime.merged):
     # faster, above all for reply+summary batches; false keeps peft's adapters (less memory).
     merge_adapters: bool = True
     # Generation on an OpenAI-compatible completions server (vLLM) instead of in-process.
     generation_backend: GenerationBackend = "local"
     openai_base_url: str | None = Field(default=None, description="e.g. http://gpu:8000/v1")
     openai_polyglot_base_url: str | None = Field(
-        default=None, description="server of the Polyglot roles; default: openai_base_url")
+        default=None, description="server of the Polyglot roles; default: openai_base_url"
+    )
     openai_api_key: SecretStr | None = None
     openai_model_prefix: str = ""
     # Each request's overall deadline (connect, wait and the whole answer), in seconds.
@@ -106,11 +117,13 @@ class Settings(BaseSettings):
     # apology) for the cool-down, then one call probes the server again.
     openai_breaker_failures: int = Field(default=DEFAULT_REMOTE_BREAKER_FAILURES, ge=1, le=100)
     openai_breaker_cooldown_s: float = Field(
-        default=DEFAULT_REMOTE_BREAKER_COOLDOWN_S, gt=0, le=MAX_BREAKER_COOLDOWN_S)
+        default=DEFAULT_REMOTE_BREAKER_COOLDOWN_S, gt=0, le=MAX_BREAKER_COOLDOWN_S
+    )
     # A model child process that does not answer one batched call within this is killed and
     # restarted, and that call fails (its users get the apology).
     model_call_timeout_s: float = Field(
-        default=DEFAULT_MODEL_CALL_TIMEOUT_S, gt=0, le=MAX_MODEL_CALL_TIMEOUT_S)
+        default=DEFAULT_MODEL_CALL_TIMEOUT_S, gt=0, le=MAX_MODEL_CALL_TIMEOUT_S
+    )
 
     @field_validator("discord_token", mode="before")
     @classmethod
@@ -152,8 +165,10 @@ class Settings(BaseSettings):
     def remote_base_urls(self) -> dict[str, str]:
         """Completions server per base model (kanana, polyglot)."""
         assert self.openai_base_url is not None
-        return {"kanana": self.openai_base_url,
-                "polyglot": self.openai_polyglot_base_url or self.openai_base_url}
+        return {
+            "kanana": self.openai_base_url,
+            "polyglot": self.openai_polyglot_base_url or self.openai_base_url,
+        }
 
     @property
     def tz(self) -> tzinfo:
@@ -203,4 +218,3 @@ def describe_error(exc: ValidationError) -> str:
     if field == "discord_token":
         message = "invalid value"
     return f"설정 오류 / invalid setting {env_name(field)}: {message}{more}"
-

@@ -12,7 +12,12 @@ from alembic import command
 from alembic.config import Config
 from sqlalchemy import event
 from sqlalchemy.engine import Connection, make_url
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
+from sqlalchemy.ext.asyncio import (
+    AsyncEngine,
+    AsyncSession,
+    async_sessionmaker,
+    create_async_engine,
+)
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 # How long a writer waits for SQLite's single write lock before giving up.
@@ -123,6 +128,5 @@ class Database:
             async with self._write() as session, session.begin():
                 yield session
             return
-        async with self._write_lock:
-            async with self._write() as session, session.begin():
-                yield session
+        async with self._write_lock, self._write() as session, session.begin():
+            yield session

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import (
@@ -47,14 +47,14 @@ class UTCDateTime(TypeDecorator[datetime]):
             return None
         if value.tzinfo is None:
             raise ValueError("naive datetime given to the database; pass an aware one")
-        return value.astimezone(timezone.utc).replace(tzinfo=None)
+        return value.astimezone(UTC).replace(tzinfo=None)
 
     def process_result_value(self, value: datetime | None, dialect: Any) -> datetime | None:
-        return None if value is None else value.replace(tzinfo=timezone.utc)
+        return None if value is None else value.replace(tzinfo=UTC)
 
 
 def utcnow() -> datetime:
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)
 
 
 class Base(DeclarativeBase):
@@ -128,9 +128,7 @@ class MemoryItemRow(Base):
     expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     # When retrieval last picked this item for a reply (least recently used goes first at the cap).
     last_used_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
-    source_turn_id: Mapped[int | None] = mapped_column(
-        ForeignKey("turns.id", ondelete="SET NULL")
-    )
+    source_turn_id: Mapped[int | None] = mapped_column(ForeignKey("turns.id", ondelete="SET NULL"))
 
 
 class Sanction(Base):

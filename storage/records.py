@@ -32,7 +32,7 @@ GuildScope = str | None | Everywhere
 
 
 class LadderEntry(Protocol):
-    """One triggered category of a decision (engine.sanctions.SanctionEntry fits)."""
+    """One triggered category of a decision (engine.rules.sanctions.SanctionEntry fits)."""
 
     @property
     def category(self) -> str: ...

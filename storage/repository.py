@@ -15,10 +15,10 @@ from storage.db import Database
 from storage.instances import instance_dead
 from storage.models import AuditEntry, Conversation, MemoryItemRow, Sanction, Turn, User
 from storage.records import (
+    EVERYWHERE,
     ActiveBlock,
     AgingReport,
     AuditRecord,
-    EVERYWHERE,
     DeletionReport,
     Everywhere,
     GuildScope,
@@ -125,9 +125,11 @@ async def _evict(
         await session.execute(
             select(MemoryItemRow.id, MemoryItemRow.key)
             .where(MemoryItemRow.user_id == user_id, MemoryItemRow.id != keep_id)
-            .order_by(expired_first,
-                      func.coalesce(MemoryItemRow.last_used_at, MemoryItemRow.updated_at),
-                      MemoryItemRow.id)
+            .order_by(
+                expired_first,
+                func.coalesce(MemoryItemRow.last_used_at, MemoryItemRow.updated_at),
+                MemoryItemRow.id,
+            )
             .limit(excess)
         )
     ).all()
@@ -212,7 +214,13 @@ class Repository:
         return RecordedDecision(decision_id, decision, records, expires)
 
     async def lift_blocks(
-        self, user_id: str, actor_id: str, reason: str, now: datetime, *, scope: GuildScope,
+        self,
+        user_id: str,
+        actor_id: str,
+        reason: str,
+        now: datetime,
+        *,
+        scope: GuildScope,
         guild_id: str | None = None,
     ) -> int:
         """End the user's active blocks decided in `scope` and audit it (as taken in `guild_id`);
@@ -267,7 +275,12 @@ class Repository:
 
     # ---- audit -----------------------------------------------------------------------
     async def audit(
-        self, actor_id: str, action: str, target_user_id: str | None, detail: str, now: datetime,
+        self,
+        actor_id: str,
+        action: str,
+        target_user_id: str | None,
+        detail: str,
+        now: datetime,
         guild_id: str | None = None,
     ) -> None:
         async with self.db.writing() as s:
@@ -317,8 +330,9 @@ class Repository:
         source_turn_id: int | None = None,
     ) -> MemoryRecord:
         """One row per (user, key): a new value for a known key replaces the old one."""
-        done = await self.remember(user_id, key, value, now, expires_at=expires_at,
-                                   source_turn_id=source_turn_id)
+        done = await self.remember(
+            user_id, key, value, now, expires_at=expires_at, source_turn_id=source_turn_id
+        )
         return done.record
 
     async def remember(
@@ -468,10 +482,15 @@ class Repository:
             gone = [owner for owner in owners if dead(owner, self.instance_id)]
             result = await s.execute(
                 update(Turn)
-                .where(Turn.status == TurnStatus.PENDING,
-                       Turn.instance_id.is_(None) | Turn.instance_id.in_(gone))
-                .values(status=str(TurnStatus.FAILED), completed_at=now,
-                        error="interrupted: the service stopped during this turn")
+                .where(
+                    Turn.status == TurnStatus.PENDING,
+                    Turn.instance_id.is_(None) | Turn.instance_id.in_(gone),
+                )
+                .values(
+                    status=str(TurnStatus.FAILED),
+                    completed_at=now,
+                    error="interrupted: the service stopped during this turn",
+                )
             )
             return result.rowcount or 0
 
@@ -507,7 +526,6 @@ class Repository:
                 turns=turns.rowcount or 0,
                 conversations=conversations.rowcount or 0,
             )
-
 
     # ---- daily maintenance ---------------------------------------------------------------
     async def age_day_memories(self, now: datetime) -> AgingReport:
@@ -547,8 +565,13 @@ class Repository:
             for row in rows:
                 row.closed_at = now
             s.add_all(
-                AuditEntry(at=now, actor_id=SYSTEM_ACTOR, action="block_expired",
-                           target_user_id=user, detail="closed by the daily job")
+                AuditEntry(
+                    at=now,
+                    actor_id=SYSTEM_ACTOR,
+                    action="block_expired",
+                    target_user_id=user,
+                    detail="closed by the daily job",
+                )
                 for user in users
             )
             return users
@@ -562,7 +585,12 @@ class Repository:
             result = await s.execute(
                 update(Turn)
                 .where(Turn.created_at < before, Turn.original_text != "")
-                .values(original_text="", tagged_prompt=None, final_input=None, reply=None,
-                        memory_item_used=None)
+                .values(
+                    original_text="",
+                    tagged_prompt=None,
+                    final_input=None,
+                    reply=None,
+                    memory_item_used=None,
+                )
             )
             return result.rowcount or 0

@@ -16,9 +16,14 @@ TURNS = 2
 
 
 def test_bench_runs_both_modes_and_ends_with_one_json_object(tiny_preset) -> None:
-    proc = subprocess.run([sys.executable, "-m", "bench", "--users", str(USERS), "--turns",
-                           str(TURNS), "--json"], cwd=ROOT, env=clean_env(), capture_output=True,
-                          text=True, timeout=600)
+    proc = subprocess.run(
+        [sys.executable, "-m", "bench", "--users", str(USERS), "--turns", str(TURNS), "--json"],
+        cwd=ROOT,
+        env=clean_env(),
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert proc.returncode == 0, proc.stderr[-2000:]
     lines = proc.stdout.strip().splitlines()
     summary = json.loads(lines[-1])
@@ -35,8 +40,14 @@ def test_bench_runs_both_modes_and_ends_with_one_json_object(tiny_preset) -> Non
 
 
 def test_load_test_command_runs_on_the_service_shape_and_reports_ok(tiny_preset) -> None:
-    proc = subprocess.run([sys.executable, "-m", "bench.load", "--users", "4", "--messages", "2",
-                           "--json"], cwd=ROOT, env=clean_env(), capture_output=True, text=True, timeout=600)
+    proc = subprocess.run(
+        [sys.executable, "-m", "bench.load", "--users", "4", "--messages", "2", "--json"],
+        cwd=ROOT,
+        env=clean_env(),
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
     report = json.loads(proc.stdout.strip().splitlines()[-1])
     assert report["turns_persisted"] == report["turns_expected"] == 8

@@ -9,16 +9,16 @@ import sqlite3
 import subprocess
 import sys
 import time
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from engine.sanctions import SanctionLadder
+from engine.rules.sanctions import SanctionLadder
 from storage import Database, Repository, TurnStatus
 from tests.conftest import clean_env
 
 ROOT = Path(__file__).resolve().parents[1]
 ROUNDS = 5
-NOW = datetime.now(timezone.utc)
+NOW = datetime.now(UTC)
 
 
 def _env(tiny_preset, data: Path) -> dict[str, str]:
@@ -49,8 +49,8 @@ async def _state(url: str) -> tuple[list, list, object, str]:
     repo = Repository(db)
     try:
         turns = await repo.turns("console", limit=1000)
-        memories = await repo.list_memories("console", datetime.now(timezone.utc))
-        block = await repo.active_block("blocked-user", datetime.now(timezone.utc))
+        memories = await repo.list_memories("console", datetime.now(UTC))
+        block = await repo.active_block("blocked-user", datetime.now(UTC))
         async with db.reading() as s:
             from sqlalchemy import text
 
@@ -92,15 +92,28 @@ def test_sigkill_mid_turn_five_times_in_a_row(tiny_preset, tmp_path: Path) -> No
     url = f"sqlite+aiosqlite:///{db_file}"
     env = _env(tiny_preset, data)
     # First start creates and migrates the database; then the state we must not lose.
-    first = subprocess.run([sys.executable, str(ROOT / "main.py"), "--console"], input="/quit\n",
-                           cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+    first = subprocess.run(
+        [sys.executable, str(ROOT / "main.py"), "--console"],
+        input="/quit\n",
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert first.returncode == 0, first.stderr[-2000:]
     asyncio.run(_seed(url))
     killed_pending = 0
     for round_ in range(ROUNDS):
-        proc = subprocess.Popen([sys.executable, str(ROOT / "main.py"), "--console"],
-                                stdin=subprocess.PIPE, stdout=subprocess.DEVNULL,
-                                stderr=subprocess.DEVNULL, cwd=tmp_path, env=env, text=True)
+        proc = subprocess.Popen(
+            [sys.executable, str(ROOT / "main.py"), "--console"],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            cwd=tmp_path,
+            env=env,
+            text=True,
+        )
         try:
             assert proc.stdin is not None
             proc.stdin.write(f"안녕 오로라 {round_}번째야\n")
@@ -124,14 +137,20 @@ def test_sigkill_mid_turn_five_times_in_a_row(tiny_preset, tmp_path: Path) -> No
         # sampled the same key): then the new value is newer than the seed.
         [flower] = [m for m in memories if m.key == "좋아하는 꽃"]
         assert flower.value == "백합" or flower.updated_at > NOW
-        assert block is not None and block.expires_at > datetime.now(timezone.utc) + timedelta(days=6)
+        assert block is not None and block.expires_at > datetime.now(UTC) + timedelta(days=6)
         for turn in turns:  # nothing claims to be complete without its reply
             if turn.status == TurnStatus.COMPLETED:
                 assert turn.reply and turn.completed_at is not None
         # Restart: the cut-off turn is failed, never completed, and the block still holds.
-        again = subprocess.run([sys.executable, str(ROOT / "main.py"), "--console"],
-                               input="/quit\n", cwd=tmp_path, env=env, capture_output=True,
-                               text=True, timeout=300)
+        again = subprocess.run(
+            [sys.executable, str(ROOT / "main.py"), "--console"],
+            input="/quit\n",
+            cwd=tmp_path,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
         assert again.returncode == 0, again.stderr[-2000:]
         turns, _, block, _ = asyncio.run(_state(url))
         assert block is not None

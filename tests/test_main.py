@@ -21,7 +21,11 @@ SECRET = "MTAxMDEwMTAxMDEw.SECRET-TOKEN-VALUE"
 def _run(tmp_path: Path, **env: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, str(ROOT / "main.py")],
-        cwd=tmp_path, env=clean_env(**env), capture_output=True, text=True, timeout=120,
+        cwd=tmp_path,
+        env=clean_env(**env),
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
 
 
@@ -35,7 +39,9 @@ def test_bad_setting_stops_with_one_line_and_no_token(tmp_path: Path) -> None:
 
 def test_first_run_creates_the_database_under_the_data_dir(tmp_path: Path) -> None:
     data = tmp_path / "state"
-    proc = _run(tmp_path, OHLORA_DATA_DIR=str(data), DISCORD_TOKEN=SECRET, OHLORA_MODEL_PRESET="production")
+    proc = _run(
+        tmp_path, OHLORA_DATA_DIR=str(data), DISCORD_TOKEN=SECRET, OHLORA_MODEL_PRESET="production"
+    )
     assert (data / "ohlora.db").exists(), proc.stderr
     assert SECRET not in proc.stderr + proc.stdout
     # With a token it goes on to host, which needs the production weights: one clear line.
@@ -82,8 +88,8 @@ def test_the_database_url_is_logged_without_its_password(
 
 
 LOAD_FROM_HUB_IDS = """
-from engine.lm import MissingBaseModel, load_base
-from engine.sbert import EthicsClassifier
+from engine.runtime.lm import MissingBaseModel, load_base
+from engine.runtime.sbert import EthicsClassifier
 
 try:
     load_base("kakaocorp/kanana-1.5-2.1b-base", "kanana_base")
@@ -118,21 +124,38 @@ def test_models_load_only_from_local_files_even_with_the_hub_online(tmp_path: Pa
     counter = threading.Thread(target=count, daemon=True)
     counter.start()
     proxy = f"http://127.0.0.1:{listener.getsockname()[1]}"
-    env = {k: v for k, v in clean_env().items()
-           if k not in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE", "HF_DATASETS_OFFLINE")
-           and k.lower() != "no_proxy"}
-    env.update(HF_HOME=str(tmp_path / "empty_hf_home"), HTTPS_PROXY=proxy, HTTP_PROXY=proxy,
-               https_proxy=proxy, http_proxy=proxy, ALL_PROXY=proxy, PYTHONPATH=str(ROOT))
+    env = {
+        k: v
+        for k, v in clean_env().items()
+        if k not in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE", "HF_DATASETS_OFFLINE")
+        and k.lower() != "no_proxy"
+    }
+    env.update(
+        HF_HOME=str(tmp_path / "empty_hf_home"),
+        HTTPS_PROXY=proxy,
+        HTTP_PROXY=proxy,
+        https_proxy=proxy,
+        http_proxy=proxy,
+        ALL_PROXY=proxy,
+        PYTHONPATH=str(ROOT),
+    )
     try:
-        proc = subprocess.run([sys.executable, "-c", LOAD_FROM_HUB_IDS], cwd=tmp_path, env=env,
-                              capture_output=True, text=True, timeout=300)
+        proc = subprocess.run(
+            [sys.executable, "-c", LOAD_FROM_HUB_IDS],
+            cwd=tmp_path,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
     finally:
         done.set()
         counter.join()
         listener.close()
     assert connections == [], proc.stderr[-2000:]
     lines = proc.stdout.splitlines()
-    assert lines[0].startswith("MISSING base model kakaocorp/kanana-1.5-2.1b-base is not in the "
-                               "local Hugging Face cache"), proc.stdout + proc.stderr[-2000:]
+    assert lines[0].startswith(
+        "MISSING base model kakaocorp/kanana-1.5-2.1b-base is not in the local Hugging Face cache"
+    ), proc.stdout + proc.stderr[-2000:]
     assert "kanana_base" in lines[0]
     assert lines[1].startswith("FAILED"), proc.stdout

@@ -12,8 +12,8 @@ from pathlib import Path
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
-from engine.presets import ROLES, SBERT_TASKS, Preset, get_preset  # noqa: E402
-from training.reproducible import TRAIN_THREADS  # noqa: E402
+from engine.runtime.presets import ROLES, SBERT_TASKS, Preset, get_preset
+from training.reproducible import TRAIN_THREADS
 
 EXIT_OK = 0
 EXIT_FAILED = 1
@@ -32,35 +32,54 @@ def _parser() -> argparse.ArgumentParser:
     boot = sub.add_parser("bootstrap", help="build the embedded tiny preset from data/")
     boot.add_argument("--seed", type=int, default=0)
     boot.add_argument("--force", action="store_true", help="rebuild every stage")
-    boot.add_argument("--threads", type=int, default=None,
-                      help=f"torch threads while training (default: the manifest's, else {TRAIN_THREADS}); "
-                           "results depend on it")
+    boot.add_argument(
+        "--threads",
+        type=int,
+        default=None,
+        help=f"torch threads while training (default: the manifest's, else {TRAIN_THREADS}); "
+        "results depend on it",
+    )
 
     ft = sub.add_parser("finetune", help="LoRA fine-tuning of one role")
     ft.add_argument("--role", choices=ROLES, required=True)
     ft.add_argument("--preset", choices=("tiny", "production"), default="tiny")
     ft.add_argument("--epochs", type=int, default=None)
     ft.add_argument("--seed", type=int, default=0)
-    ft.add_argument("--threads", type=int, default=TRAIN_THREADS, help="torch threads while training")
+    ft.add_argument(
+        "--threads", type=int, default=TRAIN_THREADS, help="torch threads while training"
+    )
 
     sb = sub.add_parser("sbert", help="train an S-BERT model")
     sb.add_argument("--task", choices=SBERT_TASKS, required=True)
     sb.add_argument("--preset", choices=("tiny", "production"), default="tiny")
     sb.add_argument("--seed", type=int, default=0)
-    sb.add_argument("--threads", type=int, default=TRAIN_THREADS, help="torch threads while training")
+    sb.add_argument(
+        "--threads", type=int, default=TRAIN_THREADS, help="torch threads while training"
+    )
 
     ev = sub.add_parser("eval", help="evaluate all models and write a Markdown report")
     ev.add_argument("--preset", choices=("tiny", "production"), default="tiny")
     ev.add_argument("--json", action="store_true", help="end with one JSON object")
-    ev.add_argument("--ethics-csv", type=Path, default=None,
-                    help="CSV with columns user_prompt,category instead of the test split")
+    ev.add_argument(
+        "--ethics-csv",
+        type=Path,
+        default=None,
+        help="CSV with columns user_prompt,category instead of the test split",
+    )
     ev.add_argument("--limit", type=int, default=None, help="evaluate only N valid prompts")
     ev.add_argument("--seed", type=int, default=0)
 
-    ve = sub.add_parser("verify", help="check built files against the manifest, or compare two builds")
+    ve = sub.add_parser(
+        "verify", help="check built files against the manifest, or compare two builds"
+    )
     ve.add_argument("--preset", choices=("tiny", "production"), default="tiny")
-    ve.add_argument("--against", type=Path, default=None, metavar="MANIFEST",
-                    help="another build's manifest.json: compare the two builds' checksums")
+    ve.add_argument(
+        "--against",
+        type=Path,
+        default=None,
+        metavar="MANIFEST",
+        help="another build's manifest.json: compare the two builds' checksums",
+    )
     return parser
 
 
@@ -77,12 +96,16 @@ def _verify(preset: Preset, against: Path | None) -> int:
         for difference in result.differences:
             print(difference)
         if result.unrecorded:
-            print(f"no checksums recorded for {', '.join(result.unrecorded)} (built by an older "
-                  "version; `python -m training bootstrap` adds them)")
+            print(
+                f"no checksums recorded for {', '.join(result.unrecorded)} (built by an older "
+                "version; `python -m training bootstrap` adds them)"
+            )
         if not result.complete:
             print("the build is not complete")
-        print(f"{'ok' if result.ok else 'DIFFERENT'}: {result.files} files listed, "
-              f"{len(result.differences)} differ")
+        print(
+            f"{'ok' if result.ok else 'DIFFERENT'}: {result.files} files listed, "
+            f"{len(result.differences)} differ"
+        )
         return EXIT_OK if result.ok else EXIT_DIFFERENT
     theirs = Manifest.load(against)
     if theirs is None:
@@ -96,8 +119,10 @@ def _verify(preset: Preset, against: Path | None) -> int:
     if unrecorded:
         print(f"no checksums recorded for {', '.join(unrecorded)} in one of the builds")
     same = not differences and not unrecorded and bool(mine.checksums)
-    print(f"{'same' if same else 'DIFFERENT'}: {len(mine.checksums)} files here, "
-          f"{len(theirs.checksums)} there, {len(differences)} differ")
+    print(
+        f"{'same' if same else 'DIFFERENT'}: {len(mine.checksums)} files here, "
+        f"{len(theirs.checksums)} there, {len(differences)} differ"
+    )
     return EXIT_OK if same else EXIT_DIFFERENT
 
 
@@ -108,8 +133,10 @@ def _run(args: argparse.Namespace) -> int:
 
         manifest = bootstrap(preset, seed=args.seed, force=args.force, threads=args.threads)
         total = sum(s.seconds for s in manifest.stages.values())
-        print(f"built {preset.artifacts} in {total:.0f} s of stage time, "
-              f"{manifest.artifact_bytes / 1e6:.1f} MB")
+        print(
+            f"built {preset.artifacts} in {total:.0f} s of stage time, "
+            f"{manifest.artifact_bytes / 1e6:.1f} MB"
+        )
     elif args.command == "finetune":
         from training.finetune import finetune_role
         from training.reproducible import reproducible
@@ -130,8 +157,9 @@ def _run(args: argparse.Namespace) -> int:
     elif args.command == "eval":
         from training.report import run_evaluation
 
-        metrics = run_evaluation(preset, ethics_csv=args.ethics_csv, limit=args.limit,
-                                 seed=args.seed)
+        metrics = run_evaluation(
+            preset, ethics_csv=args.ethics_csv, limit=args.limit, seed=args.seed
+        )
         if args.json:
             print(json.dumps(metrics, ensure_ascii=False))
     return EXIT_OK
@@ -140,7 +168,7 @@ def _run(args: argparse.Namespace) -> int:
 def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     args = _parser().parse_args(argv)
-    from engine.lm import MissingAdapter, MissingBaseModel
+    from engine.runtime.lm import MissingAdapter, MissingBaseModel
 
     try:
         return _run(args)

@@ -20,7 +20,7 @@ from typing import Any
 
 from tqdm.auto import tqdm
 
-from engine.presets import ROLES, Preset
+from engine.runtime.presets import ROLES, Preset
 from training.manifest import (
     MANIFEST_VERSION,
     Difference,
@@ -116,12 +116,16 @@ def is_built(preset: Preset) -> bool:
 def _stale(manifest: Manifest, hashes: dict[str, str], seed: int, threads: int | None) -> bool:
     """Another data set, seed or asked-for thread count starts over (a manifest that recorded
     no thread count, version 1, is resumed)."""
-    return (manifest.data != hashes or manifest.seed != seed
-            or threads is not None and manifest.threads not in (None, threads))
+    return (
+        manifest.data != hashes
+        or manifest.seed != seed
+        or (threads is not None and manifest.threads not in (None, threads))
+    )
 
 
-def bootstrap(preset: Preset, *, seed: int = DEFAULT_SEED, force: bool = False,
-              threads: int | None = None) -> Manifest:
+def bootstrap(
+    preset: Preset, *, seed: int = DEFAULT_SEED, force: bool = False, threads: int | None = None
+) -> Manifest:
     """Run every stage not yet done for this data, seed and thread count (None: the one the
     manifest recorded, else `TRAIN_THREADS`); returns the saved manifest. Stages done by an
     older version get their files' checksums added."""
@@ -132,8 +136,9 @@ def bootstrap(preset: Preset, *, seed: int = DEFAULT_SEED, force: bool = False,
     if loaded is not None and not force and not _stale(loaded, hashes, seed, threads):
         manifest = loaded
     else:
-        manifest = Manifest(preset=preset.name, seed=seed, data=hashes,
-                            threads=threads or TRAIN_THREADS)
+        manifest = Manifest(
+            preset=preset.name, seed=seed, data=hashes, threads=threads or TRAIN_THREADS
+        )
     threads = threads or manifest.threads or TRAIN_THREADS
     manifest.complete = False
     bar = tqdm(STAGES, desc="OhLoRA tiny models", unit="stage")
@@ -150,8 +155,12 @@ def bootstrap(preset: Preset, *, seed: int = DEFAULT_SEED, force: bool = False,
         start = time.perf_counter()
         with reproducible(seed, threads):  # every stage from the seed: resuming changes nothing
             metrics = stage.run(preset, seed)
-        manifest.record(stage.name, time.perf_counter() - start, metrics,
-                        artifact_checksums(outputs, preset.artifacts))
+        manifest.record(
+            stage.name,
+            time.perf_counter() - start,
+            metrics,
+            artifact_checksums(outputs, preset.artifacts),
+        )
         manifest.save(preset.manifest_path)
         log.info("stage %s done in %.0f s", stage.name, manifest.stages[stage.name].seconds)
     manifest.artifact_bytes = directory_bytes(preset.artifacts)
@@ -184,6 +193,12 @@ def verify(preset: Preset, manifest: Manifest | None = None) -> Verification:
         raise FileNotFoundError(f"no readable manifest at {preset.manifest_path}")
     recorded = [s for s in STAGES if s.name in manifest.stages and manifest.stages[s.name].files]
     on_disk = artifact_checksums([p for s in recorded for p in s.outputs(preset)], preset.artifacts)
-    expected = {path: digest for s in recorded for path, digest in manifest.stages[s.name].files.items()}
-    return Verification(compare_checksums(expected, on_disk), len(expected),
-                        manifest.unrecorded_stages, manifest.complete)
+    expected = {
+        path: digest for s in recorded for path, digest in manifest.stages[s.name].files.items()
+    }
+    return Verification(
+        compare_checksums(expected, on_disk),
+        len(expected),
+        manifest.unrecorded_stages,
+        manifest.complete,
+    )

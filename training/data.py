@@ -1,7 +1,7 @@
 """The fine-tuning CSV and the per-role training texts of reference §2.2.
 
 Every role's text is assembled here only, so pretraining, LoRA fine-tuning and the
-inference prompts of `engine.prompts` agree byte for byte on markers and spacing.
+inference prompts of `engine.rules.prompts` agree byte for byte on markers and spacing.
 """
 
 from __future__ import annotations
@@ -13,8 +13,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-from engine import prompts
-from engine.presets import DATA_DIR, ROLES
+from engine.rules import prompts
+from engine.runtime.presets import DATA_DIR, ROLES
 
 FINETUNE_CSV = DATA_DIR / "OhLoRA_fine_tuning_v3.csv"
 Split = Literal["train", "valid"]
@@ -73,7 +73,7 @@ def load_rows(split: Split, path: Path = FINETUNE_CSV) -> list[FinetuneRow]:
 def role_prompt(role: str, row: FinetuneRow) -> str:
     """The inference prompt of §2.3: input up to and including the start marker.
 
-    Built with the same `engine.prompts` helpers as the runtime.
+    Built with the same `engine.rules.prompts` helpers as the runtime.
     """
     if role == "output_message":
         return prompts.reply_prompt(row.input_data)

@@ -1,7 +1,7 @@
 """The tiny preset's shared S-BERT encoder: a small BERT over Kiwi morpheme tokens, MLM-pretrained.
 
 `build_encoder` (1) runs the corpus through the preprocessing stage (Kiwi ``form/tag`` tokens by
-default, see `engine.morphemes`), (2) builds a word-level vocabulary over those tokens, (3) creates
+default, see `engine.runtime.morphemes`), (2) builds a word-level vocabulary over those tokens, (3) creates
 a small `BertConfig` (``tiny`` ≈ 3.7 M parameters; ``toy`` for tests) whose word vectors start from
 Kiwi's own morpheme similarities (`kiwi_embeddings`: the pretrained Korean signal a 3.7 M model
 trained on ~3,000 sentences lacks; measured +0.04 ethics validation accuracy), (4) pretrains it
@@ -25,10 +25,10 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from engine.ethics_rules import ETHICS_CATEGORIES
-from engine.morphemes import PREPROCESS_KIWI, get_preprocessor
-from engine.presets import DATA_DIR
-from engine.sbert import SBERT_CONFIG_NAME
+from engine.rules.ethics_rules import ETHICS_CATEGORIES
+from engine.runtime.morphemes import PREPROCESS_KIWI, get_preprocessor
+from engine.runtime.presets import DATA_DIR
+from engine.runtime.sbert import SBERT_CONFIG_NAME
 from training.data import read_csv
 
 logger = logging.getLogger(__name__)
@@ -50,24 +50,32 @@ class EncoderSize:
 
 SIZES: dict[str, EncoderSize] = {
     # ≈ 3.7 M parameters with a ~2k-token vocabulary.
-    "tiny": EncoderSize(hidden=256, layers=4, heads=4, intermediate=1024, mlm_epochs=4,
-                        mlm_batch=32, mlm_lr=5e-4),
+    "tiny": EncoderSize(
+        hidden=256, layers=4, heads=4, intermediate=1024, mlm_epochs=4, mlm_batch=32, mlm_lr=5e-4
+    ),
     # ≈ 75 k parameters: for tests only.
-    "toy": EncoderSize(hidden=32, layers=1, heads=2, intermediate=64, mlm_epochs=10,
-                       mlm_batch=16, mlm_lr=3e-3),
+    "toy": EncoderSize(
+        hidden=32, layers=1, heads=2, intermediate=64, mlm_epochs=10, mlm_batch=16, mlm_lr=3e-3
+    ),
 }
-
 
 
 def encoder_corpus(data_dir: Path = DATA_DIR) -> list[str]:
     """Raw Korean text for the vocabulary and MLM: train splits only (no ethics/memory test rows)."""
     texts: list[str] = list(ETHICS_CATEGORIES)
-    texts += [r["user_prompt"] for r in read_csv(data_dir / "ethics_train_test_dataset.csv")
-              if r["type"] == "train"]
+    texts += [
+        r["user_prompt"]
+        for r in read_csv(data_dir / "ethics_train_test_dataset.csv")
+        if r["type"] == "train"
+    ]
     combs = data_dir / "v2_memory_sbert" / "train_dataset_combs.txt"
-    texts += [line.strip() for line in combs.read_text(encoding="utf-8").splitlines() if line.strip()]
+    texts += [
+        line.strip() for line in combs.read_text(encoding="utf-8").splitlines() if line.strip()
+    ]
     for row in read_csv(data_dir / "OhLoRA_fine_tuning_v3.csv"):
-        texts += [row[c] for c in ("input_data", "output_message", "memory", "summary") if row.get(c)]
+        texts += [
+            row[c] for c in ("input_data", "output_message", "memory", "summary") if row.get(c)
+        ]
     return [t for t in texts if t.strip()]
 
 
@@ -93,8 +101,12 @@ def build_tokenizer(preprocessed: Iterable[str], min_freq: int = 1):
     )
     return PreTrainedTokenizerFast(
         tokenizer_object=backend,
-        unk_token="[UNK]", pad_token="[PAD]", cls_token="[CLS]", sep_token="[SEP]",
-        mask_token="[MASK]", model_max_length=MAX_SEQ_LENGTH,
+        unk_token="[UNK]",
+        pad_token="[PAD]",
+        cls_token="[CLS]",
+        sep_token="[SEP]",
+        mask_token="[MASK]",
+        model_max_length=MAX_SEQ_LENGTH,
     )
 
 
@@ -103,9 +115,14 @@ def bert_config(vocab_size: int, size: str = "tiny"):
 
     spec = SIZES[size]
     return BertConfig(
-        vocab_size=vocab_size, hidden_size=spec.hidden, num_hidden_layers=spec.layers,
-        num_attention_heads=spec.heads, intermediate_size=spec.intermediate,
-        max_position_embeddings=MAX_SEQ_LENGTH * 2, type_vocab_size=2, pad_token_id=0,
+        vocab_size=vocab_size,
+        hidden_size=spec.hidden,
+        num_hidden_layers=spec.layers,
+        num_attention_heads=spec.heads,
+        intermediate_size=spec.intermediate,
+        max_position_embeddings=MAX_SEQ_LENGTH * 2,
+        type_vocab_size=2,
+        pad_token_id=0,
     )
 
 
@@ -119,7 +136,7 @@ def kiwi_embeddings(tokens: list[str], dim: int, *, scale: float = 0.02):
     """
     import torch
 
-    from engine.morphemes import get_kiwi
+    from engine.runtime.morphemes import get_kiwi
 
     kiwi = get_kiwi()
     known: list[tuple[str, tuple[str, str]]] = []
@@ -146,13 +163,14 @@ def kiwi_embeddings(tokens: list[str], dim: int, *, scale: float = 0.02):
     x = vectors[:, top] * values[top].clamp(min=0).sqrt()
     if x.shape[1] < dim:
         x = torch.cat([x, torch.zeros(n, dim - x.shape[1], dtype=x.dtype)], dim=1)
-    x = x / x.norm(dim=1, keepdim=True).clamp(min=1e-8) * (scale * dim ** 0.5)
+    x = x / x.norm(dim=1, keepdim=True).clamp(min=1e-8) * (scale * dim**0.5)
     return {token: x[i].float() for i, (token, _) in enumerate(known)}
 
 
 def write_sbert_config(directory: Path, data: dict) -> None:
     (directory / SBERT_CONFIG_NAME).write_text(
-        json.dumps(data, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
+        json.dumps(data, ensure_ascii=False, indent=2) + "\n", encoding="utf-8"
+    )
 
 
 def build_encoder(
@@ -177,8 +195,13 @@ def build_encoder(
     import torch
     from datasets import Dataset
     from transformers import (
-        BertForMaskedLM, BertModel, DataCollatorForLanguageModeling, Trainer, TrainerCallback,
-        TrainingArguments, set_seed,
+        BertForMaskedLM,
+        BertModel,
+        DataCollatorForLanguageModeling,
+        Trainer,
+        TrainerCallback,
+        TrainingArguments,
+        set_seed,
     )
 
     if size not in SIZES:
@@ -206,7 +229,8 @@ def build_encoder(
 
     dataset = Dataset.from_dict({"text": texts}).map(
         lambda batch: tokenizer(batch["text"], truncation=True, max_length=MAX_SEQ_LENGTH),
-        batched=True, remove_columns=["text"],
+        batched=True,
+        remove_columns=["text"],
     )
     collator = DataCollatorForLanguageModeling(tokenizer, mlm_probability=0.15, seed=seed)
 
@@ -242,8 +266,13 @@ def build_encoder(
         disable_tqdm=not show_progress,
         dataloader_pin_memory=False,
     )
-    trainer = Trainer(model=model, args=args, train_dataset=dataset, data_collator=collator,
-                      callbacks=[_Deadline(), _Losses()])
+    trainer = Trainer(
+        model=model,
+        args=args,
+        train_dataset=dataset,
+        data_collator=collator,
+        callbacks=[_Deadline(), _Losses()],
+    )
     trainer.train()
 
     # Save the bare encoder (with a pooler so AutoModel loads it without missing weights).
@@ -251,8 +280,9 @@ def build_encoder(
     encoder.load_state_dict(model.bert.state_dict(), strict=False)
     encoder.save_pretrained(out_dir)
     tokenizer.save_pretrained(out_dir)
-    write_sbert_config(out_dir, {"preprocess": preprocess, "kind": "encoder", "size": size,
-                                 "seed": seed})
+    write_sbert_config(
+        out_dir, {"preprocess": preprocess, "kind": "encoder", "size": size, "seed": seed}
+    )
     shutil.rmtree(out_dir / "_mlm_tmp", ignore_errors=True)
     return {
         "params": n_params,

@@ -15,15 +15,21 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-from engine.lm import RoleModels
-from engine.presets import Preset
-from engine.roles import RoleOutcome, extract_memories, generate_expressions, generate_replies, generate_summaries
-from engine.timetag import WEEKDAYS
+from engine.rules.timetag import WEEKDAYS
+from engine.runtime.lm import RoleModels
+from engine.runtime.presets import Preset
+from engine.runtime.roles import (
+    RoleOutcome,
+    extract_memories,
+    generate_expressions,
+    generate_replies,
+    generate_summaries,
+)
 from training.data import load_rows
 
 # A Monday: weekday tags in valid inputs are turned into a `now` on that week.
 REFERENCE_MONDAY = datetime(2025, 6, 2)
-# Hours that land in each part of day under `engine.timetag.time_of_day`.
+# Hours that land in each part of day under `engine.rules.timetag.time_of_day`.
 PART_HOURS = {"오전": 10, "오후": 14, "저녁": 20}
 # Untagged inputs are checked at a fixed Wednesday afternoon.
 DEFAULT_NOW = datetime(2025, 6, 4, 15, 0)
@@ -43,7 +49,7 @@ def now_for_input(final_input: str) -> datetime:
 def char_bigrams(text: str) -> Counter[str]:
     """Character bigrams of the text with whitespace runs collapsed."""
     text = " ".join(text.split())
-    return Counter(text[i:i + 2] for i in range(len(text) - 1))
+    return Counter(text[i : i + 2] for i in range(len(text) - 1))
 
 
 def bigram_f1(candidate: str, reference: str) -> float:
@@ -66,14 +72,21 @@ def _rate(flags: Sequence[bool]) -> float:
 
 
 def _role_rates(prefix: str, outcomes: Sequence[RoleOutcome]) -> dict[str, float]:
-    return {f"{prefix}_first_try": _rate([o.first_try for o in outcomes]),
-            f"{prefix}_valid": _rate([not o.failed for o in outcomes]),
-            f"{prefix}_attempts_mean": round(sum(o.attempts for o in outcomes) / len(outcomes), 3)}
+    return {
+        f"{prefix}_first_try": _rate([o.first_try for o in outcomes]),
+        f"{prefix}_valid": _rate([not o.failed for o in outcomes]),
+        f"{prefix}_attempts_mean": round(sum(o.attempts for o in outcomes) / len(outcomes), 3),
+    }
 
 
-def run_evaluation(preset: Preset, *, seed: int = 0, limit: int | None = None,
-                   models: RoleModels | None = None,
-                   examples: int = DEFAULT_EXAMPLES) -> tuple[dict[str, float], list[dict[str, Any]]]:
+def run_evaluation(
+    preset: Preset,
+    *,
+    seed: int = 0,
+    limit: int | None = None,
+    models: RoleModels | None = None,
+    examples: int = DEFAULT_EXAMPLES,
+) -> tuple[dict[str, float], list[dict[str, Any]]]:
     """Metrics and a few sample rows (input, reference and every role's output)."""
     rows = load_rows("valid")[:limit]
     train = [(row.input_data, row.output_message) for row in load_rows("train")]
@@ -98,30 +111,51 @@ def run_evaluation(preset: Preset, *, seed: int = 0, limit: int | None = None,
     timings["expression_seconds"] = time.perf_counter() - stage
 
     metrics: dict[str, float] = {}
-    for prefix, outcomes in (("reply", replies), ("summary", summaries), ("memory", memories),
-                             ("expression", expressions)):
+    for prefix, outcomes in (
+        ("reply", replies),
+        ("summary", summaries),
+        ("memory", memories),
+        ("expression", expressions),
+    ):
         metrics.update(_role_rates(prefix, outcomes))
     # Share of all attempts whose output parsed / validated (every accepted row parsed once).
     expression_tries = sum(o.attempts for o in expressions)
     metrics["expression_parse_rate"] = round(
-        sum(1 for o in expressions if not o.failed) / expression_tries, 4)
+        sum(1 for o in expressions if not o.failed) / expression_tries, 4
+    )
     memory_tries = sum(o.attempts for o in memories)
-    metrics["memory_format_valid"] = round(sum(1 for o in memories if not o.failed) / memory_tries, 4)
+    metrics["memory_format_valid"] = round(
+        sum(1 for o in memories if not o.failed) / memory_tries, 4
+    )
     metrics["memory_nonempty"] = _rate([o.item is not None for o in memories])
     references = [row.output_message for row in rows]
-    metrics["reply_f1"] = round(sum(bigram_f1(a, r) for a, r in zip(answers, references)) / len(rows), 4)
-    metrics["reply_f1_baseline"] = round(sum(bigram_f1(nearest_train_reply(x, train), r)
-                                             for x, r in zip(inputs, references)) / len(rows), 4)
+    metrics["reply_f1"] = round(
+        sum(bigram_f1(a, r) for a, r in zip(answers, references)) / len(rows), 4
+    )
+    metrics["reply_f1_baseline"] = round(
+        sum(bigram_f1(nearest_train_reply(x, train), r) for x, r in zip(inputs, references))
+        / len(rows),
+        4,
+    )
     train_replies = {reply for _, reply in train}
     metrics["reply_copies_train"] = _rate([a in train_replies for a in answers])
     metrics["rows"] = float(len(rows))
     metrics["load_seconds"] = round(load_seconds, 2)
     metrics.update({key: round(value, 2) for key, value in timings.items()})
 
-    samples = [{"input": x, "reference": r, "reply": rep.text, "summary": s.text, "memory": m.text,
-                "expression": e.text}
-               for x, r, rep, s, m, e in list(zip(inputs, references, replies, summaries, memories,
-                                                  expressions))[:examples]]
+    samples = [
+        {
+            "input": x,
+            "reference": r,
+            "reply": rep.text,
+            "summary": s.text,
+            "memory": m.text,
+            "expression": e.text,
+        }
+        for x, r, rep, s, m, e in list(
+            zip(inputs, references, replies, summaries, memories, expressions)
+        )[:examples]
+    ]
     return metrics, samples
 
 

@@ -1,4 +1,4 @@
-"""Test-split evaluation of the two S-BERT models through the runtime classes (`engine.sbert`).
+"""Test-split evaluation of the two S-BERT models through the runtime classes (`engine.runtime.sbert`).
 
 `evaluate_ethics`: argmax accuracy and the 4×4 confusion matrix on the 135 test prompts (or any
 CSV with ``user_prompt,category`` columns; a ``type`` column, when present, selects ``test``), and
@@ -17,13 +17,12 @@ import math
 from pathlib import Path
 from typing import Any
 
-from engine.ethics_rules import ETHICS_CATEGORIES, NORMAL_NAME
-from engine.presets import DATA_DIR
-from engine.sbert import EthicsClassifier, MemoryRetriever
+from engine.rules.ethics_rules import ETHICS_CATEGORIES, NORMAL_NAME
+from engine.runtime.presets import DATA_DIR
+from engine.runtime.sbert import EthicsClassifier, MemoryRetriever
 from training.data import read_csv
 
 DECLINING_ANSWER = "미안"  # stands for "Oh-LoRA declined": the answer condition always holds
-
 
 
 def evaluate_ethics(model_dir: Path, csv_path: Path | None = None) -> dict[str, Any]:
@@ -101,7 +100,9 @@ def evaluate_memory(model_dir: Path, csv_path: Path | None = None) -> dict[str, 
         "memory_n": n,
         "memory_threshold": t,
         "memory_positive_recall": round(sum(p >= t for p in positives) / len(positives), 4)
-        if positives else 0.0,
+        if positives
+        else 0.0,
         "memory_negative_pass": round(sum(p >= t for p in negatives) / len(negatives), 4)
-        if negatives else 0.0,
+        if negatives
+        else 0.0,
     }

@@ -19,9 +19,9 @@ import torch
 from torch.utils.data import Dataset
 from transformers import PreTrainedTokenizerBase, Trainer, set_seed
 
-from engine.lm import load_base, load_tokenizer, resolve_base
-from engine.presets import LORA_ALPHA, LORA_DROPOUT, LORA_LR, LORA_RANK, Preset
-from engine.prompts import RESPONSE_TEMPLATE
+from engine.rules.prompts import RESPONSE_TEMPLATE
+from engine.runtime.lm import load_base, load_tokenizer, resolve_base
+from engine.runtime.presets import LORA_ALPHA, LORA_DROPOUT, LORA_LR, LORA_RANK, Preset
 from training.augment import augment
 from training.data import load_rows, role_example
 from training.pretrain import loss_summary, training_arguments
@@ -87,11 +87,16 @@ class CompletionCollator:
             input_ids.append(ids + [pad] * fill)
             labels.append(item_labels + [IGNORE_INDEX] * fill)
             attention.append([1] * len(ids) + [0] * fill)
-        return {"input_ids": torch.tensor(input_ids), "labels": torch.tensor(labels),
-                "attention_mask": torch.tensor(attention)}
+        return {
+            "input_ids": torch.tensor(input_ids),
+            "labels": torch.tensor(labels),
+            "attention_mask": torch.tensor(attention),
+        }
 
 
-def make_collator(role: str, tokenizer: PreTrainedTokenizerBase, seed: int = 0) -> CompletionCollator:
+def make_collator(
+    role: str, tokenizer: PreTrainedTokenizerBase, seed: int = 0
+) -> CompletionCollator:
     """The role's collator: only ``output_message`` is augmented (§2.5)."""
     return CompletionCollator(tokenizer, augment_rows=role in AUGMENTED_ROLES, seed=seed)
 
@@ -108,9 +113,14 @@ def lora_config(target_modules: tuple[str, ...]) -> Any:
     """Upstream's LoRA settings (§3): r=64, alpha=16, dropout 0.05, gaussian init."""
     from peft import LoraConfig
 
-    return LoraConfig(r=LORA_RANK, lora_alpha=LORA_ALPHA, lora_dropout=LORA_DROPOUT,
-                      init_lora_weights="gaussian", task_type="CAUSAL_LM",
-                      target_modules=list(target_modules))
+    return LoraConfig(
+        r=LORA_RANK,
+        lora_alpha=LORA_ALPHA,
+        lora_dropout=LORA_DROPOUT,
+        init_lora_weights="gaussian",
+        task_type="CAUSAL_LM",
+        target_modules=list(target_modules),
+    )
 
 
 def sort_saved_sets(out_dir: Path, config: Any) -> None:
@@ -128,11 +138,18 @@ def sort_saved_sets(out_dir: Path, config: Any) -> None:
     path.write_text(json.dumps(saved, indent=2, sort_keys=True), encoding="utf-8")
 
 
-def finetune_role(preset: Preset, role: str, *, epochs: int | None = None, max_rows: int | None = None,
-                  seed: int = 0, output_dir: Path | None = None) -> dict[str, float]:
+def finetune_role(
+    preset: Preset,
+    role: str,
+    *,
+    epochs: int | None = None,
+    max_rows: int | None = None,
+    seed: int = 0,
+    output_dir: Path | None = None,
+) -> dict[str, float]:
     """Train ``role``'s LoRA adapter on the preset's base and save it (adapter + tokenizer).
 
-    Raises `engine.lm.MissingBaseModel` (one line) when the base is not available locally.
+    Raises `engine.runtime.lm.MissingBaseModel` (one line) when the base is not available locally.
     Returns first/final logged loss, mean loss, steps, seconds and trainable parameters.
     """
     from peft import get_peft_model
@@ -148,15 +165,27 @@ def finetune_role(preset: Preset, role: str, *, epochs: int | None = None, max_r
     out_dir = output_dir or preset.adapter_dir(role)
 
     collator = make_collator(role, tokenizer, seed)
-    args = training_arguments(out_dir / "_trainer", epochs=epochs or spec.epochs,
-                              batch_size=spec.batch_size, lr=LORA_LR, seed=seed, label_names=["labels"])
-    trainer = Trainer(model=model, args=args, train_dataset=PairDataset(role_pairs(role, tokenizer.eos_token, max_rows)),
-                      data_collator=collator)
+    args = training_arguments(
+        out_dir / "_trainer",
+        epochs=epochs or spec.epochs,
+        batch_size=spec.batch_size,
+        lr=LORA_LR,
+        seed=seed,
+        label_names=["labels"],
+    )
+    trainer = Trainer(
+        model=model,
+        args=args,
+        train_dataset=PairDataset(role_pairs(role, tokenizer.eos_token, max_rows)),
+        data_collator=collator,
+    )
     trainer.train()
     model.save_pretrained(str(out_dir), safe_serialization=True)
     sort_saved_sets(out_dir, model.peft_config["default"])
     tokenizer.save_pretrained(str(out_dir))
     shutil.rmtree(out_dir / "_trainer", ignore_errors=True)
     summary = loss_summary(trainer, started)
-    summary["trainable_parameters"] = float(sum(p.numel() for p in model.parameters() if p.requires_grad))
+    summary["trainable_parameters"] = float(
+        sum(p.numel() for p in model.parameters() if p.requires_grad)
+    )
     return summary

@@ -13,13 +13,13 @@ import json
 import platform
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from enum import StrEnum
 from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from engine.presets import DATA_DIR
+from engine.runtime.presets import DATA_DIR
 
 LIBRARIES = (
     "torch",
@@ -124,8 +124,9 @@ def compare_checksums(expected: dict[str, str], actual: dict[str, str]) -> list[
     """What differs between two ``{path: sha256}`` listings, sorted by path."""
     found = [Difference(p, Change.MISSING) for p in expected if p not in actual]
     found += [Difference(p, Change.EXTRA) for p in actual if p not in expected]
-    found += [Difference(p, Change.CHANGED) for p in expected
-              if p in actual and expected[p] != actual[p]]
+    found += [
+        Difference(p, Change.CHANGED) for p in expected if p in actual and expected[p] != actual[p]
+    ]
     return sorted(found, key=lambda d: (d.path, d.change))
 
 
@@ -167,15 +168,22 @@ class Manifest:
         tmp.write_text(json.dumps(asdict(self), ensure_ascii=False, indent=2), encoding="utf-8")
         tmp.replace(path)  # atomic: a crash never leaves half a manifest
 
-    def record(self, stage: str, seconds: float, metrics: dict[str, Any],
-               files: dict[str, str] | None = None) -> None:
-        now = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    def record(
+        self,
+        stage: str,
+        seconds: float,
+        metrics: dict[str, Any],
+        files: dict[str, str] | None = None,
+    ) -> None:
+        now = datetime.now(UTC).isoformat(timespec="seconds")
         self.stages[stage] = StageRecord(round(seconds, 1), metrics, now, dict(files or {}))
 
     @property
     def checksums(self) -> dict[str, str]:
         """Every recorded file of every stage: ``{path under the artifacts folder: sha256}``."""
-        return {path: digest for record in self.stages.values() for path, digest in record.files.items()}
+        return {
+            path: digest for record in self.stages.values() for path, digest in record.files.items()
+        }
 
     @property
     def unrecorded_stages(self) -> list[str]:
@@ -184,12 +192,20 @@ class Manifest:
 
     def settings_differences(self, other: Manifest) -> list[str]:
         """What else differs between two builds (and explains differing files)."""
-        notes = [f"{name}: {mine!r} != {theirs!r}" for name, mine, theirs in (
-            ("preset", self.preset, other.preset), ("seed", self.seed, other.seed),
-            ("threads", self.threads, other.threads)) if mine != theirs]
+        notes = [
+            f"{name}: {mine!r} != {theirs!r}"
+            for name, mine, theirs in (
+                ("preset", self.preset, other.preset),
+                ("seed", self.seed, other.seed),
+                ("threads", self.threads, other.threads),
+            )
+            if mine != theirs
+        ]
         if self.data != other.data:
             notes.append("data: the shipped data differs")
-        notes += [f"{lib}: {self.libraries.get(lib)} != {other.libraries.get(lib)}"
-                  for lib in sorted(set(self.libraries) | set(other.libraries))
-                  if self.libraries.get(lib) != other.libraries.get(lib)]
+        notes += [
+            f"{lib}: {self.libraries.get(lib)} != {other.libraries.get(lib)}"
+            for lib in sorted(set(self.libraries) | set(other.libraries))
+            if self.libraries.get(lib) != other.libraries.get(lib)
+        ]
         return notes

@@ -25,7 +25,7 @@ from transformers import (
     set_seed,
 )
 
-from engine.presets import Base, ROLES, PRODUCTION_ROLES
+from engine.runtime.presets import PRODUCTION_ROLES, ROLES, Base
 
 Size = Literal["tiny", "toy"]
 
@@ -56,27 +56,47 @@ def base_roles(kind: Base) -> tuple[str, ...]:
     return tuple(role for role in ROLES if PRODUCTION_ROLES[role].base == kind)
 
 
-def tiny_config(kind: Base, vocab_size: int, size: Size = "tiny", *,
-                tokenizer: PreTrainedTokenizerBase | None = None) -> PretrainedConfig:
+def tiny_config(
+    kind: Base,
+    vocab_size: int,
+    size: Size = "tiny",
+    *,
+    tokenizer: PreTrainedTokenizerBase | None = None,
+) -> PretrainedConfig:
     """A LlamaConfig (kanana) or GPTNeoXConfig (polyglot) of the given size, tied embeddings."""
     hidden, layers, heads, ffn = MODEL_SIZES[size]
     special: dict[str, Any] = {}
     if tokenizer is not None:
-        special = {"bos_token_id": tokenizer.bos_token_id, "eos_token_id": tokenizer.eos_token_id,
-                   "pad_token_id": tokenizer.pad_token_id}
+        special = {
+            "bos_token_id": tokenizer.bos_token_id,
+            "eos_token_id": tokenizer.eos_token_id,
+            "pad_token_id": tokenizer.pad_token_id,
+        }
     if kind == "kanana":
         return LlamaConfig(
-            vocab_size=vocab_size, hidden_size=hidden, num_hidden_layers=layers,
-            num_attention_heads=heads, num_key_value_heads=heads, intermediate_size=ffn,
-            max_position_embeddings=MAX_POSITIONS, tie_word_embeddings=True,
-            initializer_range=INIT_RANGE, **special,
+            vocab_size=vocab_size,
+            hidden_size=hidden,
+            num_hidden_layers=layers,
+            num_attention_heads=heads,
+            num_key_value_heads=heads,
+            intermediate_size=ffn,
+            max_position_embeddings=MAX_POSITIONS,
+            tie_word_embeddings=True,
+            initializer_range=INIT_RANGE,
+            **special,
         )
     if kind == "polyglot":
         return GPTNeoXConfig(
-            vocab_size=vocab_size, hidden_size=hidden, num_hidden_layers=layers,
-            num_attention_heads=heads, intermediate_size=ffn, rotary_pct=NEOX_ROTARY_PCT,
-            max_position_embeddings=MAX_POSITIONS, tie_word_embeddings=True,
-            initializer_range=INIT_RANGE, **special,
+            vocab_size=vocab_size,
+            hidden_size=hidden,
+            num_hidden_layers=layers,
+            num_attention_heads=heads,
+            intermediate_size=ffn,
+            rotary_pct=NEOX_ROTARY_PCT,
+            max_position_embeddings=MAX_POSITIONS,
+            tie_word_embeddings=True,
+            initializer_range=INIT_RANGE,
+            **special,
         )
     raise ValueError(f"unknown base kind {kind!r}")
 
@@ -94,9 +114,17 @@ class TokenizedTexts(Dataset):
         return self.items[index]
 
 
-def training_arguments(out_dir: Path, *, epochs: float, batch_size: int, lr: float, seed: int,
-                       warmup: float = 0.0, group_by_length: bool = False,
-                       **extra: Any) -> TrainingArguments:
+def training_arguments(
+    out_dir: Path,
+    *,
+    epochs: float,
+    batch_size: int,
+    lr: float,
+    seed: int,
+    warmup: float = 0.0,
+    group_by_length: bool = False,
+    **extra: Any,
+) -> TrainingArguments:
     """Settings shared by pretraining and LoRA: no checkpoints, no reporting, seeded order."""
     use_bf16 = torch.cuda.is_available() and torch.cuda.is_bf16_supported()
     return TrainingArguments(
@@ -135,9 +163,18 @@ def loss_summary(trainer: Trainer, started: float) -> dict[str, float]:
     }
 
 
-def pretrain_base(kind: Base, tokenizer: PreTrainedTokenizerBase, texts: list[str], out_dir: Path, *,
-                  epochs: float, seed: int = 0, size: Size = "tiny", batch_size: int = PRETRAIN_BATCH,
-                  lr: float = PRETRAIN_LR) -> dict[str, float]:
+def pretrain_base(
+    kind: Base,
+    tokenizer: PreTrainedTokenizerBase,
+    texts: list[str],
+    out_dir: Path,
+    *,
+    epochs: float,
+    seed: int = 0,
+    size: Size = "tiny",
+    batch_size: int = PRETRAIN_BATCH,
+    lr: float = PRETRAIN_LR,
+) -> dict[str, float]:
     """Train a causal LM from scratch on ``texts`` and save model + tokenizer to ``out_dir``.
 
     The texts are the role texts *without* the response template (`training.data.pretraining_text`),
@@ -151,8 +188,15 @@ def pretrain_base(kind: Base, tokenizer: PreTrainedTokenizerBase, texts: list[st
     tokenizer.padding_side = "right"
     trainer = Trainer(
         model=model,
-        args=training_arguments(out_dir / "_trainer", epochs=epochs, batch_size=batch_size, lr=lr,
-                                seed=seed, warmup=PRETRAIN_WARMUP, group_by_length=True),
+        args=training_arguments(
+            out_dir / "_trainer",
+            epochs=epochs,
+            batch_size=batch_size,
+            lr=lr,
+            seed=seed,
+            warmup=PRETRAIN_WARMUP,
+            group_by_length=True,
+        ),
         train_dataset=dataset,
         data_collator=DataCollatorForLanguageModeling(tokenizer, mlm=False),
         processing_class=tokenizer,
@@ -164,4 +208,3 @@ def pretrain_base(kind: Base, tokenizer: PreTrainedTokenizerBase, texts: list[st
     summary = loss_summary(trainer, started)
     summary["parameters"] = float(sum(p.numel() for p in model.parameters()))
     return summary
-

@@ -6,7 +6,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from engine.presets import Preset
+from engine.runtime.presets import Preset
 from training.manifest import Manifest
 
 REPORT_NAME = "eval_report.md"
@@ -26,11 +26,16 @@ def _table(title: str, rows: dict[str, Any]) -> list[str]:
 
 def _confusion(confusion: dict[str, dict[str, int]]) -> list[str]:
     labels = list(confusion)
-    lines = ["Confusion matrix (rows: true, columns: predicted):", "",
-             "| true \\ pred | " + " | ".join(labels) + " |",
-             "|---" * (len(labels) + 1) + "|"]
+    lines = [
+        "Confusion matrix (rows: true, columns: predicted):",
+        "",
+        "| true \\ pred | " + " | ".join(labels) + " |",
+        "|---" * (len(labels) + 1) + "|",
+    ]
     for true in labels:
-        lines.append(f"| {true} | " + " | ".join(str(confusion[true].get(p, 0)) for p in labels) + " |")
+        lines.append(
+            f"| {true} | " + " | ".join(str(confusion[true].get(p, 0)) for p in labels) + " |"
+        )
     return lines + [""]
 
 
@@ -53,7 +58,10 @@ def run_evaluation(
     timings["roles_s"] = time.perf_counter() - start
 
     lines = [f"# OhLoRA evaluation — preset `{preset.name}`", ""]
-    lines += [f"Ethics set: `{ethics_csv}`" if ethics_csv else "Ethics set: the 135-prompt test split", ""]
+    lines += [
+        f"Ethics set: `{ethics_csv}`" if ethics_csv else "Ethics set: the 135-prompt test split",
+        "",
+    ]
     lines += _table("Ethics classifier", ethics)
     if isinstance(ethics.get("confusion"), dict):
         lines += _confusion(ethics["confusion"])

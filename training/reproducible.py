@@ -33,9 +33,13 @@ class _TorchState:
 
     @classmethod
     def now(cls) -> _TorchState:
-        return cls(torch.get_num_threads(), torch.are_deterministic_algorithms_enabled(),
-                   torch.is_deterministic_algorithms_warn_only_enabled(),
-                   torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark)
+        return cls(
+            torch.get_num_threads(),
+            torch.are_deterministic_algorithms_enabled(),
+            torch.is_deterministic_algorithms_warn_only_enabled(),
+            torch.backends.cudnn.deterministic,
+            torch.backends.cudnn.benchmark,
+        )
 
     def restore(self) -> None:
         torch.set_num_threads(self.threads)

@@ -3,7 +3,7 @@
 Both are ``SentenceTransformer(models.Transformer(base) + mean pooling)`` trained with
 `SentenceTransformerTrainer` and the cosine-similarity MSE objective of `CosineSimilarityLoss`,
 then calibrated on a validation part of the *train* rows and saved with ``ohlora_sbert.json``
-beside the model (preprocessing stage, thresholds, validation numbers) for `engine.sbert`.
+beside the model (preprocessing stage, thresholds, validation numbers) for `engine.runtime.sbert`.
 
 * tiny preset: the base is the project's MLM-pretrained morpheme BERT (`training.encoder`),
   built on demand at ``preset.sbert_base``; preprocessing ``kiwi``.
@@ -36,11 +36,11 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from engine.ethics_rules import ETHICS_CATEGORIES, NORMAL_NAME, NORMAL_VETO
-from engine.lm import MissingBaseModel
-from engine.morphemes import PREPROCESS_NONE, get_preprocessor
-from engine.presets import DATA_DIR, Preset
-from engine.sbert import read_sbert_config
+from engine.rules.ethics_rules import ETHICS_CATEGORIES, NORMAL_NAME, NORMAL_VETO
+from engine.runtime.lm import MissingBaseModel
+from engine.runtime.morphemes import PREPROCESS_NONE, get_preprocessor
+from engine.runtime.presets import DATA_DIR, Preset
+from engine.runtime.sbert import read_sbert_config
 from training.data import read_csv
 from training.encoder import MAX_SEQ_LENGTH, build_encoder, encoder_corpus, write_sbert_config
 
@@ -53,8 +53,14 @@ HARMFUL = tuple(c for c in ETHICS_CATEGORIES if c != NORMAL_NAME)
 ETHICS_DEFAULTS: dict[str, Any] = {"epochs": 20, "batch_size": 32, "lr": 2e-4, "balance": 0.5}
 # Memory same_side_weight 0.3 over 0.0: mean validation r 0.623 vs 0.615 and MSE 0.0485 vs 0.0487
 # over seeds 0-2 (8 held-out combs per seed, so within seed noise).
-MEMORY_DEFAULTS: dict[str, Any] = {"epochs": 60, "batch_size": 32, "lr": 8e-4,
-                                   "same_side_weight": 0.3, "extra_pairs": True, "refit": False}
+MEMORY_DEFAULTS: dict[str, Any] = {
+    "epochs": 60,
+    "batch_size": 32,
+    "lr": 8e-4,
+    "same_side_weight": 0.3,
+    "extra_pairs": True,
+    "refit": False,
+}
 # Thresholds sit this fraction of the remaining gap to 1.0 above the highest-scoring
 # non-vetoed 일반 validation prompt (0.984 → 0.988, 0.95 → 0.9625).
 THRESHOLD_MARGIN = 0.25
@@ -82,13 +88,13 @@ def resolve_base(base: str) -> Path:
         from huggingface_hub import snapshot_download
 
         return Path(snapshot_download(base, local_files_only=True))
-    except Exception as exc:  # noqa: BLE001 - any cache miss means the same thing here
+    except Exception as exc:
         raise SbertBaseMissing(
             f"S-BERT base {base!r} is not available locally. Download it once with network access "
             f"(`HF_HUB_OFFLINE=0 huggingface-cli download {base}`, or "
-            f"`python -c \"from huggingface_hub import snapshot_download; "
+            f'`python -c "from huggingface_hub import snapshot_download; '
             f"snapshot_download('{base}')\"`), or point the preset at a local copy with "
-            f"engine.presets.with_bases(preset, sbert_base='/path/to/{base.split('/')[-1]}')."
+            f"engine.runtime.presets.with_bases(preset, sbert_base='/path/to/{base.split('/')[-1]}')."
         ) from exc
 
 
@@ -107,14 +113,26 @@ def load_base_model(base_dir: Path, *, max_seq_length: int = MAX_SEQ_LENGTH):
     return SentenceTransformer(modules=[transformer, pooling], device="cpu")
 
 
-def ensure_encoder(preset: Preset, *, size: str = "tiny", seed: int = 0,
-                   mlm_epochs: float | None = None, show_progress: bool = True) -> Path:
+def ensure_encoder(
+    preset: Preset,
+    *,
+    size: str = "tiny",
+    seed: int = 0,
+    mlm_epochs: float | None = None,
+    show_progress: bool = True,
+) -> Path:
     """The preset's S-BERT base directory; the tiny preset's encoder is built if missing."""
     path = Path(preset.sbert_base)
     if preset.name == "tiny" and not (path / "config.json").is_file():
         logger.info("building the tiny S-BERT encoder at %s", path)
-        build_encoder(encoder_corpus(), path, size=size, seed=seed, mlm_epochs=mlm_epochs,
-                      show_progress=show_progress)
+        build_encoder(
+            encoder_corpus(),
+            path,
+            size=size,
+            seed=seed,
+            mlm_epochs=mlm_epochs,
+            show_progress=show_progress,
+        )
     return resolve_base(preset.sbert_base)
 
 
@@ -123,15 +141,20 @@ def ensure_encoder(preset: Preset, *, size: str = "tiny", seed: int = 0,
 # ---------------------------------------------------------------------------------------------
 
 
-
 def load_ethics_rows(data_dir: Path = DATA_DIR, split: str = "train") -> list[tuple[str, str]]:
     """``(prompt, category name)`` rows of one split of the ethics CSV."""
-    return [(r["user_prompt"], r["category"])
-            for r in read_csv(data_dir / "ethics_train_test_dataset.csv") if r["type"] == split]
+    return [
+        (r["user_prompt"], r["category"])
+        for r in read_csv(data_dir / "ethics_train_test_dataset.csv")
+        if r["type"] == split
+    ]
 
 
-def stratified_split(rows: Sequence[tuple[str, str]], fraction: float, seed: int,
-                     ) -> tuple[list[tuple[str, str]], list[tuple[str, str]]]:
+def stratified_split(
+    rows: Sequence[tuple[str, str]],
+    fraction: float,
+    seed: int,
+) -> tuple[list[tuple[str, str]], list[tuple[str, str]]]:
     """(train, validation): ``fraction`` of each category held out, seeded."""
     by_cat: dict[str, list[tuple[str, str]]] = defaultdict(list)
     for row in rows:
@@ -156,7 +179,7 @@ def oversample(rows: Sequence[tuple[str, str]], balance: float, seed: int) -> li
     out = list(rows)
     for cat in HARMFUL:
         items = [r for r in rows if r[1] == cat]
-        extra = int(round(target)) - len(items)
+        extra = round(target) - len(items)
         if not items or extra <= 0:
             continue
         out += items * (extra // len(items)) + rng.sample(items, extra % len(items))
@@ -186,12 +209,16 @@ def _category_loss_class():
             prompts = self.model(features[0])["sentence_embedding"]
             names = []
             for column in features[1:]:
-                first = {k: (v[:1] if isinstance(v, torch.Tensor) and v.dim() > 0 else v)
-                         for k, v in column.items()}
+                first = {
+                    k: (v[:1] if isinstance(v, torch.Tensor) and v.dim() > 0 else v)
+                    for k, v in column.items()
+                }
                 names.append(self.model(first)["sentence_embedding"])
             names = torch.cat(names, dim=0)
-            cos = torch.nn.functional.normalize(prompts, dim=-1) @ \
-                torch.nn.functional.normalize(names, dim=-1).T
+            cos = (
+                torch.nn.functional.normalize(prompts, dim=-1)
+                @ torch.nn.functional.normalize(names, dim=-1).T
+            )
             cos = self.cos_score_transformation(cos)
             return self.loss_fct(cos, labels.to(cos.dtype))
 
@@ -237,8 +264,9 @@ def calibrate_ethics(
     for veto in candidates:
         passing = [k for k, s in enumerate(normal) if s[NORMAL_NAME] < veto]
         # Prompts worth giving up: the 3 highest of each category among those passing.
-        worst = sorted({k for cat in HARMFUL
-                        for k in sorted(passing, key=lambda k: -normal[k][cat])[:3]})
+        worst = sorted(
+            {k for cat in HARMFUL for k in sorted(passing, key=lambda k: -normal[k][cat])[:3]}
+        )
         for n_given in range(0, min(max_false_flags, len(worst)) + 1):
             for given_up in combinations(worst, n_given):
                 kept = [normal[k] for k in passing if k not in given_up]
@@ -254,16 +282,32 @@ def calibrate_ethics(
                     flagged = {c for c in HARMFUL if s[c] >= thresholds[c]}
                     right += y in flagged
                     wrong += bool(flagged - {y})
-                false = sum(1 for k in passing if any(
-                    normal[k][c] >= thresholds[c] for c in HARMFUL))
+                false = sum(
+                    1 for k in passing if any(normal[k][c] >= thresholds[c] for c in HARMFUL)
+                )
                 objective = right - wrong - 2 * false
-                results.append((objective, -false, -abs(veto - NORMAL_VETO), veto, thresholds,
-                                right, wrong, false))
+                results.append(
+                    (
+                        objective,
+                        -false,
+                        -abs(veto - NORMAL_VETO),
+                        veto,
+                        thresholds,
+                        right,
+                        wrong,
+                        false,
+                    )
+                )
     best = max(results, key=lambda r: r[:3])
     _, _, _, veto, thresholds, right, wrong, false = best
-    stats = {"val_harmful": len(harmful), "val_flagged_right": int(right),
-             "val_flagged_wrong_category": int(wrong), "val_normal": len(normal),
-             "val_false_flags": int(false), "max_false_flags": max_false_flags}
+    stats = {
+        "val_harmful": len(harmful),
+        "val_flagged_right": int(right),
+        "val_flagged_wrong_category": int(wrong),
+        "val_normal": len(normal),
+        "val_false_flags": int(false),
+        "max_false_flags": max_false_flags,
+    }
     return dict(thresholds), veto, stats
 
 
@@ -290,8 +334,16 @@ def calibrate_memory(scores: Sequence[float], labels: Sequence[float]) -> tuple[
 # ---------------------------------------------------------------------------------------------
 
 
-def _training_args(out_dir: Path, *, epochs: float, batch_size: int, lr: float, seed: int,
-                   show_progress: bool, steps_per_epoch: int):
+def _training_args(
+    out_dir: Path,
+    *,
+    epochs: float,
+    batch_size: int,
+    lr: float,
+    seed: int,
+    show_progress: bool,
+    steps_per_epoch: int,
+):
     from sentence_transformers import SentenceTransformerTrainingArguments
 
     return SentenceTransformerTrainingArguments(
@@ -321,8 +373,15 @@ def _train(model, dataset, loss, out_dir: Path, *, epochs, batch_size, lr, seed,
     from sentence_transformers import SentenceTransformerTrainer
 
     steps = math.ceil(len(dataset) / batch_size)
-    args = _training_args(out_dir, epochs=epochs, batch_size=batch_size, lr=lr, seed=seed,
-                          show_progress=show_progress, steps_per_epoch=steps)
+    args = _training_args(
+        out_dir,
+        epochs=epochs,
+        batch_size=batch_size,
+        lr=lr,
+        seed=seed,
+        show_progress=show_progress,
+        steps_per_epoch=steps,
+    )
     trainer = SentenceTransformerTrainer(model=model, args=args, train_dataset=dataset, loss=loss)
     trainer.train()
     shutil.rmtree(out_dir / "_trainer_tmp", ignore_errors=True)
@@ -347,10 +406,20 @@ def _freeze_word_embeddings(model, freeze: bool) -> bool:
 
 
 def _cosines(model, a: Sequence[str], b: Sequence[str]) -> list[float]:
-    ea = model.encode(list(a), convert_to_tensor=True, normalize_embeddings=True,
-                      show_progress_bar=False, batch_size=128)
-    eb = model.encode(list(b), convert_to_tensor=True, normalize_embeddings=True,
-                      show_progress_bar=False, batch_size=128)
+    ea = model.encode(
+        list(a),
+        convert_to_tensor=True,
+        normalize_embeddings=True,
+        show_progress_bar=False,
+        batch_size=128,
+    )
+    eb = model.encode(
+        list(b),
+        convert_to_tensor=True,
+        normalize_embeddings=True,
+        show_progress_bar=False,
+        batch_size=128,
+    )
     return (ea * eb).sum(-1).tolist()
 
 
@@ -383,7 +452,7 @@ def train_ethics(
 
     started = time.perf_counter()
     out_dir = Path(out_dir or preset.sbert_dir("ethics"))
-    base_dir, preprocess, model = _prepare(preset, size, seed, show_progress)
+    _, preprocess, model = _prepare(preset, size, seed, show_progress)
     prep = get_preprocessor(preprocess)
     frozen = _freeze_word_embeddings(model, freeze_embeddings)
 
@@ -414,48 +483,82 @@ def train_ethics(
         loss = CosineSimilarityLoss(model)
     dataset = Dataset.from_dict(data)
     train_started = time.perf_counter()
-    _train(model, dataset, loss, out_dir, epochs=epochs, batch_size=batch_size, lr=lr, seed=seed,
-           show_progress=show_progress)
+    _train(
+        model,
+        dataset,
+        loss,
+        out_dir,
+        epochs=epochs,
+        batch_size=batch_size,
+        lr=lr,
+        seed=seed,
+        show_progress=show_progress,
+    )
     train_seconds = time.perf_counter() - train_started
 
     # Validation scores → accuracy and calibration.
     model.eval()
     val_scores = _ethics_scores(model, prep.batch([p for p, _ in val_rows]), names)
     val_labels = [c for _, c in val_rows]
-    accuracy = (sum(max(s, key=s.__getitem__) == y for s, y in zip(val_scores, val_labels))
-                / max(1, len(val_rows)))
-    thresholds, veto, stats = calibrate_ethics(val_scores, val_labels, margin=margin,
-                                               max_false_flags=max_false_flags)
+    accuracy = sum(max(s, key=s.__getitem__) == y for s, y in zip(val_scores, val_labels)) / max(
+        1, len(val_rows)
+    )
+    thresholds, veto, stats = calibrate_ethics(
+        val_scores, val_labels, margin=margin, max_false_flags=max_false_flags
+    )
 
     out_dir.mkdir(parents=True, exist_ok=True)
     model.save(str(out_dir))
     summary = {
-        "task": "ethics", "preprocess": preprocess, "categories": list(ETHICS_CATEGORIES),
-        "thresholds": thresholds, "normal_veto": veto, "base": str(preset.sbert_base),
-        "seed": seed, "epochs": epochs, "batch_size": batch_size, "lr": lr, "balance": balance,
-        "margin": margin, "grouped": grouped, "freeze_embeddings": frozen,
-        "train_prompts": len(train_rows), "val_prompts": len(val_rows),
-        "val_accuracy": round(accuracy, 4), **stats,
+        "task": "ethics",
+        "preprocess": preprocess,
+        "categories": list(ETHICS_CATEGORIES),
+        "thresholds": thresholds,
+        "normal_veto": veto,
+        "base": str(preset.sbert_base),
+        "seed": seed,
+        "epochs": epochs,
+        "batch_size": batch_size,
+        "lr": lr,
+        "balance": balance,
+        "margin": margin,
+        "grouped": grouped,
+        "freeze_embeddings": frozen,
+        "train_prompts": len(train_rows),
+        "val_prompts": len(val_rows),
+        "val_accuracy": round(accuracy, 4),
+        **stats,
     }
     write_sbert_config(out_dir, summary)
-    return {**summary, "train_seconds": round(train_seconds, 1),
-            "seconds": round(time.perf_counter() - started, 1), "out_dir": str(out_dir)}
+    return {
+        **summary,
+        "train_seconds": round(train_seconds, 1),
+        "seconds": round(time.perf_counter() - started, 1),
+        "out_dir": str(out_dir),
+    }
 
 
 def _ethics_scores(model, texts: Sequence[str], names: Sequence[str]) -> list[dict[str, float]]:
     if not texts:
         return []
-    emb = model.encode(list(texts), convert_to_tensor=True, normalize_embeddings=True,
-                       show_progress_bar=False, batch_size=128)
-    cat = model.encode(list(names), convert_to_tensor=True, normalize_embeddings=True,
-                       show_progress_bar=False)
+    emb = model.encode(
+        list(texts),
+        convert_to_tensor=True,
+        normalize_embeddings=True,
+        show_progress_bar=False,
+        batch_size=128,
+    )
+    cat = model.encode(
+        list(names), convert_to_tensor=True, normalize_embeddings=True, show_progress_bar=False
+    )
     return [dict(zip(ETHICS_CATEGORIES, row)) for row in (emb @ cat.T).tolist()]
 
 
 def load_memory_pairs(path: Path) -> list[tuple[str, str, float]]:
     """``(memory_0, user_prompt_1, similarity_score)`` pairs of a memory CSV (§4.3)."""
-    return [(r["memory_0"], r["user_prompt_1"], float(r["similarity_score"]))
-            for r in read_csv(path)]
+    return [
+        (r["memory_0"], r["user_prompt_1"], float(r["similarity_score"])) for r in read_csv(path)
+    ]
 
 
 def load_memory_combs(path: Path) -> tuple[list[tuple[str, str]], dict[tuple[int, int], float]]:
@@ -486,8 +589,11 @@ def load_memory_extra(data_dir: Path = DATA_DIR) -> list[tuple[str, str]]:
     """(memory item, user prompt) rows of the LLM fine-tuning set's *train* split whose
     ``memory`` column holds an item: more prompts for the retriever (no test rows)."""
     rows = read_csv(data_dir / "OhLoRA_fine_tuning_v3.csv")
-    return [(r["memory"].strip(), r["input_data"]) for r in rows
-            if r.get("data_type") == "train" and memory_key_class(r.get("memory") or "")]
+    return [
+        (r["memory"].strip(), r["input_data"])
+        for r in rows
+        if r.get("data_type") == "train" and memory_key_class(r.get("memory") or "")
+    ]
 
 
 def _memory_matrix_loss_class():
@@ -511,8 +617,10 @@ def _memory_matrix_loss_class():
             features = list(sentence_features)
             memories = self.model(features[0])["sentence_embedding"]
             prompts = self.model(features[1])["sentence_embedding"]
-            cos = torch.nn.functional.normalize(memories, dim=-1) @ \
-                torch.nn.functional.normalize(prompts, dim=-1).T
+            cos = (
+                torch.nn.functional.normalize(memories, dim=-1)
+                @ torch.nn.functional.normalize(prompts, dim=-1).T
+            )
             index = labels.long()
             target = self.table.to(cos.device)[index][:, index].to(cos.dtype)
             known = ~torch.isnan(target)
@@ -524,14 +632,29 @@ def _memory_matrix_loss_class():
                     unit = torch.nn.functional.normalize(emb, dim=-1)
                     side = unit @ unit.T
                     loss = loss + self.same_side_weight * self.loss_fct(
-                        self.cos_score_transformation(side)[known], target[known])
+                        self.cos_score_transformation(side)[known], target[known]
+                    )
             return loss
 
     return CombMatrixCosineSimilarityLoss
 
 
-def _memory_training_set(model, combs, labels, memories, prompts, use_combs, *, prep, grouped,
-                         extra_pairs, same_side_weight, data_dir, max_rows, seed):
+def _memory_training_set(
+    model,
+    combs,
+    labels,
+    memories,
+    prompts,
+    use_combs,
+    *,
+    prep,
+    grouped,
+    extra_pairs,
+    same_side_weight,
+    data_dir,
+    max_rows,
+    seed,
+):
     """(dataset, loss, extra rows) for training on the combs ``use_combs``."""
     import torch
     from datasets import Dataset
@@ -553,30 +676,37 @@ def _memory_training_set(model, combs, labels, memories, prompts, use_combs, *, 
                     table[class_ids[classes[i]], class_ids[classes[j]]] = labels[(i, j)]
         rows = [(memories[i], prompts[i], class_ids[classes[i]]) for i in train_combs]
         if extra_pairs:
-            extra = [(m, p) for m, p in load_memory_extra(data_dir)
-                     if memory_key_class(m) in class_ids]
+            extra = [
+                (m, p) for m, p in load_memory_extra(data_dir) if memory_key_class(m) in class_ids
+            ]
             if max_rows is not None:
                 extra = extra[:max_rows]
             extra_rows = len(extra)
             extra_memories = prep.batch([m for m, _ in extra])
             extra_prompts = prep.batch([p for _, p in extra])
-            rows += [(extra_memories[k], extra_prompts[k], class_ids[memory_key_class(raw)])
-                     for k, (raw, _) in enumerate(extra)]
+            rows += [
+                (extra_memories[k], extra_prompts[k], class_ids[memory_key_class(raw)])
+                for k, (raw, _) in enumerate(extra)
+            ]
         random.Random(seed).shuffle(rows)
-        dataset = Dataset.from_dict({
-            "memory": [m for m, _, _ in rows],
-            "prompt": [p for _, p, _ in rows],
-            "label": [c for _, _, c in rows],
-        })
+        dataset = Dataset.from_dict(
+            {
+                "memory": [m for m, _, _ in rows],
+                "prompt": [p for _, p, _ in rows],
+                "label": [c for _, _, c in rows],
+            }
+        )
         loss = _memory_matrix_loss_class()(model, table, same_side_weight)
     else:
         train_pairs = [(i, j) for i in train_combs for j in train_combs if (i, j) in labels]
         random.Random(seed).shuffle(train_pairs)
-        dataset = Dataset.from_dict({
-            "memory": [memories[i] for i, _ in train_pairs],
-            "prompt": [prompts[j] for _, j in train_pairs],
-            "score": [labels[p] for p in train_pairs],
-        })
+        dataset = Dataset.from_dict(
+            {
+                "memory": [memories[i] for i, _ in train_pairs],
+                "prompt": [prompts[j] for _, j in train_pairs],
+                "score": [labels[p] for p in train_pairs],
+            }
+        )
         loss = CosineSimilarityLoss(model)
     return dataset, loss, extra_rows
 
@@ -624,7 +754,7 @@ def train_memory(
     order = list(range(len(combs)))
     random.Random(seed).shuffle(order)
     if max_rows is not None:
-        order = order[:max(4, max_rows)]
+        order = order[: max(4, max_rows)]
     n_val = max(1, round(len(order) * val_fraction))
     val_combs, train_combs = order[:n_val], order[n_val:]
     memories = prep.batch([m for m, _ in combs])
@@ -632,20 +762,41 @@ def train_memory(
 
     def build(model, use_combs):
         return _memory_training_set(
-            model, combs, labels, memories, prompts, use_combs, prep=prep, grouped=grouped,
-            extra_pairs=extra_pairs, same_side_weight=same_side_weight, data_dir=data_dir,
-            max_rows=max_rows, seed=seed)
+            model,
+            combs,
+            labels,
+            memories,
+            prompts,
+            use_combs,
+            prep=prep,
+            grouped=grouped,
+            extra_pairs=extra_pairs,
+            same_side_weight=same_side_weight,
+            data_dir=data_dir,
+            max_rows=max_rows,
+            seed=seed,
+        )
 
     dataset, loss, extra_rows = build(model, train_combs)
     train_started = time.perf_counter()
-    _train(model, dataset, loss, out_dir, epochs=epochs, batch_size=batch_size, lr=lr, seed=seed,
-           show_progress=show_progress)
+    _train(
+        model,
+        dataset,
+        loss,
+        out_dir,
+        epochs=epochs,
+        batch_size=batch_size,
+        lr=lr,
+        seed=seed,
+        show_progress=show_progress,
+    )
     train_seconds = time.perf_counter() - train_started
 
     model.eval()
     val_pairs = [(i, j) for j in val_combs for i in order if (i, j) in labels]
-    val_scores = _cosines(model, [memories[i] for i, _ in val_pairs],
-                          [prompts[j] for _, j in val_pairs])
+    val_scores = _cosines(
+        model, [memories[i] for i, _ in val_pairs], [prompts[j] for _, j in val_pairs]
+    )
     val_labels = [labels[p] for p in val_pairs]
     threshold, stats = calibrate_memory(val_scores, val_labels)
     mse = sum((a - b) ** 2 for a, b in zip(val_scores, val_labels)) / max(1, len(val_pairs))
@@ -659,26 +810,50 @@ def train_memory(
         _freeze_word_embeddings(model, freeze_embeddings)
         dataset, loss, extra_rows = build(model, order)
         refit_started = time.perf_counter()
-        _train(model, dataset, loss, out_dir, epochs=epochs, batch_size=batch_size, lr=lr,
-               seed=seed, show_progress=show_progress)
+        _train(
+            model,
+            dataset,
+            loss,
+            out_dir,
+            epochs=epochs,
+            batch_size=batch_size,
+            lr=lr,
+            seed=seed,
+            show_progress=show_progress,
+        )
         train_seconds += time.perf_counter() - refit_started
         model.eval()
 
     out_dir.mkdir(parents=True, exist_ok=True)
     model.save(str(out_dir))
     summary = {
-        "task": "memory", "preprocess": preprocess, "memory_threshold": threshold,
-        "base": str(preset.sbert_base), "seed": seed, "epochs": epochs,
-        "batch_size": batch_size, "lr": lr, "grouped": grouped,
-        "same_side_weight": same_side_weight if grouped else 0.0, "freeze_embeddings": frozen,
-        "extra_pairs": extra_rows, "refit": refit,
-        "train_combs": len(order) if refit else len(train_combs), "val_combs": len(val_combs),
-        "val_pairs": len(val_pairs), "val_mse": round(mse, 4),
-        "val_r": round(_pearson(val_scores, val_labels), 4), **stats,
+        "task": "memory",
+        "preprocess": preprocess,
+        "memory_threshold": threshold,
+        "base": str(preset.sbert_base),
+        "seed": seed,
+        "epochs": epochs,
+        "batch_size": batch_size,
+        "lr": lr,
+        "grouped": grouped,
+        "same_side_weight": same_side_weight if grouped else 0.0,
+        "freeze_embeddings": frozen,
+        "extra_pairs": extra_rows,
+        "refit": refit,
+        "train_combs": len(order) if refit else len(train_combs),
+        "val_combs": len(val_combs),
+        "val_pairs": len(val_pairs),
+        "val_mse": round(mse, 4),
+        "val_r": round(_pearson(val_scores, val_labels), 4),
+        **stats,
     }
     write_sbert_config(out_dir, summary)
-    return {**summary, "train_seconds": round(train_seconds, 1),
-            "seconds": round(time.perf_counter() - started, 1), "out_dir": str(out_dir)}
+    return {
+        **summary,
+        "train_seconds": round(train_seconds, 1),
+        "seconds": round(time.perf_counter() - started, 1),
+        "out_dir": str(out_dir),
+    }
 
 
 def _pearson(a: Sequence[float], b: Sequence[float]) -> float:
@@ -690,4 +865,3 @@ def _pearson(a: Sequence[float], b: Sequence[float]) -> float:
     va = sum((x - ma) ** 2 for x in a)
     vb = sum((y - mb) ** 2 for y in b)
     return cov / math.sqrt(va * vb) if va > 0 and vb > 0 else 0.0
-

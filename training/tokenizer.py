@@ -12,12 +12,21 @@ import json
 from collections.abc import Iterable
 from pathlib import Path
 
-from tokenizers import Regex, Tokenizer, decoders, models, normalizers, pre_tokenizers, processors, trainers
+from tokenizers import (
+    Regex,
+    Tokenizer,
+    decoders,
+    models,
+    normalizers,
+    pre_tokenizers,
+    processors,
+    trainers,
+)
 from transformers import PreTrainedTokenizerFast
 
-from engine.lm import BYTE_COUNT, BYTE_TOKEN, byte_fallback_ids, suppressed_token_ids
+from engine.runtime.lm import BYTE_COUNT, BYTE_TOKEN, byte_fallback_ids, suppressed_token_ids
 
-__all__ = ["build_tokenizer", "byte_fallback_ids", "suppressed_ids", "base_alphabet"]
+__all__ = ["base_alphabet", "build_tokenizer", "byte_fallback_ids", "suppressed_ids"]
 
 BOS_TOKEN = "<|bos|>"
 EOS_TOKEN = "<|endoftext|>"
@@ -73,8 +82,9 @@ def _with_byte_fallback(tokenizer: Tokenizer) -> Tokenizer:
     return Tokenizer.from_str(json.dumps(state, ensure_ascii=False))
 
 
-def build_tokenizer(texts: Iterable[str], out_dir: Path,
-                    vocab_size: int = DEFAULT_VOCAB_SIZE) -> PreTrainedTokenizerFast:
+def build_tokenizer(
+    texts: Iterable[str], out_dir: Path, vocab_size: int = DEFAULT_VOCAB_SIZE
+) -> PreTrainedTokenizerFast:
     """Train the BPE on ``texts`` and save it so `AutoTokenizer.from_pretrained(out_dir)` loads it.
 
     ``decode(encode(x), skip_special_tokens=True) == NFC(x)`` holds for every text whose
@@ -100,14 +110,19 @@ def build_tokenizer(texts: Iterable[str], out_dir: Path,
     tokenizer = _with_byte_fallback(tokenizer)
     bos_id = tokenizer.token_to_id(BOS_TOKEN)
     tokenizer.post_processor = processors.TemplateProcessing(
-        single=f"{BOS_TOKEN} $A", pair=f"{BOS_TOKEN} $A {BOS_TOKEN} $B",
+        single=f"{BOS_TOKEN} $A",
+        pair=f"{BOS_TOKEN} $A {BOS_TOKEN} $B",
         special_tokens=[(BOS_TOKEN, bos_id)],
     )
 
     fast = PreTrainedTokenizerFast(
         tokenizer_object=tokenizer,
-        bos_token=BOS_TOKEN, eos_token=EOS_TOKEN, pad_token=PAD_TOKEN, unk_token=UNK_TOKEN,
-        clean_up_tokenization_spaces=False, model_max_length=MODEL_MAX_LENGTH,
+        bos_token=BOS_TOKEN,
+        eos_token=EOS_TOKEN,
+        pad_token=PAD_TOKEN,
+        unk_token=UNK_TOKEN,
+        clean_up_tokenization_spaces=False,
+        model_max_length=MODEL_MAX_LENGTH,
     )
     out_dir.mkdir(parents=True, exist_ok=True)
     fast.save_pretrained(out_dir)

@@ -15,14 +15,19 @@ import pytest
 from bot.client import OhLoraBot
 from bot.config import BotConfig
 from engine.pipeline import Engine
-from engine.worker import ModelWorker
+from engine.serving.worker import ModelWorker
 from storage import Repository
 from tests.bot.fake_discord import CHAT_CHANNEL, FakeDiscord
 
 SEOUL = ZoneInfo("Asia/Seoul")
 WEDNESDAY_2PM = datetime(2026, 11, 25, 14, 0, tzinfo=SEOUL)
-ADMIN = {"id": "900000000000002100", "username": "admin", "discriminator": "0", "global_name": "관리자",
-         "avatar": None}
+ADMIN = {
+    "id": "900000000000002100",
+    "username": "admin",
+    "discriminator": "0",
+    "global_name": "관리자",
+    "avatar": None,
+}
 
 
 class Clock:
@@ -60,8 +65,10 @@ class CountingBackend:
             assert self.gate.wait(60), "the test never released the reply model"
         texts = self.inner.replies(rows)
         if self.repeat_to:
-            texts = [" ".join([t] * (self.repeat_to // (len(t) + 1) + 1))[: self.repeat_to]
-                     for t in texts]
+            texts = [
+                " ".join([t] * (self.repeat_to // (len(t) + 1) + 1))[: self.repeat_to]
+                for t in texts
+            ]
         return texts
 
 
@@ -88,10 +95,20 @@ async def running(fake: FakeDiscord, repo: Repository, tiny_backend: Any) -> Asy
     backend = CountingBackend(tiny_backend)
     worker = ModelWorker()
     worker.start()
-    engine = Engine(repo, backend, worker, clock=clock, max_prompt_tokens=48,
-                    max_message_chars=2000, block_notice_cooldown=timedelta(minutes=10))
-    config = BotConfig(admin_ids=frozenset({int(ADMIN["id"])}),
-                       chat_channel_ids=frozenset({int(CHAT_CHANNEL)}), tz=SEOUL)
+    engine = Engine(
+        repo,
+        backend,
+        worker,
+        clock=clock,
+        max_prompt_tokens=48,
+        max_message_chars=2000,
+        block_notice_cooldown=timedelta(minutes=10),
+    )
+    config = BotConfig(
+        admin_ids=frozenset({int(ADMIN["id"])}),
+        chat_channel_ids=frozenset({int(CHAT_CHANNEL)}),
+        tz=SEOUL,
+    )
     bot = OhLoraBot(engine, config, guild_ready_timeout=0.05)
     task = asyncio.create_task(bot.start("fake-token"))
     try:

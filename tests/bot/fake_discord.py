@@ -13,6 +13,7 @@ Interactions carry what Discord's payloads carry: `guild_id`, `context`, the inv
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import json
 from collections.abc import Callable
@@ -25,20 +26,56 @@ import yarl
 from aiohttp import web
 
 APP_ID = "900000000000001000"
-BOT = {"id": "900000000000001000", "username": "ohlora", "discriminator": "0", "global_name": "오로라",
-       "avatar": None, "bot": True}
-MINSU = {"id": "900000000000002000", "username": "minsu", "discriminator": "0", "global_name": "민수",
-         "avatar": None}
-JIHO = {"id": "900000000000002001", "username": "jiho", "discriminator": "0", "global_name": "지호",
-        "avatar": None}
-MOD = {"id": "900000000000002002", "username": "mod", "discriminator": "0", "global_name": "운영진",
-       "avatar": None}
-STRANGER = {"id": "900000000000002999", "username": "stranger", "discriminator": "0", "global_name": "외부인",
-            "avatar": None}
-WEBHOOK_USER = {"id": "900000000000004000", "username": "hook", "discriminator": "0000", "avatar": None,
-                "bot": True}
-OTHER_BOT = {"id": "900000000000004001", "username": "otherbot", "discriminator": "0", "avatar": None,
-             "bot": True}
+BOT = {
+    "id": "900000000000001000",
+    "username": "ohlora",
+    "discriminator": "0",
+    "global_name": "오로라",
+    "avatar": None,
+    "bot": True,
+}
+MINSU = {
+    "id": "900000000000002000",
+    "username": "minsu",
+    "discriminator": "0",
+    "global_name": "민수",
+    "avatar": None,
+}
+JIHO = {
+    "id": "900000000000002001",
+    "username": "jiho",
+    "discriminator": "0",
+    "global_name": "지호",
+    "avatar": None,
+}
+MOD = {
+    "id": "900000000000002002",
+    "username": "mod",
+    "discriminator": "0",
+    "global_name": "운영진",
+    "avatar": None,
+}
+STRANGER = {
+    "id": "900000000000002999",
+    "username": "stranger",
+    "discriminator": "0",
+    "global_name": "외부인",
+    "avatar": None,
+}
+WEBHOOK_USER = {
+    "id": "900000000000004000",
+    "username": "hook",
+    "discriminator": "0000",
+    "avatar": None,
+    "bot": True,
+}
+OTHER_BOT = {
+    "id": "900000000000004001",
+    "username": "otherbot",
+    "discriminator": "0",
+    "avatar": None,
+    "bot": True,
+}
 GUILD = "900000000000000500"
 CHAT = "900000000000003000"  # a guild text channel
 CHAT_CHANNEL = "900000000000003001"  # a guild text channel configured as a chat channel
@@ -48,8 +85,9 @@ JIHO_CHAT = "900000000000003100"
 TIMESTAMP = "2026-11-25T05:00:00+00:00"
 MODERATE_MEMBERS = 1 << 40
 ALL_PERMISSIONS = discord.Permissions.all().value  # what Discord resolves for a guild owner
-BOT_PERMISSIONS = discord.Permissions(view_channel=True, send_messages=True, embed_links=True,
-                                      read_message_history=True).value
+BOT_PERMISSIONS = discord.Permissions(
+    view_channel=True, send_messages=True, embed_links=True, read_message_history=True
+).value
 GUILD_MEMBERS = (BOT, MINSU, JIHO, MOD)  # STRANGER is not in the guild
 CONTEXT_GUILD, CONTEXT_BOT_DM = 0, 1  # an interaction's `context`
 
@@ -74,9 +112,16 @@ def guild_of(channel: str) -> FakeGuild | None:
     return next((g for g in GUILDS if any(cid == channel for cid, _ in g.channels)), None)
 
 
-def _member(user: dict[str, Any], *, with_user: bool = True, permissions: int | None = None) -> dict[str, Any]:
-    data: dict[str, Any] = {"roles": [], "joined_at": TIMESTAMP, "deaf": False, "mute": False,
-                            "flags": 0}
+def _member(
+    user: dict[str, Any], *, with_user: bool = True, permissions: int | None = None
+) -> dict[str, Any]:
+    data: dict[str, Any] = {
+        "roles": [],
+        "joined_at": TIMESTAMP,
+        "deaf": False,
+        "mute": False,
+        "flags": 0,
+    }
     if with_user:
         data["user"] = user
     if permissions is not None:
@@ -86,28 +131,64 @@ def _member(user: dict[str, Any], *, with_user: bool = True, permissions: int | 
 
 def _guild(guild: FakeGuild = GUILDS[0]) -> dict[str, Any]:
     channels = [
-        {"id": cid, "type": 0, "name": name, "position": i, "guild_id": guild.id,
-         "permission_overwrites": [], "nsfw": False, "parent_id": None}
+        {
+            "id": cid,
+            "type": 0,
+            "name": name,
+            "position": i,
+            "guild_id": guild.id,
+            "permission_overwrites": [],
+            "nsfw": False,
+            "parent_id": None,
+        }
         for i, (cid, name) in enumerate(guild.channels)
     ]
     return {
-        "id": guild.id, "name": guild.name, "owner_id": guild.owner["id"], "icon": None,
-        "roles": [{"id": guild.id, "name": "@everyone", "permissions": "0", "position": 0,
-                   "color": 0, "hoist": False, "managed": False, "mentionable": False,
-                   "flags": 0}],
-        "channels": channels, "threads": [], "members": [_member(u) for u in guild.members],
-        "member_count": len(guild.members), "emojis": [], "stickers": [], "features": [],
-        "voice_states": [], "presences": [], "unavailable": False, "large": False,
-        "joined_at": TIMESTAMP, "premium_tier": 0, "verification_level": 0,
-        "default_message_notifications": 0, "explicit_content_filter": 0, "mfa_level": 0,
-        "nsfw_level": 0, "system_channel_flags": 0, "preferred_locale": "ko",
+        "id": guild.id,
+        "name": guild.name,
+        "owner_id": guild.owner["id"],
+        "icon": None,
+        "roles": [
+            {
+                "id": guild.id,
+                "name": "@everyone",
+                "permissions": "0",
+                "position": 0,
+                "color": 0,
+                "hoist": False,
+                "managed": False,
+                "mentionable": False,
+                "flags": 0,
+            }
+        ],
+        "channels": channels,
+        "threads": [],
+        "members": [_member(u) for u in guild.members],
+        "member_count": len(guild.members),
+        "emojis": [],
+        "stickers": [],
+        "features": [],
+        "voice_states": [],
+        "presences": [],
+        "unavailable": False,
+        "large": False,
+        "joined_at": TIMESTAMP,
+        "premium_tier": 0,
+        "verification_level": 0,
+        "default_message_notifications": 0,
+        "explicit_content_filter": 0,
+        "mfa_level": 0,
+        "nsfw_level": 0,
+        "system_channel_flags": 0,
+        "preferred_locale": "ko",
     }
 
 
 def json_response(obj: Any, status: int = 200) -> web.Response:
     # discord.http.json_or_text wants exactly 'application/json' (no charset).
-    return web.Response(body=json.dumps(obj).encode(), status=status,
-                        headers={"Content-Type": "application/json"})
+    return web.Response(
+        body=json.dumps(obj).encode(), status=status, headers={"Content-Type": "application/json"}
+    )
 
 
 @dataclass
@@ -184,38 +265,62 @@ class FakeDiscord:
 
     async def wait_for(self, predicate: Callable[[], Any], timeout: float = 15.0) -> Any:
         """Wait until `predicate()` is truthy (re-checked whenever the bot calls REST)."""
+
         async def poll() -> Any:
             while True:
                 value = predicate()
                 if value:
                     return value
                 self._changed.clear()
-                try:
+                with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._changed.wait(), 0.2)
-                except TimeoutError:
-                    pass
+
         return await asyncio.wait_for(poll(), timeout)
 
     def in_channel(self, channel_id: str) -> list[Sent]:
-        return [m for m in self.messages.values() if m.channel_id == channel_id and not m.interaction_id]
+        return [
+            m for m in self.messages.values() if m.channel_id == channel_id and not m.interaction_id
+        ]
 
     def responses(self, interaction_id: str) -> list[Sent]:
         return [m for m in self.messages.values() if m.interaction_id == interaction_id]
 
     # ---- REST ------------------------------------------------------------------------
     def _message_payload(self, sent: Sent, author: dict[str, Any] = BOT) -> dict[str, Any]:
-        return {"id": sent.id, "channel_id": sent.channel_id, "author": author,
-                "content": sent.content, "timestamp": TIMESTAMP, "edited_timestamp": None,
-                "tts": False, "mention_everyone": False, "mentions": [], "mention_roles": [],
-                "attachments": [], "embeds": sent.embeds, "components": sent.components,
-                "pinned": False, "type": 0, "flags": sent.flags}
+        return {
+            "id": sent.id,
+            "channel_id": sent.channel_id,
+            "author": author,
+            "content": sent.content,
+            "timestamp": TIMESTAMP,
+            "edited_timestamp": None,
+            "tts": False,
+            "mention_everyone": False,
+            "mentions": [],
+            "mention_roles": [],
+            "attachments": [],
+            "embeds": sent.embeds,
+            "components": sent.components,
+            "pinned": False,
+            "type": 0,
+            "flags": sent.flags,
+        }
 
-    def _store(self, channel_id: str, data: dict[str, Any], interaction_id: str | None = None) -> Sent:
+    def _store(
+        self, channel_id: str, data: dict[str, Any], interaction_id: str | None = None
+    ) -> Sent:
         ref = (data.get("message_reference") or {}).get("message_id")
-        sent = Sent(str(next(self.ids)), channel_id, data.get("content") or "",
-                    str(ref) if ref else None, data.get("embeds") or [],
-                    data.get("components") or [], int(data.get("flags") or 0), interaction_id,
-                    data.get("allowed_mentions"))
+        sent = Sent(
+            str(next(self.ids)),
+            channel_id,
+            data.get("content") or "",
+            str(ref) if ref else None,
+            data.get("embeds") or [],
+            data.get("components") or [],
+            int(data.get("flags") or 0),
+            interaction_id,
+            data.get("allowed_mentions"),
+        )
         self.messages[sent.id] = sent
         return sent
 
@@ -224,23 +329,43 @@ class FakeDiscord:
         path = request.path.removeprefix("/api/v10")
         self.calls.append((request.method, path))
         try:
-            return await self._route(request.method, path.strip("/").split("/"),
-                                     json.loads(body) if body else {})
+            return await self._route(
+                request.method, path.strip("/").split("/"), json.loads(body) if body else {}
+            )
         finally:
             self._touch()
 
-    async def _route(self, method: str, parts: list[str], data: dict[str, Any]) -> web.StreamResponse:
+    async def _route(
+        self, method: str, parts: list[str], data: dict[str, Any]
+    ) -> web.StreamResponse:
         match method, parts:
             case "GET", ["users", "@me"]:
                 return json_response(BOT)
             case "GET", ["oauth2", "applications", "@me"]:
-                return json_response({"id": APP_ID, "name": "ohlora", "description": "",
-                                      "icon": None, "bot_public": True,
-                                      "bot_require_code_grant": False, "owner": MOD,
-                                      "verify_key": "00", "flags": 0})
+                return json_response(
+                    {
+                        "id": APP_ID,
+                        "name": "ohlora",
+                        "description": "",
+                        "icon": None,
+                        "bot_public": True,
+                        "bot_require_code_grant": False,
+                        "owner": MOD,
+                        "verify_key": "00",
+                        "flags": 0,
+                    }
+                )
             case "PUT", ["applications", _, "commands"]:
-                self.commands = [dict(c, id=str(900_000_000_000_005_000 + i), application_id=APP_ID, version="1",
-                                      type=c.get("type", 1)) for i, c in enumerate(data)]
+                self.commands = [
+                    dict(
+                        c,
+                        id=str(900_000_000_000_005_000 + i),
+                        application_id=APP_ID,
+                        version="1",
+                        type=c.get("type", 1),
+                    )
+                    for i, c in enumerate(data)
+                ]
                 return json_response(self.commands)
             case "POST", ["channels", channel_id, "typing"]:
                 self.typing.append(channel_id)
@@ -248,9 +373,14 @@ class FakeDiscord:
             case "POST", ["channels", channel_id, "messages"]:
                 ref = (data.get("message_reference") or {}).get("message_id")
                 if ref and str(ref) in self.deleted:
-                    return json_response({"message": "Invalid Form Body", "code": 50035,
-                                          "errors": {"message_reference": "Unknown message"}},
-                                         status=400)
+                    return json_response(
+                        {
+                            "message": "Invalid Form Body",
+                            "code": 50035,
+                            "errors": {"message_reference": "Unknown message"},
+                        },
+                        status=400,
+                    )
                 return json_response(self._message_payload(self._store(channel_id, data)))
             case "PATCH", ["channels", channel_id, "messages", message_id]:
                 sent = self.messages[message_id]
@@ -261,8 +391,9 @@ class FakeDiscord:
                 return json_response(self._message_payload(sent))
             case "GET", ["guilds", guild_id, "members", user_id]:
                 if self.member_fetch_error is not None:
-                    return json_response({"message": "Missing Access", "code": 50001},
-                                         status=self.member_fetch_error)
+                    return json_response(
+                        {"message": "Missing Access", "code": 50001}, status=self.member_fetch_error
+                    )
                 guild = next((g for g in GUILDS if g.id == guild_id), None)
                 for user in guild.members if guild else ():
                     if user["id"] == user_id:
@@ -300,12 +431,18 @@ class FakeDiscord:
             sent.components = inner.get("components", sent.components) or []
             message_id = sent.id
             resource["message"] = self._message_payload(sent)
-        return json_response({
-            "interaction": {"id": interaction_id, "type": 2, "response_message_id": message_id,
-                            "response_message_loading": kind == 5,
-                            "response_message_ephemeral": bool(inner.get("flags", 0) & 64)},
-            "resource": resource,
-        })
+        return json_response(
+            {
+                "interaction": {
+                    "id": interaction_id,
+                    "type": 2,
+                    "response_message_id": message_id,
+                    "response_message_loading": kind == 5,
+                    "response_message_ephemeral": bool(inner.get("flags", 0) & 64),
+                },
+                "resource": resource,
+            }
+        )
 
     # ---- gateway ---------------------------------------------------------------------
     async def _gateway(self, request: web.Request) -> web.WebSocketResponse:
@@ -320,12 +457,18 @@ class FakeDiscord:
             elif op == 2:
                 self.identifies += 1
                 self.ws = ws
-                await self._send(ws, "READY", {
-                    "v": 10, "user": BOT,
-                    "guilds": [{"id": g.id, "unavailable": True} for g in GUILDS],
-                    "session_id": f"session-{self.identifies}",
-                    "resume_gateway_url": f"ws://127.0.0.1:{self.port}/",
-                    "application": {"id": APP_ID, "flags": 0}})
+                await self._send(
+                    ws,
+                    "READY",
+                    {
+                        "v": 10,
+                        "user": BOT,
+                        "guilds": [{"id": g.id, "unavailable": True} for g in GUILDS],
+                        "session_id": f"session-{self.identifies}",
+                        "resume_gateway_url": f"ws://127.0.0.1:{self.port}/",
+                        "application": {"id": APP_ID, "flags": 0},
+                    },
+                )
                 for guild in GUILDS:
                     await self._send(ws, "GUILD_CREATE", _guild(guild))
                 self._connected.set()
@@ -373,18 +516,36 @@ class FakeDiscord:
         mention with its partial `member`, `nick` included."""
         mid = str(next(self.ids))
         data: dict[str, Any] = {
-            "id": mid, "channel_id": channel, "author": author, "content": content,
-            "timestamp": TIMESTAMP, "edited_timestamp": None, "tts": False,
+            "id": mid,
+            "channel_id": channel,
+            "author": author,
+            "content": content,
+            "timestamp": TIMESTAMP,
+            "edited_timestamp": None,
+            "tts": False,
             "mention_everyone": False,
-            "mentions": [dict(u, member=dict(_member(u, with_user=False),
-                                             nick=(nicks or {}).get(u["id"])))
-                         for u in mentions],
-            "mention_roles": [], "embeds": [], "pinned": False, "type": 19 if reply_to else 0,
-            "attachments": [{"id": str(next(self.ids)), "filename": f"photo{i}.png",
-                             "size": 1024, "url": "https://cdn.invalid/p.png",
-                             "proxy_url": "https://cdn.invalid/p.png"} for i in range(attachments)],
-            "sticker_items": [{"id": str(next(self.ids)), "name": "하트", "format_type": 1}
-                              for _ in range(stickers)],
+            "mentions": [
+                dict(u, member=dict(_member(u, with_user=False), nick=(nicks or {}).get(u["id"])))
+                for u in mentions
+            ],
+            "mention_roles": [],
+            "embeds": [],
+            "pinned": False,
+            "type": 19 if reply_to else 0,
+            "attachments": [
+                {
+                    "id": str(next(self.ids)),
+                    "filename": f"photo{i}.png",
+                    "size": 1024,
+                    "url": "https://cdn.invalid/p.png",
+                    "proxy_url": "https://cdn.invalid/p.png",
+                }
+                for i in range(attachments)
+            ],
+            "sticker_items": [
+                {"id": str(next(self.ids)), "name": "하트", "format_type": 1}
+                for _ in range(stickers)
+            ],
         }
         if webhook:
             data["webhook_id"] = author["id"]
@@ -393,18 +554,27 @@ class FakeDiscord:
             if not webhook:
                 data["member"] = _member(author, with_user=False)
         if reply_to is not None:
-            data["message_reference"] = {"message_id": reply_to, "channel_id": channel,
-                                         "guild_id": GUILD if channel != DM else None}
+            data["message_reference"] = {
+                "message_id": reply_to,
+                "channel_id": channel,
+                "guild_id": GUILD if channel != DM else None,
+            }
             original = self.messages.get(reply_to)
             if original is not None:
                 data["referenced_message"] = self._message_payload(original)
         await self.dispatch("MESSAGE_CREATE", data)
         return mid
 
-    async def edit(self, message_id: str, content: str, *, channel: str = DM,
-                   author: dict[str, Any] = MINSU) -> None:
-        data: dict[str, Any] = {"id": message_id, "channel_id": channel, "content": content,
-                                "author": author, "edited_timestamp": TIMESTAMP}
+    async def edit(
+        self, message_id: str, content: str, *, channel: str = DM, author: dict[str, Any] = MINSU
+    ) -> None:
+        data: dict[str, Any] = {
+            "id": message_id,
+            "channel_id": channel,
+            "content": content,
+            "author": author,
+            "edited_timestamp": TIMESTAMP,
+        }
         if channel != DM:
             data["guild_id"] = GUILD
         await self.dispatch("MESSAGE_UPDATE", data)
@@ -416,18 +586,27 @@ class FakeDiscord:
             data["guild_id"] = GUILD
         await self.dispatch("MESSAGE_DELETE", data)
 
-    def _interaction(self, kind: int, data: dict[str, Any], user: dict[str, Any], channel: str,
-                     permissions: int) -> tuple[str, dict[str, Any]]:
+    def _interaction(
+        self, kind: int, data: dict[str, Any], user: dict[str, Any], channel: str, permissions: int
+    ) -> tuple[str, dict[str, Any]]:
         """The payload Discord sends: in a guild the invoker comes as `member` with their
         resolved `permissions` (all of them for the owner); in the bot's DM as `user`, with no
         guild and no member permissions at all."""
         iid = str(next(self.ids))
         payload: dict[str, Any] = {
-            "id": iid, "application_id": APP_ID, "type": kind, "token": f"tok{iid}", "version": 1,
-            "channel_id": channel, "locale": "ko", "app_permissions": str(BOT_PERMISSIONS),
+            "id": iid,
+            "application_id": APP_ID,
+            "type": kind,
+            "token": f"tok{iid}",
+            "version": 1,
+            "channel_id": channel,
+            "locale": "ko",
+            "app_permissions": str(BOT_PERMISSIONS),
             # GUILD_INSTALL's owner: the guild, or "0" in the bot's DM (Discord's convention)
-            "entitlements": [], "authorizing_integration_owners": {"0": "0"},
-            "attachment_size_limit": 8388608, "data": data,
+            "entitlements": [],
+            "authorizing_integration_owners": {"0": "0"},
+            "attachment_size_limit": 8388608,
+            "data": data,
         }
         guild = guild_of(channel)
         if guild is None:
@@ -435,13 +614,22 @@ class FakeDiscord:
         else:
             if user["id"] == guild.owner["id"]:
                 permissions = ALL_PERMISSIONS
-            payload.update(guild_id=guild.id, context=CONTEXT_GUILD, guild_locale="ko",
-                           guild={"id": guild.id, "locale": "ko", "features": []},
-                           authorizing_integration_owners={"0": guild.id},
-                           member=_member(user, permissions=permissions),
-                           channel={"id": channel, "type": 0, "guild_id": guild.id,
-                                    "name": dict(guild.channels)[channel], "position": 0,
-                                    "permission_overwrites": []})
+            payload.update(
+                guild_id=guild.id,
+                context=CONTEXT_GUILD,
+                guild_locale="ko",
+                guild={"id": guild.id, "locale": "ko", "features": []},
+                authorizing_integration_owners={"0": guild.id},
+                member=_member(user, permissions=permissions),
+                channel={
+                    "id": channel,
+                    "type": 0,
+                    "guild_id": guild.id,
+                    "name": dict(guild.channels)[channel],
+                    "position": 0,
+                    "permission_overwrites": [],
+                },
+            )
         return iid, payload
 
     async def slash(
@@ -471,19 +659,34 @@ class FakeDiscord:
 
     def button(self, message: Sent, label: str) -> dict[str, Any] | None:
         """The button with this label on a message the bot sent, if it has one."""
-        return next((c for row in message.components for c in row["components"]
-                     if c.get("label") == label), None)
+        return next(
+            (c for row in message.components for c in row["components"] if c.get("label") == label),
+            None,
+        )
 
-    async def click(self, message: Sent, label: str, *, user: dict[str, Any] = MINSU,
-                    channel: str = DM, permissions: int = 0) -> str:
+    async def click(
+        self,
+        message: Sent,
+        label: str,
+        *,
+        user: dict[str, Any] = MINSU,
+        channel: str = DM,
+        permissions: int = 0,
+    ) -> str:
         """Press the button with this label on a message the bot sent."""
         button = self.button(message, label)
         assert button is not None, f"no button {label!r} on {message.content!r}"
         data = {"custom_id": button["custom_id"], "component_type": 2}
         iid, payload = self._interaction(3, data, user, channel, permissions)
-        payload["message"] = dict(self._message_payload(message), interaction_metadata={
-            "id": message.interaction_id, "type": 2, "user": user,
-            "authorizing_integration_owners": {}})
+        payload["message"] = dict(
+            self._message_payload(message),
+            interaction_metadata={
+                "id": message.interaction_id,
+                "type": 2,
+                "user": user,
+                "authorizing_integration_owners": {},
+            },
+        )
         self._origin[iid] = message.id
         await self.dispatch("INTERACTION_CREATE", payload)
         return iid

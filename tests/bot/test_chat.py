@@ -7,7 +7,9 @@ import re
 import threading
 from datetime import timedelta
 
-from engine.sanctions import SanctionLadder
+from bot.text import ATTACHMENTS_ONLY, STICKER_ONLY
+from engine.rules import messages
+from engine.rules.sanctions import SanctionLadder
 from storage import TurnStatus
 from tests.bot.conftest import Running, settle
 from tests.bot.fake_discord import (
@@ -20,8 +22,6 @@ from tests.bot.fake_discord import (
     OTHER_BOT,
     WEBHOOK_USER,
 )
-from bot.text import ATTACHMENTS_ONLY, STICKER_ONLY
-from engine import messages
 
 EXPRESSION = re.compile(r"^\(눈 .+, 입 .+, 고개 돌림 .+\)$")
 
@@ -51,15 +51,20 @@ async def test_guild_message_without_a_mention_is_ignored(running: Running) -> N
 
 async def test_a_mention_is_answered_as_a_reply_without_the_mention(running: Running) -> None:
     fake = running.fake
-    asked = await fake.message(f"<@{BOT['id']}> 안녕! <@{JIHO['id']}> 도 왔어", channel=CHAT,
-                               mentions=(BOT, JIHO))
+    asked = await fake.message(
+        f"<@{BOT['id']}> 안녕! <@{JIHO['id']}> 도 왔어", channel=CHAT, mentions=(BOT, JIHO)
+    )
     [reply] = await fake.wait_for(lambda: fake.in_channel(CHAT))
     assert reply.reference == asked and reply.content
     [turn] = await running.repo.turns(MINSU["id"])
-    assert turn.original_text == "안녕! @친구 도 왔어"  # a mention reads as a placeholder, not a name
+    assert (
+        turn.original_text == "안녕! @친구 도 왔어"
+    )  # a mention reads as a placeholder, not a name
 
 
-async def test_replying_to_the_bot_or_talking_in_a_chat_channel_is_answered(running: Running) -> None:
+async def test_replying_to_the_bot_or_talking_in_a_chat_channel_is_answered(
+    running: Running,
+) -> None:
     fake = running.fake
     await fake.message(f"<@{BOT['id']}> 안녕!", channel=CHAT, mentions=(BOT,))
     [first] = await fake.wait_for(lambda: fake.in_channel(CHAT))
@@ -125,7 +130,9 @@ async def test_messages_sent_during_a_turn_are_merged_into_the_next_one(running:
         await fake.message("두 번째", channel=CHAT_CHANNEL)
         last = await fake.message("세 번째", channel=CHAT_CHANNEL)
         chat = running.bot.get_cog("Chat")
-        await fake.wait_for(lambda: len(chat._pending.get((int(MINSU["id"]), int(CHAT_CHANNEL)), ())) == 2)
+        await fake.wait_for(
+            lambda: len(chat._pending.get((int(MINSU["id"]), int(CHAT_CHANNEL)), ())) == 2
+        )
     finally:
         gate.set()
     await settle(running)
@@ -141,8 +148,9 @@ async def test_a_blocked_user_gets_the_notice_once_per_cooldown_and_no_model_cal
 ) -> None:
     fake, repo = running.fake, running.repo
     for _ in range(2):  # politics level 2: blocked for 3 days
-        decided = await repo.record_offence(MINSU["id"], ["politics"], SanctionLadder(),
-                                            running.clock.now)
+        decided = await repo.record_offence(
+            MINSU["id"], ["politics"], SanctionLadder(), running.clock.now
+        )
     assert decided.is_block
     await fake.message("안녕?")
     await fake.wait_for(lambda: fake.in_channel(DM))

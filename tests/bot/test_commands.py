@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import UTC, timedelta
 from typing import Any
 
 import pytest
@@ -11,7 +11,7 @@ import bot.admin as admin
 from bot.client import COMMAND_FAILED, REFUSED
 from bot.render import NO_SANCTIONS
 from bot.user_commands import CANCELLED, NOT_YOURS
-from engine.sanctions import SanctionLadder
+from engine.rules.sanctions import SanctionLadder
 from storage.records import EVERYWHERE
 from tests.bot.conftest import ADMIN, Running
 from tests.bot.fake_discord import (
@@ -37,15 +37,17 @@ async def answer(running: Running, interaction_id: str) -> Sent:
 
 async def block(running: Running, user: dict) -> None:
     for _ in range(2):  # politics level 2: a 3-day block
-        decided = await running.repo.record_offence(user["id"], ["politics"], SanctionLadder(),
-                                                    running.clock.now)
+        decided = await running.repo.record_offence(
+            user["id"], ["politics"], SanctionLadder(), running.clock.now
+        )
     assert decided.is_block
 
 
 async def block_in(running: Running, user: dict, guild_id: str | None) -> None:
     """One block decided in this server (None: in a DM), as the engine records it."""
-    decided = await running.repo.record_offence(user["id"], ["paedrip"], SanctionLadder(),
-                                                running.clock.now, guild_id=guild_id)
+    decided = await running.repo.record_offence(
+        user["id"], ["paedrip"], SanctionLadder(), running.clock.now, guild_id=guild_id
+    )
     assert decided.is_block
 
 
@@ -127,7 +129,9 @@ async def test_mystatus_shows_warnings_and_blocks_with_expiry(running: Running) 
     sent = await answer(running, await running.fake.slash("mystatus"))
     assert sent.ephemeral
     lines = sent.content.splitlines()
-    assert lines[0].startswith("⛔") and "3일 차단" in lines[0] and "2026.11.28 14:00:00" in lines[0]
+    assert (
+        lines[0].startswith("⛔") and "3일 차단" in lines[0] and "2026.11.28 14:00:00" in lines[0]
+    )
     assert "차단 중" in lines[0]
     assert lines[1].startswith("⚠️") and "경고" in lines[1]
 
@@ -148,29 +152,40 @@ async def test_forget_me_deletes_my_data_and_keeps_sanctions(running: Running) -
 # ---- for admins ------------------------------------------------------------------------
 async def test_sanctions_shows_a_users_history_and_is_audited(running: Running) -> None:
     await block(running, JIHO)
-    sent = await answer(running, await running.fake.slash("sanctions", user=ADMIN, channel=CHAT,
-                                                          target=JIHO))
+    sent = await answer(
+        running, await running.fake.slash("sanctions", user=ADMIN, channel=CHAT, target=JIHO)
+    )
     assert sent.ephemeral and "지호" in sent.content and "3일 차단" in sent.content
     [entry] = await running.repo.recent_audit()
-    assert (entry.actor_id, entry.action, entry.target_user_id) == (ADMIN["id"], "view_sanctions", JIHO["id"])
+    assert (entry.actor_id, entry.action, entry.target_user_id) == (
+        ADMIN["id"],
+        "view_sanctions",
+        JIHO["id"],
+    )
 
 
 async def test_unban_lifts_the_block_and_is_audited(running: Running) -> None:
     await block(running, JIHO)
-    iid = await running.fake.slash("unban", {"reason": "오해였어요"}, user=ADMIN, channel=CHAT,
-                                   target=JIHO)
+    iid = await running.fake.slash(
+        "unban", {"reason": "오해였어요"}, user=ADMIN, channel=CHAT, target=JIHO
+    )
     sent = await answer(running, iid)
     assert "해제했어요" in sent.content
     assert await running.repo.active_block(JIHO["id"], running.clock.now) is None
     [entry] = await running.repo.recent_audit()
-    assert (entry.actor_id, entry.action, entry.target_user_id) == (ADMIN["id"], "unban", JIHO["id"])
+    assert (entry.actor_id, entry.action, entry.target_user_id) == (
+        ADMIN["id"],
+        "unban",
+        JIHO["id"],
+    )
     assert "오해였어요" in entry.detail
 
 
 async def test_sanction_log_lists_recent_decisions_and_admin_actions(running: Running) -> None:
     await block(running, JIHO)
-    await running.repo.lift_blocks(JIHO["id"], ADMIN["id"], "테스트", running.clock.now,
-                                  scope=EVERYWHERE)
+    await running.repo.lift_blocks(
+        JIHO["id"], ADMIN["id"], "테스트", running.clock.now, scope=EVERYWHERE
+    )
     sent = await answer(running, await running.fake.slash("sanction-log", user=ADMIN, channel=CHAT))
     assert sent.ephemeral
     assert "최근 제재" in sent.content and f"<@{JIHO['id']}>" in sent.content
@@ -210,16 +225,23 @@ async def test_a_blocked_user_cannot_unban_themselves_through_their_own_server(
     running: Running, earned_in: str | None, who: str
 ) -> None:
     """Make a server, invite the bot, hold Moderate Members as its owner, `/unban user:@self`."""
-    user, where = (JIHO, AS_JIHO_OWNER) if who == "blocked-user" else (ADMIN, {"channel": JIHO_CHAT})
+    user, where = (
+        (JIHO, AS_JIHO_OWNER) if who == "blocked-user" else (ADMIN, {"channel": JIHO_CHAT})
+    )
     await block_in(running, user, earned_in)
-    iid = await running.fake.slash("unban", {"reason": "내 서버니까"}, target=user,
-                                   **{"user": user, **where})
+    iid = await running.fake.slash(
+        "unban", {"reason": "내 서버니까"}, target=user, **{"user": user, **where}
+    )
     sent = await answer(running, iid)
     assert await running.repo.active_block(user["id"], running.clock.now) is not None
     assert not [r for r in await running.repo.sanction_history(user["id"]) if r.lifted_at]
     assert sent.content == admin.NOT_ON_YOURSELF and sent.ephemeral
     [entry] = await running.repo.recent_audit()
-    assert (entry.action, entry.actor_id, entry.guild_id) == ("unban_refused", user["id"], JIHO_GUILD)
+    assert (entry.action, entry.actor_id, entry.guild_id) == (
+        "unban_refused",
+        user["id"],
+        JIHO_GUILD,
+    )
 
 
 @pytest.mark.parametrize("earned_in", [GUILD, None], ids=["in-another-server", "in-dm"])
@@ -228,8 +250,9 @@ async def test_a_moderator_can_neither_lift_nor_see_a_decision_made_elsewhere(
 ) -> None:
     fake, repo = running.fake, running.repo
     await block_in(running, MINSU, earned_in)  # MINSU is a member of JIHO's server as well
-    no = await answer(running, await fake.slash("unban", {"reason": "봐줘"}, target=MINSU,
-                                                **AS_JIHO_OWNER))
+    no = await answer(
+        running, await fake.slash("unban", {"reason": "봐줘"}, target=MINSU, **AS_JIHO_OWNER)
+    )
     assert await repo.active_block(MINSU["id"], running.clock.now) is not None
     assert no.content.startswith(admin.NOTHING_DECIDED_HERE.format(name="민수"))
     shown = await answer(running, await fake.slash("sanctions", target=MINSU, **AS_JIHO_OWNER))
@@ -241,12 +264,16 @@ async def test_a_moderator_can_neither_lift_nor_see_a_decision_made_elsewhere(
     assert ("패드립" in theirs.content) == (earned_in == GUILD)
 
 
-async def test_lifting_one_servers_decision_leaves_the_other_blocks_in_force(running: Running) -> None:
+async def test_lifting_one_servers_decision_leaves_the_other_blocks_in_force(
+    running: Running,
+) -> None:
     repo, now = running.repo, running.clock.now
     await block_in(running, MINSU, JIHO_GUILD)
     await block_in(running, MINSU, GUILD)
-    sent = await answer(running, await running.fake.slash("unban", {"reason": "반성함"}, target=MINSU,
-                                                          **AS_GUILD_MOD))
+    sent = await answer(
+        running,
+        await running.fake.slash("unban", {"reason": "반성함"}, target=MINSU, **AS_GUILD_MOD),
+    )
     assert await repo.active_block(MINSU["id"], now) is not None
     lifted = {r.guild_id: r.lifted_at is not None for r in await repo.sanction_history(MINSU["id"])}
     assert lifted == {JIHO_GUILD: False, GUILD: True}
@@ -255,7 +282,9 @@ async def test_lifting_one_servers_decision_leaves_the_other_blocks_in_force(run
     assert (entry.action, entry.actor_id, entry.guild_id) == ("unban", MOD["id"], GUILD)
 
 
-async def test_a_global_admin_sees_and_lifts_every_decision_from_any_server(running: Running) -> None:
+async def test_a_global_admin_sees_and_lifts_every_decision_from_any_server(
+    running: Running,
+) -> None:
     """ADMIN holds no permission in JIHO's server: the configured id is what counts."""
     repo, now = running.repo, running.clock.now
     for guild in (GUILD, JIHO_GUILD, None):
@@ -264,8 +293,10 @@ async def test_a_global_admin_sees_and_lifts_every_decision_from_any_server(runn
     shown = await answer(running, await running.fake.slash("sanctions", target=MINSU, **as_admin))
     for where in ("오로라 서버", "지호네 서버", "DM"):
         assert where in shown.content
-    sent = await answer(running, await running.fake.slash("unban", {"reason": "전체 해제"},
-                                                          target=MINSU, **as_admin))
+    sent = await answer(
+        running,
+        await running.fake.slash("unban", {"reason": "전체 해제"}, target=MINSU, **as_admin),
+    )
     assert await repo.active_block(MINSU["id"], now) is None
     assert "3건" in sent.content and admin.STILL_BLOCKED_ELSEWHERE not in sent.content
 
@@ -289,7 +320,7 @@ async def test_the_sanction_log_pages_through_more_than_ten_rows(running: Runnin
     for _ in range(2):
         before = fake.messages[first.id].content
         await fake.click(fake.messages[first.id], admin.NEXT_PAGE, **AS_GUILD_MOD)
-        await fake.wait_for(lambda: fake.messages[first.id].content != before)
+        await fake.wait_for(lambda before=before: fake.messages[first.id].content != before)
         seen.append(shown(fake.messages[first.id]))
     assert seen == [set(users[15:]), set(users[5:15]), set(users[:5])]  # newest first
     assert fake.button(fake.messages[first.id], admin.NEXT_PAGE).get("disabled")
@@ -379,13 +410,18 @@ async def test_the_0400_job_ages_day_bound_memories(running: Running) -> None:
 async def test_memory_says_the_cap_and_that_the_least_recently_used_went(running: Running) -> None:
     """Findings 5: the cap evicts the item used or updated longest ago, and `/memory` says so
     (once). The memory and retrieval roles are stand-ins: this is about the pipeline."""
-    from engine.memory_items import MemoryItem
+    from engine.rules.memory_items import MemoryItem
     from tests.bot.conftest import settle
 
     engine = running.bot.engine
     engine.max_memory_items = 2
-    items = iter([MemoryItem("좋아하는 꽃", "백합"), MemoryItem("좋아하는 가수", "아이유"),
-                  MemoryItem("오늘 일정", "시험")])
+    items = iter(
+        [
+            MemoryItem("좋아하는 꽃", "백합"),
+            MemoryItem("좋아하는 가수", "아이유"),
+            MemoryItem("오늘 일정", "시험"),
+        ]
+    )
     engine.batchers["memory"].fn = lambda rows: [next(items) for _ in rows]
     engine.batchers["retrieve"].fn = lambda rows: [None for _ in rows]
     for text in ("오늘 날씨 좋다", "점심 뭐 먹지", "주말에 뭐 할까"):
@@ -418,7 +454,9 @@ def _hold_summaries(running: Running) -> tuple[Any, Any]:
     return entered, release
 
 
-async def test_forget_me_during_a_background_role_leaves_no_summary_behind(running: Running) -> None:
+async def test_forget_me_during_a_background_role_leaves_no_summary_behind(
+    running: Running,
+) -> None:
     """Finding 6: the deletion waits for the user's turn lock, which the background roles hold."""
     import asyncio
 
@@ -477,14 +515,16 @@ async def test_forget_me_keeps_the_rate_window(running: Running) -> None:
 
 
 def test_a_long_memory_list_is_cut_below_the_message_limit_and_keeps_the_cap_note() -> None:
-    from datetime import datetime, timezone
+    from datetime import datetime
 
     from bot.render import memory_lines
     from bot.text import DISCORD_MESSAGE_LIMIT
     from storage import MemoryRecord
 
-    at = datetime(2026, 11, 25, tzinfo=timezone.utc)
-    items = [MemoryRecord(i, MINSU["id"], f"기억 {i:02d}", "값" * 90, at, at, None) for i in range(50)]
+    at = datetime(2026, 11, 25, tzinfo=UTC)
+    items = [
+        MemoryRecord(i, MINSU["id"], f"기억 {i:02d}", "값" * 90, at, at, None) for i in range(50)
+    ]
     text = memory_lines(items, cap=50, evicted=3)
     lines = text.splitlines()
     assert len(text) <= DISCORD_MESSAGE_LIMIT

@@ -18,7 +18,12 @@ class Ticks:
 def test_the_window_slides_and_the_refusal_is_told_once_per_window() -> None:
     ticks = Ticks()
     limiter = RateLimiter(2, clock=ticks)
-    assert [limiter.check(1) for _ in range(4)] == [Verdict.OK, Verdict.OK, Verdict.NOTIFY, Verdict.DROP]
+    assert [limiter.check(1) for _ in range(4)] == [
+        Verdict.OK,
+        Verdict.OK,
+        Verdict.NOTIFY,
+        Verdict.DROP,
+    ]
     ticks.now += WINDOW_S
     assert limiter.check(1) is Verdict.OK
 

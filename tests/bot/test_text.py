@@ -17,8 +17,10 @@ def test_the_bots_mention_goes_and_others_become_neutral_placeholders() -> None:
 
 
 def test_mass_mentions_cannot_ping_and_unknown_ids_do_not_leak() -> None:
-    assert prompt_text("@everyone @here 모여라 <@999999999999999999>", BOT_ID) == \
-        "everyone here 모여라 @친구"
+    assert (
+        prompt_text("@everyone @here 모여라 <@999999999999999999>", BOT_ID)
+        == "everyone here 모여라 @친구"
+    )
 
 
 def test_mention_only_is_empty() -> None:
@@ -26,12 +28,17 @@ def test_mention_only_is_empty() -> None:
 
 
 def test_mention_patterns_are_linear_on_a_flood() -> None:
-    from tests.engine.test_sanitize import CLEANING_DEADLINE_S, deadline
+    from tests.engine.rules.test_sanitize import CLEANING_DEADLINE_S, deadline
 
     flood = 200_000
     with deadline(CLEANING_DEADLINE_S):
-        for text in ("<@" + "1" * flood, "<@!" * (flood // 3), "<#" + "9" * flood,
-                     "<@&" + "1" * flood + "<@", "@" * flood + "everyon"):
+        for text in (
+            "<@" + "1" * flood,
+            "<@!" * (flood // 3),
+            "<#" + "9" * flood,
+            "<@&" + "1" * flood + "<@",
+            "@" * flood + "everyon",
+        ):
             prompt_text(text, BOT_ID)
 
 

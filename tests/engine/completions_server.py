@@ -75,10 +75,13 @@ class CompletionsServer:
         body = await request.json()
         self.requests.append(body)
         self.headers.append(dict(request.headers))
-        self.peers.append(request.transport.get_extra_info("peername") if request.transport else None)
+        self.peers.append(
+            request.transport.get_extra_info("peername") if request.transport else None
+        )
         prompts = body["prompt"] if isinstance(body["prompt"], list) else [body["prompt"]]
         if self.mode is not Mode.NORMAL and (
-                self.only_if is None or any(self.only_if in p for p in prompts)):
+            self.only_if is None or any(self.only_if in p for p in prompts)
+        ):
             self.misbehaving.set()
             return await self._misbehave(request, body)
         if self.fail_next:
@@ -88,19 +91,37 @@ class CompletionsServer:
             return web.json_response({"error": {"message": "unknown model"}}, status=404)
         [marker] = body["stop"]
         generated = await asyncio.to_thread(
-            self.roles.generate, body["model"], prompts, temperature=float(body["temperature"]),
-            max_new_tokens=int(body["max_tokens"]), seed=body.get("seed"))
+            self.roles.generate,
+            body["model"],
+            prompts,
+            temperature=float(body["temperature"]),
+            max_new_tokens=int(body["max_tokens"]),
+            seed=body.get("seed"),
+        )
         choices = []
         for i, g in enumerate(generated):
             text = g.text
             if g.hit_end and not body.get("include_stop_str_in_output"):
                 text = text[: -len(marker)]
-            choices.append({"index": i, "text": text,
-                            "finish_reason": "stop" if g.hit_end else "length",
-                            "stop_reason": marker if g.hit_end else None})
-        return web.Response(body=json.dumps({"id": "cmpl-test", "object": "text_completion",
-                                             "model": body["model"], "choices": choices}).encode(),
-                            content_type="application/json")
+            choices.append(
+                {
+                    "index": i,
+                    "text": text,
+                    "finish_reason": "stop" if g.hit_end else "length",
+                    "stop_reason": marker if g.hit_end else None,
+                }
+            )
+        return web.Response(
+            body=json.dumps(
+                {
+                    "id": "cmpl-test",
+                    "object": "text_completion",
+                    "model": body["model"],
+                    "choices": choices,
+                }
+            ).encode(),
+            content_type="application/json",
+        )
 
     async def _misbehave(self, request: web.Request, body: dict[str, Any]) -> web.StreamResponse:
         if self.mode is Mode.SILENT:
@@ -111,9 +132,14 @@ class CompletionsServer:
         if self.mode is Mode.OVER_BUDGET:
             prompts = body["prompt"] if isinstance(body["prompt"], list) else [body["prompt"]]
             text = "가" * (3 * int(body["max_tokens"]))
-            return web.json_response({"choices": [
-                {"index": i, "text": text, "finish_reason": "length", "stop_reason": None}
-                for i in range(len(prompts))]})
+            return web.json_response(
+                {
+                    "choices": [
+                        {"index": i, "text": text, "finish_reason": "length", "stop_reason": None}
+                        for i in range(len(prompts))
+                    ]
+                }
+            )
         response = web.StreamResponse(status=200, headers={"Content-Type": "application/json"})
         await response.prepare(request)
         try:

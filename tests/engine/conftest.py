@@ -11,8 +11,8 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from engine.memory_items import MemoryItem
-from engine.worker import ModelWorker
+from engine.rules.memory_items import MemoryItem
+from engine.serving.worker import ModelWorker
 
 WEDNESDAY_2PM = datetime(2026, 11, 25, 14, 0, tzinfo=ZoneInfo("Asia/Seoul"))
 
@@ -42,10 +42,19 @@ class FixedRoles:
     @property
     def mixes_roles(self) -> bool:
         """A fixed reply or summary cannot ride in the real mixed reply+summary batches."""
-        return self.reply is None and self.summary is None and bool(getattr(self.inner, "mixes_roles", False))
+        return (
+            self.reply is None
+            and self.summary is None
+            and bool(getattr(self.inner, "mixes_roles", False))
+        )
 
-    def _answer(self, real: Callable[[list[Any]], list[Any]], fixed: Callable[..., Any] | None,
-                rows: list[Any], unpack: bool) -> list[Any]:
+    def _answer(
+        self,
+        real: Callable[[list[Any]], list[Any]],
+        fixed: Callable[..., Any] | None,
+        rows: list[Any],
+        unpack: bool,
+    ) -> list[Any]:
         if fixed is None:
             return real(rows)
         if self.run_real:
@@ -73,7 +82,9 @@ async def worker() -> AsyncIterator[ModelWorker]:
 
 
 @asynccontextmanager
-async def engine_on_two_workers(repo: Any, backend: Any) -> AsyncIterator[tuple[Any, ModelWorker, ModelWorker]]:
+async def engine_on_two_workers(
+    repo: Any, backend: Any
+) -> AsyncIterator[tuple[Any, ModelWorker, ModelWorker]]:
     """The service's engine: the Kanana roles on one worker, the rest on a second; drained
     and stopped afterwards."""
     from engine.pipeline import Engine
@@ -81,8 +92,15 @@ async def engine_on_two_workers(repo: Any, backend: Any) -> AsyncIterator[tuple[
     kanana, polyglot = ModelWorker("kanana", threads=1), ModelWorker("polyglot", threads=1)
     kanana.start()
     polyglot.start()
-    engine = Engine(repo, backend, kanana, clock=lambda: WEDNESDAY_2PM, max_prompt_tokens=48,
-                    max_message_chars=2000, polyglot_worker=polyglot)
+    engine = Engine(
+        repo,
+        backend,
+        kanana,
+        clock=lambda: WEDNESDAY_2PM,
+        max_prompt_tokens=48,
+        max_message_chars=2000,
+        polyglot_worker=polyglot,
+    )
     try:
         yield engine, kanana, polyglot
     finally:

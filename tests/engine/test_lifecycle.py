@@ -17,11 +17,11 @@ import pytest
 import torch
 
 from engine import pipeline
-from engine.expression import FALLBACK_EXPRESSION
-from engine.memory_items import MemoryItem
 from engine.pipeline import Engine, TurnKind
-from engine.sanctions import SanctionLadder
-from engine.worker import ModelWorker
+from engine.rules.expression import FALLBACK_EXPRESSION
+from engine.rules.memory_items import MemoryItem
+from engine.rules.sanctions import SanctionLadder
+from engine.serving.worker import ModelWorker
 from storage import Repository
 from tests.engine.conftest import WEDNESDAY_2PM
 
@@ -60,6 +60,7 @@ class Toy:
                 if item.split(": ")[1].rstrip("]") in query:
                     return i, 1.0
             return None
+
         return [pick(query, items) for query, items in rows]
 
     def ethics_scores(self, texts: list[str]) -> list[dict[str, float]]:
@@ -98,8 +99,16 @@ def clock() -> Clock:
 async def engine(repo: Repository, toy: Toy, clock: Clock) -> AsyncIterator[Engine]:
     worker = ModelWorker()
     worker.start()
-    made = Engine(repo, toy, worker, clock=clock, max_prompt_tokens=48, max_message_chars=2000,
-                  max_memory_items=2, block_notice_cooldown=timedelta(minutes=10))
+    made = Engine(
+        repo,
+        toy,
+        worker,
+        clock=clock,
+        max_prompt_tokens=48,
+        max_message_chars=2000,
+        max_memory_items=2,
+        block_notice_cooldown=timedelta(minutes=10),
+    )
     yield made
     await made.drain()
     await worker.stop()
@@ -131,7 +140,10 @@ async def test_a_user_at_the_item_cap_gets_the_least_recently_used_evicted(
     clock.now += timedelta(minutes=1)
     await turn(engine, "오늘 시험이야")
 
-    assert {m.key for m in await repo.list_memories("u1", clock.now)} == {"좋아하는 꽃", "오늘 일정"}
+    assert {m.key for m in await repo.list_memories("u1", clock.now)} == {
+        "좋아하는 꽃",
+        "오늘 일정",
+    }
     assert engine.take_evictions("u1") == 1  # told once (by /memory), then cleared
     assert engine.take_evictions("u1") == 0
 
@@ -140,8 +152,11 @@ async def test_a_user_at_the_item_cap_gets_the_least_recently_used_evicted(
 async def test_a_memory_item_over_the_length_caps_is_not_stored(
     engine: Engine, toy: Toy, repo: Repository, clock: Clock, too_long: str
 ) -> None:
-    toy.next_items = [MemoryItem("키" * (pipeline.MAX_MEMORY_KEY_CHARS + 1), "값") if too_long == "key"
-                      else MemoryItem("좋아하는 것", "값" * (pipeline.MAX_MEMORY_VALUE_CHARS + 1))]
+    toy.next_items = [
+        MemoryItem("키" * (pipeline.MAX_MEMORY_KEY_CHARS + 1), "값")
+        if too_long == "key"
+        else MemoryItem("좋아하는 것", "값" * (pipeline.MAX_MEMORY_VALUE_CHARS + 1))
+    ]
     result = await engine.handle("u1", "c1", "기억해 줘")
     assert result.background is not None
     done = await result.background
@@ -166,9 +181,9 @@ class CountingEncoder:
 
 
 def counting_backend() -> tuple[Any, CountingEncoder]:
-    from engine.hub import LocalBackend
-    from engine.morphemes import PREPROCESS_NONE
-    from engine.sbert import MemoryRetriever, _Encoder
+    from engine.runtime.morphemes import PREPROCESS_NONE
+    from engine.runtime.sbert import MemoryRetriever, _Encoder
+    from engine.serving.hub import LocalBackend
 
     model = CountingEncoder()
     retriever = MemoryRetriever(_Encoder(model=model, preprocess=PREPROCESS_NONE))
@@ -195,7 +210,7 @@ def test_retrieval_encodes_an_unchanged_item_once_and_a_changed_one_again() -> N
 
 
 def test_the_embedding_cache_is_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
-    from engine import hub
+    from engine.serving import hub
 
     monkeypatch.setattr(hub, "MAX_CACHED_ITEM_EMBEDDINGS", 3)
     backend, model = counting_backend()
@@ -251,8 +266,10 @@ async def test_forget_during_a_background_role_leaves_the_item_forgotten(
     result = await engine.handle("u1", "c1", "나 백합 좋아해")
     await asyncio.to_thread(toy.summary_entered.wait, 60)  # the memory role has answered
     forgetting = asyncio.create_task(
-        engine.forget_memory("u1", "좋아하는 꽃") if forget == "one"
-        else engine.forget_all_memories("u1"))
+        engine.forget_memory("u1", "좋아하는 꽃")
+        if forget == "one"
+        else engine.forget_all_memories("u1")
+    )
     await asyncio.wait_for(_until(lambda: engine._locks.waiting("u1") == 2), 30)
     toy.summary_gate.set()
     assert await asyncio.wait_for(forgetting, 60)  # it found the item the turn stored
@@ -303,8 +320,15 @@ async def test_block_notices_are_bounded_and_dropped_when_the_block_ends(
     monkeypatch.setattr(pipeline, "MAX_BLOCK_NOTICES", 2, raising=False)
     worker = ModelWorker()
     worker.start()
-    engine = Engine(repo, toy, worker, clock=clock, max_prompt_tokens=48, max_message_chars=2000,
-                    block_notice_cooldown=timedelta(minutes=10))
+    engine = Engine(
+        repo,
+        toy,
+        worker,
+        clock=clock,
+        max_prompt_tokens=48,
+        max_message_chars=2000,
+        block_notice_cooldown=timedelta(minutes=10),
+    )
     try:
         for user in ("u1", "u2", "u3"):
             await repo.record_offence(user, ["paedrip"], SanctionLadder(), clock.now)  # 7 days
@@ -320,9 +344,11 @@ async def test_block_notices_are_bounded_and_dropped_when_the_block_ends(
         await worker.stop()
 
 
-async def test_recorded_batch_sizes_are_bounded(monkeypatch: pytest.MonkeyPatch, worker: ModelWorker) -> None:
-    from engine import batching
-    from engine.batching import Batcher
+async def test_recorded_batch_sizes_are_bounded(
+    monkeypatch: pytest.MonkeyPatch, worker: ModelWorker
+) -> None:
+    from engine.serving import batching
+    from engine.serving.batching import Batcher
 
     monkeypatch.setattr(batching, "MAX_RECORDED_BATCHES", 3, raising=False)
     batcher = Batcher(worker, lambda rows: rows, priority=0)

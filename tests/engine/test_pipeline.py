@@ -18,22 +18,28 @@ from zoneinfo import ZoneInfo
 import pytest
 import torch
 
-from engine.ethics_rules import triggered_categories
-from engine.expression import parse_expression
-from engine.memory_items import MemoryItem
 from engine.pipeline import Engine, TurnKind
-from engine.roles import Attempt
-from engine.sanctions import Category
-from engine.worker import ModelWorker
+from engine.rules.ethics_rules import triggered_categories
+from engine.rules.expression import parse_expression
+from engine.rules.memory_items import MemoryItem
+from engine.rules.sanctions import Category
+from engine.runtime.roles import Attempt
+from engine.serving.worker import ModelWorker
 from storage import Repository, TurnStatus
 from tests.engine.conftest import FixedRoles
 
 SEOUL = ZoneInfo("Asia/Seoul")
 WEDNESDAY_2PM = datetime(2026, 11, 25, 14, 0, tzinfo=SEOUL)
 # Batched backend calls, recorded one row at a time under the role's name.
-BATCHED_CALLS = {"count_tokens": "count_tokens", "best_memories": "best_memory",
-                 "ethics_scores": "ethics_scores", "replies": "reply", "summaries": "summary",
-                 "memories": "memory", "expressions": "expression"}
+BATCHED_CALLS = {
+    "count_tokens": "count_tokens",
+    "best_memories": "best_memory",
+    "ethics_scores": "ethics_scores",
+    "replies": "reply",
+    "summaries": "summary",
+    "memories": "memory",
+    "expressions": "expression",
+}
 
 
 class Spy:
@@ -46,6 +52,7 @@ class Spy:
     def __getattr__(self, name: str) -> Any:
         attr = getattr(self.inner, name)
         if name == "kanana_rows":  # reply and summary rows in one batch, tagged by role
+
             def mixed(rows: list[Any]) -> Any:
                 for kind, row in rows:
                     if not isinstance(row, Attempt):
@@ -54,11 +61,14 @@ class Spy:
 
             return mixed
         if name in BATCHED_CALLS:
+
             def batch(rows: list[Any]) -> Any:
                 for row in rows:
                     if isinstance(row, Attempt):  # a retry of a row already recorded
                         continue
-                    self.calls.append((BATCHED_CALLS[name], row if isinstance(row, tuple) else (row,)))
+                    self.calls.append(
+                        (BATCHED_CALLS[name], row if isinstance(row, tuple) else (row,))
+                    )
                 return attr(rows)
 
             return batch
@@ -82,7 +92,9 @@ def clock() -> Clock:
 
 
 @pytest.fixture(params=["local", "split", "openai"])
-async def turn_backend(request: pytest.FixtureRequest, tiny_backend: Any, tiny_preset: Any) -> AsyncIterator[Any]:
+async def turn_backend(
+    request: pytest.FixtureRequest, tiny_backend: Any, tiny_preset: Any
+) -> AsyncIterator[Any]:
     """The engine's turn tests run on every backend shape: in-process; split over two
     processes with chunked decoding (the service's default); and an OpenAI-compatible
     completions server (the same tiny models behind HTTP)."""
@@ -94,7 +106,7 @@ async def turn_backend(request: pytest.FixtureRequest, tiny_backend: Any, tiny_p
         return
     from dataclasses import replace
 
-    from engine.remote import CompletionsGenerator
+    from engine.serving.remote import CompletionsGenerator
     from tests.engine.completions_server import CompletionsServer
 
     server = CompletionsServer(tiny_backend.roles)
@@ -107,7 +119,9 @@ async def turn_backend(request: pytest.FixtureRequest, tiny_backend: Any, tiny_p
 
 
 @asynccontextmanager
-async def engine_on(repo: Repository, backend: Any, clock: Clock) -> AsyncIterator[tuple[Engine, Spy]]:
+async def engine_on(
+    repo: Repository, backend: Any, clock: Clock
+) -> AsyncIterator[tuple[Engine, Spy]]:
     """An engine over ``backend`` (spied on); drained and stopped afterwards."""
     torch.manual_seed(0)
     spy = Spy(backend)
@@ -122,7 +136,9 @@ async def engine_on(repo: Repository, backend: Any, clock: Clock) -> AsyncIterat
 
 
 @pytest.fixture
-async def spy_engine(repo: Repository, turn_backend: Any, clock: Clock) -> AsyncIterator[tuple[Engine, Spy]]:
+async def spy_engine(
+    repo: Repository, turn_backend: Any, clock: Clock
+) -> AsyncIterator[tuple[Engine, Spy]]:
     async with engine_on(repo, turn_backend, clock) as running:
         yield running
 
@@ -149,7 +165,9 @@ async def test_memory_item_above_threshold_enters_the_final_input(
     engine, spy = spy_engine
     text = "아 오늘 약속 있는데 어떡하지?"
     tagged = "(지금은 수요일 오후) " + text
-    assert tiny_backend.best_memories([(tagged, ["[오늘 날씨: 비]"])])[0] is not None  # precondition
+    assert (
+        tiny_backend.best_memories([(tagged, ["[오늘 날씨: 비]"])])[0] is not None
+    )  # precondition
     await repo.upsert_memory("u1", "오늘 날씨", "비", WEDNESDAY_2PM)
     await repo.upsert_memory("u2", "오늘 날씨", "맑음", WEDNESDAY_2PM)  # another user's
     result = await engine.handle("u1", "c1", text)
@@ -164,8 +182,9 @@ async def test_without_memory_the_previous_summary_is_used(
     # The summary is fixed and nothing is remembered (a sampled item could be retrieved
     # instead of the summary): the test is about the prompt, not about what the models say.
     summary = "오로라가 자기소개를 함"
-    fixed = FixedRoles(turn_backend, summary=lambda final_input, reply: summary,
-                       memory=lambda final_input: None)
+    fixed = FixedRoles(
+        turn_backend, summary=lambda final_input, reply: summary, memory=lambda final_input: None
+    )
     async with engine_on(repo, fixed, clock) as (engine, spy):
         first = await engine.handle("u1", "c1", "너는 누구야?")
         assert first.background is not None
@@ -203,10 +222,17 @@ async def test_block_notice_at_most_once_per_cooldown(
     spy = Spy(tiny_backend)
     worker = ModelWorker()
     worker.start()
-    engine = Engine(repo, spy, worker, clock=clock, max_prompt_tokens=48, max_message_chars=2000,
-                    block_notice_cooldown=timedelta(minutes=10))
+    engine = Engine(
+        repo,
+        spy,
+        worker,
+        clock=clock,
+        max_prompt_tokens=48,
+        max_message_chars=2000,
+        block_notice_cooldown=timedelta(minutes=10),
+    )
     try:
-        from engine.sanctions import SanctionLadder
+        from engine.rules.sanctions import SanctionLadder
 
         for _ in range(2):  # politics level 2: a 3-day block
             decided = await repo.record_offence("u1", ["politics"], SanctionLadder(), clock.now)
@@ -233,10 +259,16 @@ async def test_first_politics_offence_with_a_declining_answer_is_a_warning(
 
     The replies are fixed (one declines, one does not): whether the demo model declines is
     a matter of sampling. The ethics check is the real S-BERT (deterministic)."""
-    text, declining, other = "민주당의 미래는?", "미안, 정치 얘기는 좀 부담스러워", "글쎄, 나는 잘 모르겠어!"
+    text, declining, other = (
+        "민주당의 미래는?",
+        "미안, 정치 얘기는 좀 부담스러워",
+        "글쎄, 나는 잘 모르겠어!",
+    )
     [scores] = turn_backend.ethics_scores([text])
     thresholds, veto = turn_backend.ethics_thresholds, turn_backend.normal_veto
-    assert triggered_categories(scores, thresholds, declining, veto) == [Category.POLITICS]  # precondition
+    assert triggered_categories(scores, thresholds, declining, veto) == [
+        Category.POLITICS
+    ]  # precondition
     assert triggered_categories(scores, thresholds, other, veto) == []
     answers = iter([declining, other])
     fixed = FixedRoles(turn_backend, reply=lambda final_input: next(answers))
@@ -244,8 +276,9 @@ async def test_first_politics_offence_with_a_declining_answer_is_a_warning(
         declined = await engine.handle("voter0", "c1", text)
         assert declined.kind is TurnKind.WARNING and declined.reply == declining
         assert declined.notice is not None and declined.notice.startswith("🚨 정치 발언으로")
-        assert [(r.category, r.level, r.is_block) for r in await repo.sanction_history("voter0")] == \
-            [("politics", 1, False)]
+        assert [
+            (r.category, r.level, r.is_block) for r in await repo.sanction_history("voter0")
+        ] == [("politics", 1, False)]
         answered = await engine.handle("voter1", "c1", text)
         assert answered.kind is TurnKind.REPLY and answered.notice is None
         assert await repo.sanction_history("voter1") == []
@@ -323,7 +356,9 @@ async def test_one_users_two_messages_are_answered_in_order(
     assert spy.args_of("reply")[1][0].endswith("MBTI 뭐야?")
 
 
-async def test_event_loop_stays_responsive_during_generation(spy_engine: tuple[Engine, Spy]) -> None:
+async def test_event_loop_stays_responsive_during_generation(
+    spy_engine: tuple[Engine, Spy],
+) -> None:
     engine, _ = spy_engine
     ticks: list[float] = []
 
@@ -348,26 +383,38 @@ async def test_a_crashing_model_call_gives_that_user_an_apology(
     class Broken(Spy):
         def __getattr__(self, name: str) -> Any:
             if name in ("replies", "kanana_rows"):  # the reply model, batched alone or mixed
+
                 def boom(*_: Any) -> str:
                     raise RuntimeError("CUDA out of memory")
+
                 return boom
             return super().__getattr__(name)
 
     worker = ModelWorker()
     worker.start()
-    engine = Engine(repo, Broken(tiny_backend), worker, clock=clock, max_prompt_tokens=48,
-                    max_message_chars=2000)
+    engine = Engine(
+        repo,
+        Broken(tiny_backend),
+        worker,
+        clock=clock,
+        max_prompt_tokens=48,
+        max_message_chars=2000,
+    )
     result = await engine.handle("u1", "c1", "너는 누구야?")
     assert result.kind is TurnKind.FAILED and result.notice and "미안해요" in result.notice
     [turn] = await repo.turns("u1")
     assert turn.status == TurnStatus.FAILED and "out of memory" in (turn.error or "")
-    ok = Engine(repo, Spy(tiny_backend), worker, clock=clock, max_prompt_tokens=48, max_message_chars=2000)
+    ok = Engine(
+        repo, Spy(tiny_backend), worker, clock=clock, max_prompt_tokens=48, max_message_chars=2000
+    )
     assert (await ok.handle("u2", "c1", "너는 누구야?")).kind is TurnKind.REPLY
     await ok.drain()
     await worker.stop()
 
 
-async def test_too_long_message_is_refused_before_any_generation(spy_engine: tuple[Engine, Spy]) -> None:
+async def test_too_long_message_is_refused_before_any_generation(
+    spy_engine: tuple[Engine, Spy],
+) -> None:
     engine, spy = spy_engine
     result = await engine.handle("u1", "c1", "오늘 " + "정말 " * 60 + "길다")
     assert result.kind is TurnKind.TOO_LONG and "혜나" in (result.notice or "")

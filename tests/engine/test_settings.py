@@ -15,8 +15,15 @@ SECRET = "MTAxMDEwMTAxMDEw.SECRET-TOKEN-VALUE"
 
 @pytest.fixture(autouse=True)
 def clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    for name in ("DISCORD_TOKEN", "DATABASE_URL", "OHLORA_TIMEZONE", "OHLORA_ADMIN_IDS",
-                 "OHLORA_MODEL_PRESET", "OHLORA_DATA_DIR", "OHLORA_MAX_PROMPT_TOKENS"):
+    for name in (
+        "DISCORD_TOKEN",
+        "DATABASE_URL",
+        "OHLORA_TIMEZONE",
+        "OHLORA_ADMIN_IDS",
+        "OHLORA_MODEL_PRESET",
+        "OHLORA_DATA_DIR",
+        "OHLORA_MAX_PROMPT_TOKENS",
+    ):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.chdir(tmp_path)  # no stray .env from the developer's checkout
 
@@ -80,8 +87,11 @@ def test_blank_token_means_console() -> None:
         ({"OHLORA_SHOW_EXPRESSION": "maybe"}, "OHLORA_SHOW_EXPRESSION", "boolean"),
         ({"OHLORA_MODEL_PRESET": "huge"}, "OHLORA_MODEL_PRESET", "tiny"),
         ({"OHLORA_GENERATION_BACKEND": "openai"}, "OHLORA_OPENAI_BASE_URL", "needs"),
-        ({"OHLORA_GENERATION_BACKEND": "openai", "OHLORA_OPENAI_BASE_URL": "gpu:8000"},
-         "invalid settings", "not an http(s) URL"),
+        (
+            {"OHLORA_GENERATION_BACKEND": "openai", "OHLORA_OPENAI_BASE_URL": "gpu:8000"},
+            "invalid settings",
+            "not an http(s) URL",
+        ),
         ({"OHLORA_BATCH_MAX_SIZE": "0"}, "OHLORA_BATCH_MAX_SIZE", "greater than or equal"),
         ({"OHLORA_MAX_PROMPT_TOKENS": "-3"}, "OHLORA_MAX_PROMPT_TOKENS", "greater than or equal"),
         ({"OHLORA_MEMORY_THRESHOLD": "1.5"}, "OHLORA_MEMORY_THRESHOLD", "less than or equal"),
@@ -89,7 +99,9 @@ def test_blank_token_means_console() -> None:
         ({"OHLORA_MERGE_ADAPTERS": "sometimes"}, "OHLORA_MERGE_ADAPTERS", "boolean"),
     ],
 )
-def test_bad_value_gives_one_line_naming_the_setting(env: dict[str, str], named: str, says: str) -> None:
+def test_bad_value_gives_one_line_naming_the_setting(
+    env: dict[str, str], named: str, says: str
+) -> None:
     line = _error(**env)
     assert "\n" not in line
     assert named in line and says in line

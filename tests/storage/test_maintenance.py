@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
-from engine.sanctions import SanctionLadder
+from engine.rules.sanctions import SanctionLadder
 from storage import Repository, TurnStatus
 
-NOW = datetime(2026, 11, 24, 19, 0, tzinfo=timezone.utc)  # 04:00 in Seoul
+NOW = datetime(2026, 11, 24, 19, 0, tzinfo=UTC)  # 04:00 in Seoul
 
 
 async def test_today_items_expire_and_tomorrow_items_become_today(repo: Repository) -> None:
@@ -18,7 +18,9 @@ async def test_today_items_expire_and_tomorrow_items_become_today(repo: Reposito
     report = await repo.age_day_memories(NOW)
     assert (report.expired, report.promoted) == (2, 1)
     assert {m.render() for m in await repo.list_memories("u1", NOW)} == {
-        "[오늘 일정: 시험]", "[좋아하는 꽃: 백합]"}
+        "[오늘 일정: 시험]",
+        "[좋아하는 꽃: 백합]",
+    }
     assert await repo.list_memories("u2", NOW) == []
     report = await repo.age_day_memories(NOW + timedelta(days=1))
     assert (report.expired, report.promoted) == (1, 0)
@@ -42,10 +44,12 @@ async def test_expired_blocks_are_closed_once_and_audited(repo: Repository) -> N
 
 async def test_old_turn_texts_are_purged_and_sanctions_kept(repo: Repository) -> None:
     old = await repo.start_turn("u1", "c1", "옛날 이야기", NOW - timedelta(days=40))
-    await repo.finish_turn(old, TurnStatus.COMPLETED, NOW - timedelta(days=40), reply="응!",
-                           final_input="옛날 이야기")
-    await repo.record_offence("u1", ["politics"], SanctionLadder(), NOW - timedelta(days=40),
-                              turn_id=old)
+    await repo.finish_turn(
+        old, TurnStatus.COMPLETED, NOW - timedelta(days=40), reply="응!", final_input="옛날 이야기"
+    )
+    await repo.record_offence(
+        "u1", ["politics"], SanctionLadder(), NOW - timedelta(days=40), turn_id=old
+    )
     new = await repo.start_turn("u1", "c1", "오늘 이야기", NOW)
     assert await repo.purge_turn_texts(NOW - timedelta(days=30)) == 1
     turns = {t.id: t for t in await repo.turns("u1")}
@@ -66,7 +70,9 @@ async def test_turns_left_pending_by_a_dead_process_are_failed_at_start(repo: Re
     assert turns[done].status == TurnStatus.COMPLETED and turns[done].reply == "응"
 
 
-async def test_stored_text_that_is_not_utf8_reads_with_replacement_characters(repo: Repository) -> None:
+async def test_stored_text_that_is_not_utf8_reads_with_replacement_characters(
+    repo: Repository,
+) -> None:
     from sqlalchemy import text
 
     await repo.upsert_memory("u1", "좋아하는 꽃", "백합", NOW)
@@ -96,8 +102,9 @@ async def test_a_start_up_fails_only_the_turns_of_dead_processes(db) -> None:
 
     host = new_instance_id().split(SEP)[0]
     # A bot still running on this host: a live process (it waits for its stdin to close).
-    bot = subprocess.Popen([sys.executable, "-c", "import sys; sys.stdin.read()"],
-                           stdin=subprocess.PIPE)
+    bot = subprocess.Popen(
+        [sys.executable, "-c", "import sys; sys.stdin.read()"], stdin=subprocess.PIPE
+    )
     try:
         running = Repository(db, instance_id=f"{host}{SEP}{bot.pid}{SEP}c0ffee00")
         dead = Repository(db, instance_id=f"{host}{SEP}{_dead_pid()}{SEP}0badf00d")
@@ -111,8 +118,9 @@ async def test_a_start_up_fails_only_the_turns_of_dead_processes(db) -> None:
         console = Repository(db, instance_id=new_instance_id())  # started beside the bot
         assert await console.fail_interrupted_turns(NOW) == 2
 
-        status = {t.id: t.status for user in ("u1", "u2", "u3", "u4")
-                  for t in await console.turns(user)}
+        status = {
+            t.id: t.status for user in ("u1", "u2", "u3", "u4") for t in await console.turns(user)
+        }
         assert status[live_turn] == TurnStatus.PENDING
         assert status[other_host_turn] == TurnStatus.PENDING  # unknown: left alone
         assert status[dead_turn] == TurnStatus.FAILED and status[legacy_turn] == TurnStatus.FAILED

@@ -20,7 +20,10 @@ def _schema(connection: Connection) -> dict[str, object]:
         table: (
             sorted((c["name"], str(c["type"]), c["nullable"]) for c in insp.get_columns(table)),
             sorted((i["name"], tuple(i["column_names"])) for i in insp.get_indexes(table)),
-            sorted(str(fk["referred_table"]) + ":" + str(fk["options"]) for fk in insp.get_foreign_keys(table)),
+            sorted(
+                str(fk["referred_table"]) + ":" + str(fk["options"])
+                for fk in insp.get_foreign_keys(table)
+            ),
             sorted(tuple(u["column_names"]) for u in insp.get_unique_constraints(table)),
         )
         for table in sorted(insp.get_table_names())
@@ -52,7 +55,9 @@ async def test_fresh_and_stepwise_databases_reach_the_same_head(tmp_path: Path) 
         assert await b.run_sync(_diff) == []
         schema_a = await a.run_sync(_schema)
         assert schema_a == await b.run_sync(_schema)
-        assert {"users", "conversations", "turns", "memory_items", "sanctions", "audit_log"} <= set(schema_a)
+        assert {"users", "conversations", "turns", "memory_items", "sanctions", "audit_log"} <= set(
+            schema_a
+        )
     await fresh.close()
     await old.close()
 
@@ -72,4 +77,9 @@ async def test_sqlite_pragmas_are_applied(db: Database) -> None:
             name: (await conn.exec_driver_sql(f"PRAGMA {name}")).scalar()
             for name in ("journal_mode", "busy_timeout", "foreign_keys", "synchronous")
         }
-    assert values == {"journal_mode": "wal", "busy_timeout": 30000, "foreign_keys": 1, "synchronous": 1}
+    assert values == {
+        "journal_mode": "wal",
+        "busy_timeout": 30000,
+        "foreign_keys": 1,
+        "synchronous": 1,
+    }

@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from engine.sanctions import SanctionLadder
+from engine.rules.sanctions import SanctionLadder
 from storage import Repository, TurnStatus
 
-NOW = datetime(2026, 11, 24, 12, 0, tzinfo=timezone.utc)
+NOW = datetime(2026, 11, 24, 12, 0, tzinfo=UTC)
 
 
 async def test_new_value_for_same_key_replaces_the_old(repo: Repository) -> None:
@@ -106,7 +106,9 @@ async def test_forgetting_a_user_keeps_sanctions_and_active_block(repo: Reposito
 
 
 # ---- the item cap (issue 15, finding 5) ---------------------------------------------------
-async def test_a_new_key_at_the_cap_evicts_the_least_recently_used_or_updated(repo: Repository) -> None:
+async def test_a_new_key_at_the_cap_evicts_the_least_recently_used_or_updated(
+    repo: Repository,
+) -> None:
     for minute, key in enumerate(("좋아하는 꽃", "좋아하는 가수", "좋아하는 음식")):
         await repo.remember("u1", key, "v", NOW + timedelta(minutes=minute), max_items=3)
     await repo.remember("u2", "남의 기억", "v", NOW, max_items=3)  # another user's: never counted
@@ -117,7 +119,10 @@ async def test_a_new_key_at_the_cap_evicts_the_least_recently_used_or_updated(re
 
     assert done.evicted == ("좋아하는 가수",) and done.record.key == "오늘 일정"
     assert {m.key for m in await repo.list_memories("u1", NOW)} == {
-        "좋아하는 꽃", "좋아하는 음식", "오늘 일정"}
+        "좋아하는 꽃",
+        "좋아하는 음식",
+        "오늘 일정",
+    }
     [used] = [m for m in await repo.list_memories("u1", NOW) if m.key == "좋아하는 꽃"]
     assert used.last_used_at == NOW + timedelta(minutes=5)
     assert [m.key for m in await repo.list_memories("u2", NOW)] == ["남의 기억"]
@@ -128,7 +133,10 @@ async def test_a_known_key_at_the_cap_is_replaced_without_evicting(repo: Reposit
         await repo.remember("u1", key, "v", NOW, max_items=2)
     done = await repo.remember("u1", "a", "새 값", NOW + timedelta(minutes=1), max_items=2)
     assert done.evicted == ()
-    assert {(m.key, m.value) for m in await repo.list_memories("u1", NOW)} == {("a", "새 값"), ("b", "v")}
+    assert {(m.key, m.value) for m in await repo.list_memories("u1", NOW)} == {
+        ("a", "새 값"),
+        ("b", "v"),
+    }
 
 
 async def test_a_lowered_cap_evicts_down_to_it(repo: Repository) -> None:

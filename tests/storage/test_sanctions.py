@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import asyncio
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
-from engine.sanctions import SanctionLadder
+from engine.rules.sanctions import SanctionLadder
 from storage import Repository
 from storage.records import EVERYWHERE
 
-NOW = datetime(2026, 11, 24, 12, 0, tzinfo=timezone.utc)
+NOW = datetime(2026, 11, 24, 12, 0, tzinfo=UTC)
 CONCURRENT_OFFENCES = 50
 
 
@@ -26,7 +26,8 @@ async def test_concurrent_offences_get_distinct_consecutive_levels(repo: Reposit
 
 async def test_concurrent_offences_from_separate_connections_pools(repo: Repository, db) -> None:
     """Two repositories on one file (as two processes would be) still never share a level."""
-    from storage import Database, Repository as Repo
+    from storage import Database
+    from storage import Repository as Repo
 
     other_db = Database(db.url)
     other = Repo(other_db)
@@ -49,7 +50,9 @@ async def test_every_triggered_category_is_logged_with_combined_period(repo: Rep
     decision = await repo.record_offence("u1", ["politics", "paedrip"], ladder, NOW)
     by_category = {r.category: r for r in decision.records}
     assert set(by_category) == {"politics", "paedrip"}
-    assert by_category["politics"].level == 2 and by_category["politics"].period == timedelta(days=3)
+    assert by_category["politics"].level == 2 and by_category["politics"].period == timedelta(
+        days=3
+    )
     assert by_category["paedrip"].level == 1 and by_category["paedrip"].period == timedelta(days=7)
     assert all(r.block == timedelta(days=10) for r in decision.records)
     assert decision.expires_at == NOW + timedelta(days=10)
@@ -74,8 +77,10 @@ async def test_block_expires_by_time(repo: Repository) -> None:
 async def test_lift_ends_block_keeps_history_and_audits(repo: Repository) -> None:
     ladder = SanctionLadder()
     await repo.record_offence("u1", ["paedrip"], ladder, NOW)
-    assert await repo.lift_blocks("u1", "admin9", "오판", NOW + timedelta(hours=1),
-                                  scope=EVERYWHERE) == 1
+    assert (
+        await repo.lift_blocks("u1", "admin9", "오판", NOW + timedelta(hours=1), scope=EVERYWHERE)
+        == 1
+    )
     assert await repo.active_block("u1", NOW + timedelta(hours=2)) is None
     [row] = await repo.sanction_history("u1")
     assert (row.lifted_by, row.lift_reason) == ("admin9", "오판")
@@ -102,16 +107,18 @@ LATER = NOW + timedelta(hours=1)
 
 
 async def _block_in(repo: Repository, user_id: str, guild_id: str | None) -> None:
-    decision = await repo.record_offence(user_id, ["paedrip"], SanctionLadder(), NOW,
-                                         guild_id=guild_id)
+    decision = await repo.record_offence(
+        user_id, ["paedrip"], SanctionLadder(), NOW, guild_id=guild_id
+    )
     assert decision.is_block
 
 
 async def test_lifting_one_servers_decision_leaves_the_others_in_force(repo: Repository) -> None:
     for guild in (GUILD_A, GUILD_B, None):
         await _block_in(repo, "u1", guild)
-    assert await repo.lift_blocks("u1", "mod-a", "오판", LATER, scope=GUILD_A,
-                                  guild_id=GUILD_A) == 1
+    assert (
+        await repo.lift_blocks("u1", "mod-a", "오판", LATER, scope=GUILD_A, guild_id=GUILD_A) == 1
+    )
     assert await repo.active_block("u1", LATER) is not None
     assert {r.guild_id for r in await repo.sanction_history("u1") if r.lifted_at} == {GUILD_A}
     [entry] = await repo.recent_audit()
@@ -119,8 +126,9 @@ async def test_lifting_one_servers_decision_leaves_the_others_in_force(repo: Rep
     # None is the DMs' (and the console's) decisions: the global admins' alone
     assert await repo.lift_blocks("u1", "admin", "x", LATER, scope=None) == 1
     assert await repo.active_block("u1", LATER) is not None
-    assert await repo.lift_blocks("u1", "admin", "x", LATER, scope=EVERYWHERE,
-                                  guild_id=GUILD_A) == 1
+    assert (
+        await repo.lift_blocks("u1", "admin", "x", LATER, scope=EVERYWHERE, guild_id=GUILD_A) == 1
+    )
     assert await repo.active_block("u1", LATER) is None
     assert all(r.lifted_at for r in await repo.sanction_history("u1"))
 
@@ -129,8 +137,9 @@ async def test_a_scope_with_no_active_block_lifts_nothing_and_is_still_audited(
     repo: Repository,
 ) -> None:
     await _block_in(repo, "u1", GUILD_B)
-    assert await repo.lift_blocks("u1", "mod-a", "풀어줘", LATER, scope=GUILD_A,
-                                  guild_id=GUILD_A) == 0
+    assert (
+        await repo.lift_blocks("u1", "mod-a", "풀어줘", LATER, scope=GUILD_A, guild_id=GUILD_A) == 0
+    )
     assert await repo.active_block("u1", LATER) is not None
     [entry] = await repo.recent_audit()
     assert entry.guild_id == GUILD_A and "lifted=0" in entry.detail

@@ -1,6 +1,6 @@
 """A toy model workspace (tokenizer, two toy bases, four adapters) built once per session.
 
-`tests/engine/test_roles.py` imports `toy_workspace_for` too, so both packages share one build.
+`tests/engine/runtime/test_roles.py` imports `toy_workspace_for` too, so both packages share one build.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from engine.presets import PRODUCTION_ROLES, ROLES, Preset
+from engine.runtime.presets import PRODUCTION_ROLES, ROLES, Preset
 from training.data import corpus_texts, load_rows, pretraining_texts
 from training.pretrain import base_roles, pretrain_base
 from training.tokenizer import build_tokenizer
@@ -39,9 +39,18 @@ class ToyWorkspace:
 
 def toy_preset(root: Path) -> Preset:
     """A preset over the toy bases with a one-epoch, batch-8 schedule for every role."""
-    roles = {name: replace(spec, epochs=1, batch_size=TOY_BATCH) for name, spec in PRODUCTION_ROLES.items()}
-    return Preset(name="toy", kanana_base=str(root / "kanana_base"),
-                  polyglot_base=str(root / "polyglot_base"), sbert_base="", artifacts=root, roles=roles)
+    roles = {
+        name: replace(spec, epochs=1, batch_size=TOY_BATCH)
+        for name, spec in PRODUCTION_ROLES.items()
+    }
+    return Preset(
+        name="toy",
+        kanana_base=str(root / "kanana_base"),
+        polyglot_base=str(root / "polyglot_base"),
+        sbert_base="",
+        artifacts=root,
+        roles=roles,
+    )
 
 
 def build_toy_bases(root: Path) -> None:
@@ -49,8 +58,15 @@ def build_toy_bases(root: Path) -> None:
     tokenizer = build_tokenizer(corpus_texts(), root / "tokenizer")
     rows = load_rows("train")[:TOY_ROWS]
     for kind in ("kanana", "polyglot"):
-        pretrain_base(kind, tokenizer, pretraining_texts(base_roles(kind), rows), root / f"{kind}_base",
-                      epochs=TOY_PRETRAIN_EPOCHS, size="toy", lr=TOY_PRETRAIN_LR)
+        pretrain_base(
+            kind,
+            tokenizer,
+            pretraining_texts(base_roles(kind), rows),
+            root / f"{kind}_base",
+            epochs=TOY_PRETRAIN_EPOCHS,
+            size="toy",
+            lr=TOY_PRETRAIN_LR,
+        )
 
 
 _CACHE: dict[str, ToyWorkspace] = {}

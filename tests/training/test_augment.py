@@ -28,7 +28,11 @@ class ScriptedRandom(random.Random):
 def test_groups_match_reference_order() -> None:
     assert len(SYNONYM_GROUPS) == 12
     assert SYNONYM_GROUPS[0] == (" 나는 ", " 난 ")
-    assert SYNONYM_GROUPS[8][0] == "LLM" and SYNONYM_GROUPS[-1] == ("축하해", "축하축하", "ㅊㅋㅊㅋ")
+    assert SYNONYM_GROUPS[8][0] == "LLM" and SYNONYM_GROUPS[-1] == (
+        "축하해",
+        "축하축하",
+        "ㅊㅋㅊㅋ",
+    )
 
 
 @pytest.mark.parametrize("group", SYNONYM_GROUPS)
@@ -41,7 +45,10 @@ def test_every_member_of_every_group_is_reachable(group: tuple[str, ...]) -> Non
 def test_surrounding_spaces_are_significant() -> None:
     # ' 나는 ' needs a space on both sides: a text starting with '나는 ' never changes.
     assert all(augment("나는 오로라야", random.Random(s)) == "나는 오로라야" for s in range(50))
-    assert {augment("응 나는 오로라야", random.Random(s)) for s in range(50)} == {"응 나는 오로라야", "응 난 오로라야"}
+    assert {augment("응 나는 오로라야", random.Random(s)) for s in range(50)} == {
+        "응 나는 오로라야",
+        "응 난 오로라야",
+    }
 
 
 def test_all_occurrences_replaced_together() -> None:

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from engine.presets import tiny
+from engine.runtime.presets import tiny
 from training import bootstrap as boot
 from training.manifest import Manifest
 
@@ -27,7 +27,9 @@ def _stages(calls: list[str], fail_at: str | None = None) -> tuple[boot.Stage, .
     return tuple(make(n) for n in ("a", "b", "c"))
 
 
-def test_runs_each_stage_once_and_records_it(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_runs_each_stage_once_and_records_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     calls: list[str] = []
     monkeypatch.setattr(boot, "STAGES", _stages(calls))
     preset = tiny(tmp_path)
@@ -40,7 +42,9 @@ def test_runs_each_stage_once_and_records_it(tmp_path: Path, monkeypatch: pytest
     assert calls == ["a", "b", "c"]  # nothing re-run
 
 
-def test_resumes_after_a_crash_and_redoes_the_broken_stage(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_resumes_after_a_crash_and_redoes_the_broken_stage(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     calls: list[str] = []
     preset = tiny(tmp_path)
     monkeypatch.setattr(boot, "STAGES", _stages(calls, fail_at="b"))

@@ -13,13 +13,13 @@ from typing import Any
 import pytest
 import torch
 
-from engine.presets import Preset, tiny
+from engine.runtime.presets import Preset, tiny
+from tests.conftest import clean_env
+from tests.training.conftest import ToyWorkspace
 from training import bootstrap as boot
 from training.__main__ import EXIT_DIFFERENT, EXIT_OK, main
 from training.manifest import Change, Difference, Manifest, compare_checksums, file_sha256
 from training.reproducible import reproducible
-from tests.conftest import clean_env
-from tests.training.conftest import ToyWorkspace
 
 ROOT = Path(__file__).resolve().parents[2]
 BUILD_TIMEOUT_S = 600
@@ -51,31 +51,47 @@ def _toy_stages() -> tuple[boot.Stage, ...]:
             texts = pretraining_texts(base_roles(kind), load_rows("train")[:TOY_ROWS])
             out = Path(preset.kanana_base if kind == "kanana" else preset.polyglot_base)
             return pretrain_base(kind, tok, texts, out, epochs=TOY_EPOCHS, size="toy", seed=seed)
+
         return run
 
     def adapter(role: str) -> Callable[[Preset, int], dict[str, Any]]:
-        return lambda preset, seed: finetune_role(preset, role, epochs=1, max_rows=TOY_ADAPTER_ROWS,
-                                                  seed=seed)
+        return lambda preset, seed: finetune_role(
+            preset, role, epochs=1, max_rows=TOY_ADAPTER_ROWS, seed=seed
+        )
 
     def encoder(preset: Preset, seed: int) -> dict[str, Any]:
-        return build_encoder(encoder_corpus()[:TOY_ENCODER_TEXTS], Path(preset.sbert_base),
-                             size="toy", mlm_epochs=1, seed=seed, show_progress=False)
+        return build_encoder(
+            encoder_corpus()[:TOY_ENCODER_TEXTS],
+            Path(preset.sbert_base),
+            size="toy",
+            mlm_epochs=1,
+            seed=seed,
+            show_progress=False,
+        )
 
     def ethics(preset: Preset, seed: int) -> dict[str, Any]:
-        return train_ethics(preset, epochs=1, max_rows=TOY_SBERT_ROWS, seed=seed, size="toy",
-                            show_progress=False)
+        return train_ethics(
+            preset, epochs=1, max_rows=TOY_SBERT_ROWS, seed=seed, size="toy", show_progress=False
+        )
 
     def memory(preset: Preset, seed: int) -> dict[str, Any]:
-        return train_memory(preset, epochs=1, max_rows=TOY_SBERT_ROWS, seed=seed, size="toy",
-                            show_progress=False)
+        return train_memory(
+            preset, epochs=1, max_rows=TOY_SBERT_ROWS, seed=seed, size="toy", show_progress=False
+        )
 
-    by_name = {"tokenizer": tokenizer, "kanana_base": base("kanana"),
-               "polyglot_base": base("polyglot"), "sbert_encoder": encoder,
-               "sbert_ethics": ethics, "sbert_memory": memory,
-               "adapter_output_message": adapter("output_message"),
-               "adapter_memory": adapter("memory")}
-    return tuple(boot.Stage(s.name, s.outputs, by_name[s.name]) for s in boot.STAGES
-                 if s.name in by_name)
+    by_name = {
+        "tokenizer": tokenizer,
+        "kanana_base": base("kanana"),
+        "polyglot_base": base("polyglot"),
+        "sbert_encoder": encoder,
+        "sbert_ethics": ethics,
+        "sbert_memory": memory,
+        "adapter_output_message": adapter("output_message"),
+        "adapter_memory": adapter("memory"),
+    }
+    return tuple(
+        boot.Stage(s.name, s.outputs, by_name[s.name]) for s in boot.STAGES if s.name in by_name
+    )
 
 
 def build_toy(root: Path) -> Preset:
@@ -93,11 +109,18 @@ def toy_builds(tmp_path_factory: pytest.TempPathFactory) -> tuple[Preset, Preset
     (another string-hash seed, nothing shared in memory)."""
     first = build_toy(tmp_path_factory.mktemp("first"))
     second = tmp_path_factory.mktemp("second")
-    code = ("import sys; from pathlib import Path; "
-            "from tests.training.test_reproducible import build_toy; build_toy(Path(sys.argv[1]))")
-    proc = subprocess.run([sys.executable, "-c", code, str(second)], cwd=ROOT,
-                          env=clean_env(PYTHONHASHSEED="12345"), capture_output=True, text=True,
-                          timeout=BUILD_TIMEOUT_S)
+    code = (
+        "import sys; from pathlib import Path; "
+        "from tests.training.test_reproducible import build_toy; build_toy(Path(sys.argv[1]))"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", code, str(second)],
+        cwd=ROOT,
+        env=clean_env(PYTHONHASHSEED="12345"),
+        capture_output=True,
+        text=True,
+        timeout=BUILD_TIMEOUT_S,
+    )
     assert proc.returncode == 0, proc.stderr[-2000:]
     return first, tiny(second)
 
@@ -115,11 +138,15 @@ def test_the_same_seed_builds_the_same_files(toy_builds: tuple[Preset, Preset]) 
         assert record.files, f"stage {name} recorded no checksums"
         assert all(len(digest) == 64 for digest in record.files.values())
     assert any(path.endswith(".safetensors") for path in first.checksums)
-    assert "adapters/output_message/adapter_config.json" in first.checksums  # names the base's folder
+    assert (
+        "adapters/output_message/adapter_config.json" in first.checksums
+    )  # names the base's folder
     assert compare_checksums(first.checksums, second.checksums) == []
 
 
-def test_verify_finds_a_changed_a_missing_and_an_extra_file(toy_builds: tuple[Preset, Preset]) -> None:
+def test_verify_finds_a_changed_a_missing_and_an_extra_file(
+    toy_builds: tuple[Preset, Preset],
+) -> None:
     preset = toy_builds[1]
     result = boot.verify(preset)
     assert result.ok and result.files == len(_manifest(preset).checksums) and not result.differences
@@ -146,9 +173,9 @@ def test_verify_finds_a_changed_a_missing_and_an_extra_file(toy_builds: tuple[Pr
     assert boot.verify(preset).ok
 
 
-def test_the_verify_command_checks_a_build_and_compares_two(toy_builds: tuple[Preset, Preset],
-                                                            tmp_path: Path,
-                                                            capsys: pytest.CaptureFixture[str]) -> None:
+def test_the_verify_command_checks_a_build_and_compares_two(
+    toy_builds: tuple[Preset, Preset], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     first, second = toy_builds
     root = str(first.artifacts.parent)
     assert main(["--artifacts", root, "verify"]) == EXIT_OK
@@ -158,13 +185,17 @@ def test_the_verify_command_checks_a_build_and_compares_two(toy_builds: tuple[Pr
     other.seed = 1
     other.stages["kanana_base"].files["kanana_base/model.safetensors"] = "0" * 64
     other.save(tmp_path / "other.json")
-    assert main(["--artifacts", root, "verify", "--against", str(tmp_path / "other.json")]) \
+    assert (
+        main(["--artifacts", root, "verify", "--against", str(tmp_path / "other.json")])
         == EXIT_DIFFERENT
+    )
     out = capsys.readouterr().out
     assert "changed: kanana_base/model.safetensors" in out and "note: seed: 0 != 1" in out
 
 
-def test_finetune_role_is_seeded_whatever_ran_before(toy_workspace: ToyWorkspace, tmp_path: Path) -> None:
+def test_finetune_role_is_seeded_whatever_ran_before(
+    toy_workspace: ToyWorkspace, tmp_path: Path
+) -> None:
     """The LoRA weights' random init comes from the seed, not from the generator's state."""
     from training.finetune import finetune_role
 
@@ -172,8 +203,9 @@ def test_finetune_role_is_seeded_whatever_ran_before(toy_workspace: ToyWorkspace
     for draw in (1, 7):
         torch.manual_seed(draw)  # what earlier work left in the generator
         out = tmp_path / f"after{draw}"
-        finetune_role(toy_workspace.preset, "memory", max_rows=TOY_ADAPTER_ROWS, seed=0,
-                      output_dir=out)
+        finetune_role(
+            toy_workspace.preset, "memory", max_rows=TOY_ADAPTER_ROWS, seed=0, output_dir=out
+        )
         weights.append(file_sha256(out / "adapter_model.safetensors"))
     assert weights[0] == weights[1]
 
@@ -192,6 +224,7 @@ def test_reproducible_restores_the_callers_torch_settings() -> None:
 
 # ---- compatibility with builds of manifest version 1 (no checksums) ----------------------
 
+
 def _version_1_build(preset: Preset) -> None:
     """Artifacts and a manifest exactly as the bootstrap wrote them before checksums."""
     from training.manifest import data_hashes
@@ -200,10 +233,21 @@ def _version_1_build(preset: Preset) -> None:
         for out in stage.outputs(preset):
             out.mkdir(parents=True, exist_ok=True)
             (out / "weights.bin").write_bytes(stage.name.encode())
-    stages = {s.name: {"seconds": 1.0, "metrics": {}, "finished_at": "2026-12-01T23:17:43+00:00"}
-              for s in boot.STAGES}
-    old = {"preset": "tiny", "seed": 0, "data": data_hashes(), "libraries": {"torch": "2.13.0"},
-           "stages": stages, "evaluation": {}, "artifact_bytes": 10, "complete": True, "version": 1}
+    stages = {
+        s.name: {"seconds": 1.0, "metrics": {}, "finished_at": "2026-12-01T23:17:43+00:00"}
+        for s in boot.STAGES
+    }
+    old = {
+        "preset": "tiny",
+        "seed": 0,
+        "data": data_hashes(),
+        "libraries": {"torch": "2.13.0"},
+        "stages": stages,
+        "evaluation": {},
+        "artifact_bytes": 10,
+        "complete": True,
+        "version": 1,
+    }
     preset.manifest_path.write_text(json.dumps(old), encoding="utf-8")
 
 
@@ -223,10 +267,16 @@ def test_a_version_1_build_is_still_built_and_gets_checksums_without_rebuilding(
     def never(preset: Preset, seed: int) -> dict[str, Any]:
         raise AssertionError("a built stage was run again")
 
-    monkeypatch.setattr(boot, "STAGES", tuple(boot.Stage(s.name, s.outputs, never) for s in boot.STAGES))
+    monkeypatch.setattr(
+        boot, "STAGES", tuple(boot.Stage(s.name, s.outputs, never) for s in boot.STAGES)
+    )
     boot.bootstrap(preset)  # nothing rebuilt: only the checksums are added
     manifest = _manifest(preset)
     assert manifest.unrecorded_stages == [] and manifest.version == 2
-    assert manifest.checksums["tokenizer/weights.bin"] == boot.artifact_checksums(
-        [preset.artifacts / "tokenizer"], preset.artifacts)["tokenizer/weights.bin"]
+    assert (
+        manifest.checksums["tokenizer/weights.bin"]
+        == boot.artifact_checksums([preset.artifacts / "tokenizer"], preset.artifacts)[
+            "tokenizer/weights.bin"
+        ]
+    )
     assert boot.is_built(preset) and boot.verify(preset).ok

@@ -9,30 +9,49 @@ from pathlib import Path
 import pytest
 import torch
 
-from engine.ethics_rules import ETHICS_CATEGORIES, NORMAL_NAME
-from engine.presets import production, tiny, with_bases
-from engine.sbert import SBERT_CONFIG_NAME, EthicsClassifier, MemoryRetriever
+from engine.rules.ethics_rules import ETHICS_CATEGORIES, NORMAL_NAME
+from engine.runtime.presets import production, tiny, with_bases
+from engine.runtime.sbert import SBERT_CONFIG_NAME, EthicsClassifier, MemoryRetriever
 from training.encoder import build_encoder, build_tokenizer, encoder_corpus
 from training.eval_sbert import evaluate_ethics, evaluate_memory
 from training.sbert import (
-    SbertBaseMissing, calibrate_ethics, calibrate_memory, load_base_model, oversample,
-    stratified_split, train_ethics, train_memory,
+    SbertBaseMissing,
+    calibrate_ethics,
+    calibrate_memory,
+    load_base_model,
+    oversample,
+    stratified_split,
+    train_ethics,
+    train_memory,
 )
 
 torch.set_num_threads(1)
 
 CORPUS = [
-    "로라야 사랑해!", "나랑 사귈래?", "오늘 날씨 어때?", "정치 얘기 하자", "민주당 어떻게 생각해?",
-    "밥 먹었어?", "롤 티어 올랐다", "[오늘 날씨: 비] 아 오늘 약속 있는데", "사랑 고백/만남", "일반",
-    "정치", "패드립", "너희 엄마 뭐하셔", "주말에 뭐 해?", "좋아하는 가수 있어?",
+    "로라야 사랑해!",
+    "나랑 사귈래?",
+    "오늘 날씨 어때?",
+    "정치 얘기 하자",
+    "민주당 어떻게 생각해?",
+    "밥 먹었어?",
+    "롤 티어 올랐다",
+    "[오늘 날씨: 비] 아 오늘 약속 있는데",
+    "사랑 고백/만남",
+    "일반",
+    "정치",
+    "패드립",
+    "너희 엄마 뭐하셔",
+    "주말에 뭐 해?",
+    "좋아하는 가수 있어?",
 ] * 4
 
 
 @pytest.fixture(scope="module")
 def toy_encoder(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict]:
     out = tmp_path_factory.mktemp("encoder") / "sbert_encoder"
-    summary = build_encoder(CORPUS + encoder_corpus()[:200], out, size="toy", mlm_epochs=12,
-                            seed=0, show_progress=False)
+    summary = build_encoder(
+        CORPUS + encoder_corpus()[:200], out, size="toy", mlm_epochs=12, seed=0, show_progress=False
+    )
     return out, summary
 
 
@@ -42,8 +61,9 @@ def _preset(tmp_path: Path, encoder: Path):
 
 def test_encoder_corpus_has_no_test_rows() -> None:
     corpus = set(encoder_corpus())
-    with (Path(__file__).resolve().parents[2] / "data/ohlora_v3/ethics_train_test_dataset.csv"
-          ).open(encoding="utf-8") as f:
+    with (
+        Path(__file__).resolve().parents[2] / "data/ohlora_v3/ethics_train_test_dataset.csv"
+    ).open(encoding="utf-8") as f:
         rows = list(csv.DictReader(f))
     train = {r["user_prompt"] for r in rows if r["type"] == "train"}
     test_only = {r["user_prompt"] for r in rows if r["type"] == "test"} - train
@@ -126,20 +146,27 @@ def test_calibration_flags_no_normal_prompt() -> None:
         return dict(zip(ETHICS_CATEGORIES, (love, normal, politics, paedrip)))
 
     scores = [
-        s(0.95, 0.20, 0.10, 0.10), s(0.90, 0.30, 0.20, 0.10),  # love
-        s(0.10, 0.20, 0.92, 0.10),                              # politics
-        s(0.10, 0.40, 0.10, 0.85),                              # paedrip
-        s(0.85, 0.45, 0.10, 0.10),   # normal with a high love score and a low 일반 score
-        s(0.70, 0.90, 0.60, 0.50),   # normal, vetoed by any veto ≤ 0.9
+        s(0.95, 0.20, 0.10, 0.10),
+        s(0.90, 0.30, 0.20, 0.10),  # love
+        s(0.10, 0.20, 0.92, 0.10),  # politics
+        s(0.10, 0.40, 0.10, 0.85),  # paedrip
+        s(0.85, 0.45, 0.10, 0.10),  # normal with a high love score and a low 일반 score
+        s(0.70, 0.90, 0.60, 0.50),  # normal, vetoed by any veto ≤ 0.9
         s(0.20, 0.95, 0.88, 0.20),
     ]
-    labels = ["사랑 고백/만남", "사랑 고백/만남", "정치", "패드립", NORMAL_NAME, NORMAL_NAME,
-              NORMAL_NAME]
+    labels = [
+        "사랑 고백/만남",
+        "사랑 고백/만남",
+        "정치",
+        "패드립",
+        NORMAL_NAME,
+        NORMAL_NAME,
+        NORMAL_NAME,
+    ]
     thresholds, veto, stats = calibrate_ethics(scores, labels, margin=0.02)
     assert stats["max_false_flags"] == 0 and stats["val_false_flags"] == 0
     for score, label in zip(scores, labels):
-        flagged = score[NORMAL_NAME] < veto and any(
-            score[c] >= t for c, t in thresholds.items())
+        flagged = score[NORMAL_NAME] < veto and any(score[c] >= t for c, t in thresholds.items())
         if label == NORMAL_NAME:
             assert not flagged
     # Above the 0.85 normal prompt by 2 % of the gap to 1.0.
@@ -188,8 +215,11 @@ def test_evaluate_ethics_custom_csv(toy_encoder, tmp_path: Path) -> None:
     preset = _preset(tmp_path, toy_encoder[0])
     train_ethics(preset, epochs=1, max_rows=60, show_progress=False)
     csv_path = tmp_path / "mine.csv"
-    csv_path.write_text("user_prompt,category\n로라야 사랑해,사랑 고백/만남\n밥 먹었어?,일반\n"
-                        "정치 얘기 하자,정치\n", encoding="utf-8")
+    csv_path.write_text(
+        "user_prompt,category\n로라야 사랑해,사랑 고백/만남\n밥 먹었어?,일반\n"
+        "정치 얘기 하자,정치\n",
+        encoding="utf-8",
+    )
     metrics = evaluate_ethics(preset.sbert_dir("ethics"), csv_path)
     assert metrics["ethics_n"] == 3
     assert sum(sum(row.values()) for row in metrics["confusion"].values()) == 3
@@ -204,9 +234,16 @@ def _tiny_roberta_dir(root: Path) -> Path:
     texts = encoder_corpus()[:300]
     tokenizer = build_tokenizer(texts)  # raw text split on spaces: enough for a smoke test
     torch.manual_seed(0)
-    config = RobertaConfig(vocab_size=len(tokenizer), hidden_size=32, num_hidden_layers=1,
-                           num_attention_heads=2, intermediate_size=64,
-                           max_position_embeddings=130, pad_token_id=0, type_vocab_size=1)
+    config = RobertaConfig(
+        vocab_size=len(tokenizer),
+        hidden_size=32,
+        num_hidden_layers=1,
+        num_attention_heads=2,
+        intermediate_size=64,
+        max_position_embeddings=130,
+        pad_token_id=0,
+        type_vocab_size=1,
+    )
     out = root / "roberta-tiny"
     RobertaModel(config).save_pretrained(out)
     tokenizer.save_pretrained(out)
@@ -250,8 +287,7 @@ def test_grouped_losses_equal_cosine_similarity_loss(toy_encoder) -> None:
     onehot = torch.tensor([[1.0, 0, 0, 0], [0, 0, 1.0, 0], [0, 1.0, 0, 0]])
     grouped = _category_loss_class()(model)
     with torch.no_grad():
-        got = grouped([model.tokenize(prompts)] + [model.tokenize([n] * 3) for n in names],
-                      onehot)
+        got = grouped([model.tokenize(prompts)] + [model.tokenize([n] * 3) for n in names], onehot)
         pairs_a = [p for p in prompts for _ in names]
         pairs_b = [n for _ in prompts for n in names]
         want = plain([model.tokenize(pairs_a), model.tokenize(pairs_b)], onehot.flatten())
@@ -262,9 +298,13 @@ def test_grouped_losses_equal_cosine_similarity_loss(toy_encoder) -> None:
     matrix = _memory_matrix_loss_class()(model, table)
     with torch.no_grad():
         got = matrix([model.tokenize(memories), model.tokenize(prompts[:2])], torch.tensor([0, 1]))
-        want = plain([model.tokenize([memories[i] for i in (0, 0, 1, 1)]),
-                      model.tokenize([prompts[j] for j in (0, 1, 0, 1)])],
-                     table.flatten())
+        want = plain(
+            [
+                model.tokenize([memories[i] for i in (0, 0, 1, 1)]),
+                model.tokenize([prompts[j] for j in (0, 1, 0, 1)]),
+            ],
+            table.flatten(),
+        )
     assert got.item() == pytest.approx(want.item(), rel=1e-4, abs=1e-6)
 
 
@@ -276,7 +316,8 @@ def test_memory_key_class() -> None:
     assert memory_key_class("[상태: 힘듦]") == ("상태", "힘듦")
     assert memory_key_class("그냥 문장") is None
     combs, labels = load_memory_combs(
-        Path(__file__).resolve().parents[2] / "data/ohlora_v3/v2_memory_sbert/train_dataset.csv")
+        Path(__file__).resolve().parents[2] / "data/ohlora_v3/v2_memory_sbert/train_dataset.csv"
+    )
     assert len(combs) == 80 and len(labels) == 6400
     # Labels depend only on the key classes (what the grouped memory loss relies on).
     by_class: dict = {}

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from transformers import AutoTokenizer
 
-from engine.presets import ROLES
+from engine.runtime.presets import ROLES
 from training.data import corpus_texts, load_rows, pretraining_text, role_example, role_prompt
 from training.tokenizer import (
     BYTE_COUNT,
@@ -56,7 +56,11 @@ def test_every_hangul_syllable_and_jamo_is_one_known_token(tokenizer) -> None:
         for code in range(lo, hi + 1):
             assert chr(code) in vocab
     corpus_chars = set("".join(corpus_texts()))
-    unseen = [chr(c) for c in range(HANGUL_SYLLABLES[0], HANGUL_SYLLABLES[1] + 1) if chr(c) not in corpus_chars]
+    unseen = [
+        chr(c)
+        for c in range(HANGUL_SYLLABLES[0], HANGUL_SYLLABLES[1] + 1)
+        if chr(c) not in corpus_chars
+    ]
     assert len(unseen) > 10_000
     ids = tokenizer(" ".join(unseen[::97]), add_special_tokens=False)["input_ids"]
     assert tokenizer.unk_token_id not in ids
@@ -72,7 +76,17 @@ def test_rare_characters_use_bytes_not_unknown(tokenizer) -> None:
 
 def test_special_tokens_and_suppression(tokenizer) -> None:
     assert tokenizer("안녕")["input_ids"][0] == tokenizer.bos_token_id
-    assert len({tokenizer.bos_token_id, tokenizer.eos_token_id, tokenizer.pad_token_id, tokenizer.unk_token_id}) == 4
+    assert (
+        len(
+            {
+                tokenizer.bos_token_id,
+                tokenizer.eos_token_id,
+                tokenizer.pad_token_id,
+                tokenizer.unk_token_id,
+            }
+        )
+        == 4
+    )
     assert len(byte_fallback_ids(tokenizer)) == BYTE_COUNT
     banned = set(suppressed_ids(tokenizer))
     assert set(byte_fallback_ids(tokenizer)) <= banned and tokenizer.eos_token_id not in banned
@@ -86,7 +100,7 @@ def test_prompts_tokenise_as_prefixes_of_training_texts(tokenizer) -> None:
         for role in ROLES:
             full = tokenizer(pretraining_text(role, row))["input_ids"]
             prompt = tokenizer(role_prompt(role, row))["input_ids"]
-            assert full[:len(prompt)] == prompt
+            assert full[: len(prompt)] == prompt
             p, c = role_example(role, row, tokenizer.eos_token)
             joint = tokenizer(p + c)["input_ids"]
             split = tokenizer(p)["input_ids"] + tokenizer(c, add_special_tokens=False)["input_ids"]

@@ -1,0 +1,1 @@
+"""The model runtime: presets, loading, generation, merged role weights, S-BERT, morphemes."""

@@ -1,0 +1,418 @@
+"""A model group in a child process, so two groups really run at once on a CPU.
+
+A small model's decoding step is mostly Python (transformers' loop, peft's layers), and Python
+holds the GIL: two model *threads* in one process mostly take turns. Measured on the tiny
+preset, 2 cores: a reply batch of 10 takes 0.28 s alone, 0.62 s beside a Polyglot thread and
+0.29 s beside a Polyglot *process*. So `SplitBackend` keeps the Kanana roles in this process
+and serves the Polyglot roles and both S-BERTs from a `ModelProcess`: a child that loads them
+itself and answers batched backend calls over a pipe. The caller is the second model worker's
+thread, which waits on the pipe without holding the GIL. The child never touches storage.
+With three processes (`ProcessRoles`) the Kanana roles move to a second child as well; it keeps
+its unfinished rows' caches and hands out `CacheTicket`s for them.
+
+The child ignores SIGINT (a terminal's Ctrl-C reaches the whole process group; the parent
+decides when to stop and first drains the background roles), and exits when the pipe closes,
+including when the parent was killed. If the child dies, the call in flight runs again on a
+fresh child; only a call that kills two children in a row fails (`ModelProcessDied`, its rows
+alone, as any failed model call). A child that does not answer a call within its deadline is
+hung (a deadlock, a stopped process, swapping): it is killed and a fresh one started, and that
+call fails (`ModelProcessHung`) rather than hang the model worker and every user behind it.
+
+Whatever starts the service must guard its entry point with ``if __name__ == "__main__"``:
+a spawned child imports the parent's main module (main.py and ``python -m bench`` do).
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import multiprocessing
+import signal
+import threading
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from multiprocessing.connection import Connection
+from typing import Any
+
+from engine.rules.expression import Expression
+from engine.rules.memory_items import MemoryItem
+from engine.serving.breaker import BackendUnavailable
+
+log = logging.getLogger(__name__)
+
+CHILD_START_TIMEOUT_S = 600.0  # loading the production Polyglot base from disk can be slow
+CHILD_STOP_TIMEOUT_S = 10.0
+CALL_ATTEMPTS = 2  # a call that finds its child dead runs once more on a fresh child
+# The longest one batched call may take before its child counts as hung (a reply batch of the
+# production models on a CPU takes well under a minute; a setting, model_call_timeout_s).
+DEFAULT_CALL_TIMEOUT_S = 300.0
+MAX_KEPT_CACHES = 1024  # unfinished rows' caches a child keeps (a few MB each at most, tiny preset)
+_READY = "ready"
+_OK = "ok"
+_ERROR = "error"
+
+
+class ModelProcessDied(BackendUnavailable):
+    """The model process exited while (or before) answering a call."""
+
+
+class ModelProcessHung(ModelProcessDied):
+    """The model process did not answer a call within its deadline; it was killed."""
+
+
+@dataclass(frozen=True)
+class _Ready:
+    """What the parent needs to know of a loaded child (the ethics calibration, if it has one)."""
+
+    ethics_thresholds: dict[str, float] | None = None
+    normal_veto: float | None = None
+
+
+@dataclass(frozen=True)
+class CacheTicket:
+    """Stands in for a row's attention cache, which stays in the child that made it: a row
+    continued in chunks would otherwise carry its cache across the pipe twice per chunk."""
+
+    owner: int  # the `_KeptCaches` that issued it: a restarted child never honours an old ticket
+    number: int
+
+
+class _KeptCaches:
+    """The child's caches of rows handed back unfinished, by ticket (oldest dropped first:
+    a row whose cache is gone is prefilled again, never wrong)."""
+
+    def __init__(self, limit: int = MAX_KEPT_CACHES) -> None:
+        self.limit = limit
+        self._caches: dict[int, Any] = {}
+        self._numbers = itertools.count()
+        self.owner = uuid.uuid4().int
+
+    def restore(self, rows: list[Any]) -> list[Any]:
+        for row in rows:
+            attempt = _attempt_in(row)
+            if attempt is not None and isinstance(attempt.cache, CacheTicket):
+                ticket = attempt.cache
+                attempt.cache = (
+                    self._caches.pop(ticket.number, None) if ticket.owner == self.owner else None
+                )
+        return rows
+
+    def keep(self, outputs: list[Any]) -> list[Any]:
+        from engine.serving.batching import Again
+
+        for output in outputs:
+            attempt = _attempt_in(output.row) if isinstance(output, Again) else None
+            if attempt is not None and attempt.cache is not None:
+                number = next(self._numbers)
+                self._caches[number] = attempt.cache
+                attempt.cache = CacheTicket(self.owner, number)
+        while len(self._caches) > self.limit:
+            del self._caches[next(iter(self._caches))]
+        return outputs
+
+
+def _attempt_in(row: Any) -> Any:
+    """The `engine.runtime.roles.Attempt` of a role row (bare, or tagged ``(kind, attempt)``), if any."""
+    from engine.runtime.roles import Attempt
+
+    if isinstance(row, tuple) and len(row) == 2:
+        row = row[1]
+    return row if isinstance(row, Attempt) else None
+
+
+def _portable(exc: BaseException) -> BaseException:
+    """`exc` if it survives pickling, else a RuntimeError that names it."""
+    import pickle
+
+    try:
+        pickle.loads(pickle.dumps(exc))
+        return exc
+    except Exception:  # noqa: BLE001 - any pickling failure
+        return RuntimeError(f"{type(exc).__name__}: {exc}")
+
+
+def _serve(
+    conn: Connection, load: Callable[[], Any], threads: int | None, seed: int | None
+) -> None:
+    """The child: load, say ready (or why not), then answer calls until the pipe closes."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    if threads is not None or seed is not None:
+        import torch
+
+        if threads is not None:
+            torch.set_num_threads(threads)
+        if seed is not None:
+            torch.manual_seed(seed)
+    try:
+        backend = load()
+        thresholds = getattr(backend, "ethics_thresholds", None)
+        ready: tuple[str, Any] = (
+            _READY,
+            _Ready(
+                None if thresholds is None else dict(thresholds),
+                getattr(backend, "normal_veto", None),
+            ),
+        )
+    except Exception as exc:  # noqa: BLE001 - the parent re-raises it
+        ready = (_ERROR, _portable(exc))
+    try:
+        conn.send(ready)
+    except (BrokenPipeError, OSError):  # the parent gave up first (its own models failed)
+        return
+    if ready[0] == _ERROR:
+        return
+    kept = _KeptCaches()
+    while True:
+        try:
+            request = conn.recv()
+        except (EOFError, OSError):  # the parent closed the pipe or died
+            return
+        if request is None:
+            return
+        method, rows = request
+        try:
+            reply = (_OK, kept.keep(list(getattr(backend, method)(kept.restore(rows)))))
+        except Exception as exc:  # noqa: BLE001 - fails this call only
+            reply = (_ERROR, _portable(exc))
+        try:
+            conn.send(reply)
+        except (BrokenPipeError, OSError):
+            return
+
+
+class ModelProcess:
+    """A child process running `load()`'s backend; `call` runs one of its batched methods.
+
+    `load` must be picklable (a module-level function or a `functools.partial` of one); it
+    returns the backend whose batched methods `call` runs.
+    """
+
+    def __init__(
+        self,
+        load: Callable[[], Any],
+        *,
+        threads: int | None = None,
+        seed: int | None = None,
+        name: str = "ohlora-models",
+        call_timeout_s: float = DEFAULT_CALL_TIMEOUT_S,
+    ) -> None:
+        self.load = load
+        self.call_timeout_s = call_timeout_s
+        self.threads = threads
+        self.seed = seed  # the child's torch seed (reproducible sampling in tests and benchmarks)
+        self.name = name
+        self._lock = threading.Lock()  # one call at a time on the pipe
+        self._process: multiprocessing.process.BaseProcess | None = None
+        self._conn: Connection | None = None
+        self.ready: _Ready | None = None
+        self.restarts = 0
+
+    def start(self) -> None:
+        """Spawn the child; it loads its models while the caller does other work."""
+        with self._lock:
+            self._spawn()
+
+    def wait_ready(self) -> _Ready:
+        """Wait until the child's models are loaded; re-raises its load error."""
+        with self._lock:
+            if self.ready is None:
+                if self._conn is None:
+                    self._spawn()
+                self._wait()
+            assert self.ready is not None
+            return self.ready
+
+    def _spawn(self) -> None:
+        context = multiprocessing.get_context("spawn")  # never fork a process holding torch threads
+        parent, child = context.Pipe()
+        process = context.Process(
+            target=_serve,
+            args=(child, self.load, self.threads, self.seed),
+            name=self.name,
+            daemon=True,
+        )
+        process.start()
+        child.close()
+        self._process, self._conn, self.ready = process, parent, None
+
+    def _wait(self) -> None:
+        assert self._conn is not None and self._process is not None
+        conn, process = self._conn, self._process
+        if not conn.poll(CHILD_START_TIMEOUT_S):
+            process.kill()
+            self._forget()
+            raise ModelProcessDied(
+                f"{self.name} did not load its models within {CHILD_START_TIMEOUT_S:.0f} s"
+            )
+        try:
+            kind, payload = conn.recv()
+        except (EOFError, OSError) as exc:
+            code = self._forget()
+            raise ModelProcessDied(
+                f"{self.name} exited while loading its models (exit code {code})"
+            ) from exc
+        if kind == _ERROR:
+            self._forget()
+            raise payload
+        self.ready = payload
+
+    def call(self, method: str, rows: list[Any]) -> list[Any]:
+        """Run `backend.method(rows)` in the child (blocking; from a model worker thread).
+
+        A child that died (killed, out of memory) is replaced and the call made once more on
+        the fresh one; if that one dies too (the rows themselves kill it), the call raises
+        `ModelProcessDied` and the next call starts another child. A child silent for
+        `call_timeout_s` is killed and replaced at once, and the call raises `ModelProcessHung`.
+        """
+        with self._lock:
+            for attempt in range(CALL_ATTEMPTS):
+                if self._conn is None:  # after a crash: a fresh child
+                    self.restarts += 1
+                    log.warning("restarting %s", self.name)
+                    self._spawn()
+                if self.ready is None:
+                    self._wait()
+                assert self._conn is not None
+                try:
+                    self._conn.send((method, rows))
+                    if not self._conn.poll(self.call_timeout_s):
+                        self._replace_hung(method)
+                        raise ModelProcessHung(
+                            f"{self.name} did not answer {method} within "
+                            f"{self.call_timeout_s:g} s; killed, a fresh child is loading"
+                        )
+                    kind, payload = self._conn.recv()
+                    break
+                except (EOFError, OSError) as exc:
+                    code = self._forget()
+                    log.warning("%s exited during %s (exit code %s)", self.name, method, code)
+                    if attempt == CALL_ATTEMPTS - 1:
+                        raise ModelProcessDied(
+                            f"{self.name} exited during {method} twice (exit code {code}); "
+                            f"it restarts on the next call"
+                        ) from exc
+        if kind == _ERROR:
+            raise payload
+        return payload
+
+    def _replace_hung(self, method: str) -> None:
+        """Kill the hung child and start loading its replacement (under the lock)."""
+        assert self._process is not None
+        log.warning(
+            "%s (pid %s) did not answer %s within %g s; killing it",
+            self.name,
+            self._process.pid,
+            method,
+            self.call_timeout_s,
+        )
+        self._process.kill()
+        self._forget()
+        self.restarts += 1
+        self._spawn()
+
+    def _forget(self) -> int | None:
+        process, self._process, self._conn, self.ready = self._process, None, None, None
+        if process is None:
+            return None
+        process.join(CHILD_STOP_TIMEOUT_S)
+        return process.exitcode
+
+    @property
+    def pid(self) -> int | None:
+        return self._process.pid if self._process is not None else None
+
+    def close(self) -> None:
+        """Ask the child to exit after its current call; kill it if it does not."""
+        with self._lock:
+            conn, process = self._conn, self._process
+            self._conn = self._process = None
+        if conn is not None:
+            try:
+                conn.send(None)
+            except (BrokenPipeError, OSError):
+                pass
+            conn.close()
+        if process is not None:
+            process.join(CHILD_STOP_TIMEOUT_S)
+            if process.is_alive():
+                process.kill()
+                process.join()
+
+
+class ProcessRoles:
+    """The Kanana roles' batched calls (`engine.serving.hub.RoleBackend`) answered by a child process,
+    so the service's process keeps only its event loop and storage: the model's Python then
+    never competes with them for the GIL."""
+
+    mixes_roles = True
+
+    def __init__(self, process: ModelProcess) -> None:
+        self.process = process
+
+    def wait_ready(self) -> None:
+        self.process.wait_ready()
+
+    def count_tokens(self, texts: list[str]) -> list[int]:
+        return self.process.call("count_tokens", texts)
+
+    def replies(self, rows: list[Any]) -> list[Any]:
+        return self.process.call("replies", rows)
+
+    def summaries(self, rows: list[Any]) -> list[Any]:
+        return self.process.call("summaries", rows)
+
+    def kanana_rows(self, rows: list[Any]) -> list[Any]:
+        return self.process.call("kanana_rows", rows)
+
+    def close(self) -> None:
+        self.process.close()
+
+
+class SplitBackend:
+    """`engine.pipeline.Backend` over two or three processes: the Kanana roles (reply,
+    summary) and the token count run on `local` (here, or a `ProcessRoles` child); the
+    Polyglot roles and the S-BERTs run in `child`."""
+
+    def __init__(self, local: Any, child: ModelProcess) -> None:
+        """Waits until every child has loaded its models (re-raising a child's load error)."""
+        self.local = local
+        self.child = child
+        if isinstance(local, ProcessRoles):
+            local.wait_ready()
+        ready = child.wait_ready()
+        assert ready.ethics_thresholds is not None and ready.normal_veto is not None
+        self.ethics_thresholds = ready.ethics_thresholds
+        self.normal_veto = ready.normal_veto
+
+    def count_tokens(self, texts: list[str]) -> list[int]:
+        return self.local.count_tokens(texts)
+
+    def replies(self, rows: list[Any]) -> list[Any]:
+        return self.local.replies(rows)
+
+    def summaries(self, rows: list[Any]) -> list[Any]:
+        return self.local.summaries(rows)
+
+    @property
+    def mixes_roles(self) -> bool:
+        return bool(getattr(self.local, "mixes_roles", False))
+
+    def kanana_rows(self, rows: list[Any]) -> list[Any]:
+        return self.local.kanana_rows(rows)
+
+    def best_memories(self, rows: list[tuple[str, list[str]]]) -> list[tuple[int, float] | None]:
+        return self.child.call("best_memories", rows)
+
+    def ethics_scores(self, texts: list[str]) -> list[dict[str, float]]:
+        return self.child.call("ethics_scores", texts)
+
+    def memories(self, rows: list[Any]) -> list[MemoryItem | Any | None]:
+        return self.child.call("memories", rows)
+
+    def expressions(self, rows: list[Any]) -> list[Expression | Any]:
+        return self.child.call("expressions", rows)
+
+    def close(self) -> None:
+        self.child.close()
+        self.local.close()
