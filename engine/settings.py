@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from datetime import datetime, tzinfo
+import logging
+from datetime import UTC, datetime, tzinfo
 from pathlib import Path
 from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -16,6 +17,9 @@ from pydantic import (
     model_validator,
 )
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+from tzlocal import get_localzone
+
+log = logging.getLogger(__name__)
 
 ENV_PREFIX = "OHLORA_"
 DEFAULT_DATA_DIR = Path("var")
@@ -138,7 +142,9 @@ class Settings(BaseSettings):
         try:
             ZoneInfo(value.strip())
         except (ZoneInfoNotFoundError, ValueError):
-            raise ValueError(f"unknown time zone {value!r} (use an IANA name like Asia/Seoul)")
+            raise ValueError(
+                f"unknown time zone {value!r} (use an IANA name like Asia/Seoul)"
+            ) from None
         return value.strip()
 
     @field_validator("admin_ids", "chat_channel_ids", mode="before")
@@ -172,12 +178,10 @@ class Settings(BaseSettings):
 
     @property
     def tz(self) -> tzinfo:
-        """The zone for time tags and schedules: the setting, else the server's local zone."""
+        """The zone for time tags and schedules: the setting, else the server's IANA zone."""
         if self.timezone:
             return ZoneInfo(self.timezone)
-        local = datetime.now().astimezone().tzinfo
-        assert local is not None
-        return local
+        return server_zone()
 
     @property
     def resolved_database_url(self) -> str:
@@ -187,6 +191,17 @@ class Settings(BaseSettings):
 
     def local_now(self) -> datetime:
         return datetime.now(self.tz)
+
+
+def server_zone() -> tzinfo:
+    """The server's IANA zone (TZ, then the system's setting), so time tags and the 04:00 job
+    follow daylight saving time; a fixed offset taken from `datetime.now()` would not. A
+    configuration tzlocal cannot read falls back to UTC, as the C library does."""
+    try:
+        return get_localzone()
+    except (ZoneInfoNotFoundError, ValueError) as exc:
+        log.warning("cannot read the server's time zone (%s); using UTC", exc)
+        return UTC
 
 
 def env_name(field: str) -> str:

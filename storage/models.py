@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from typing import Any
 
 from sqlalchemy import (
     JSON,
+    Date,
     DateTime,
     ForeignKey,
     Index,
@@ -26,6 +27,7 @@ CATEGORY_LEN = 16
 STATUS_LEN = 16
 ACTION_LEN = 32
 INSTANCE_LEN = 64
+STATE_NAME_LEN = 32
 
 NAMING_CONVENTION = {
     "ix": "ix_%(column_0_label)s",
@@ -173,3 +175,18 @@ class AuditEntry(Base):
     # The server the action was taken in (None: DMs, the console, the daily job).
     guild_id: Mapped[str | None] = mapped_column(String(ID_LEN), index=True)
     detail: Mapped[str] = mapped_column(Text, default="")
+
+
+class MaintenanceState(Base):
+    """Where a scheduled job got to, so a service that was down catches up when it starts.
+
+    One row per job (migration 0005 seeds the daily one, so processes sharing the database lock
+    an existing row instead of racing to insert it).
+    """
+
+    __tablename__ = "maintenance_state"
+
+    name: Mapped[str] = mapped_column(String(STATE_NAME_LEN), primary_key=True)
+    # The last day boundary applied (the date its 04:00 began, in the service's zone); None: never.
+    day: Mapped[date | None] = mapped_column(Date)
+    ran_at: Mapped[datetime | None] = mapped_column(UTCDateTime())

@@ -158,6 +158,22 @@ class AgingReport:
 
 
 @dataclass(frozen=True)
+class DailyRun:
+    """What one daily maintenance transaction did.
+
+    `boundaries`: day boundaries (04:00s) passed since the recorded day and applied now; 0 when
+    this day was already done (by this or another process) or on the first run ever (`first`),
+    which only records the day.
+    """
+
+    boundaries: int
+    first: bool
+    aging: AgingReport
+    closed_blocks: tuple[str, ...]
+    purged_turns: int
+
+
+@dataclass(frozen=True)
 class DeletionReport:
     memories: int
     turns: int

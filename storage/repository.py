@@ -5,20 +5,30 @@ from __future__ import annotations
 import uuid
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, fields
-from datetime import datetime, timedelta
-from typing import Any, TypeVar
+from datetime import date, datetime, timedelta
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from sqlalchemy import case, delete, func, select, true, update
+from sqlalchemy.engine import CursorResult, Result
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from storage.db import Database
 from storage.instances import instance_dead
-from storage.models import AuditEntry, Conversation, MemoryItemRow, Sanction, Turn, User
+from storage.models import (
+    AuditEntry,
+    Conversation,
+    MaintenanceState,
+    MemoryItemRow,
+    Sanction,
+    Turn,
+    User,
+)
 from storage.records import (
     EVERYWHERE,
     ActiveBlock,
     AgingReport,
     AuditRecord,
+    DailyRun,
     DeletionReport,
     Everywhere,
     GuildScope,
@@ -29,6 +39,9 @@ from storage.records import (
     TurnRecord,
     TurnStatus,
 )
+
+if TYPE_CHECKING:
+    from _typeshed import DataclassInstance
 
 # Fields a caller may set when a turn finishes; anything else is a programming error.
 TURN_RESULT_FIELDS = frozenset(
@@ -49,14 +62,23 @@ DEFAULT_LOG_LIMIT = 20
 TODAY_PREFIX = "오늘 "
 TOMORROW_PREFIX = "내일 "
 SYSTEM_ACTOR = "system"
+# The daily maintenance's row in `maintenance_state` (seeded by migration 0005).
+DAILY_MAINTENANCE = "daily"
 
 
-R = TypeVar("R")
+R = TypeVar("R", bound="DataclassInstance")
+
+
+def _rowcount(result: Result[Any]) -> int:
+    """Rows an UPDATE or DELETE matched. Its result is a `CursorResult` at run time, which the
+    signature of `AsyncSession.execute` does not say."""
+    assert isinstance(result, CursorResult)
+    return result.rowcount or 0
 
 
 def _record(cls: type[R], row: object, **overrides: Any) -> R:
     """Copy an ORM row into its frozen record type, field by field (names match by design)."""
-    values = {f.name: getattr(row, f.name) for f in fields(cls) if f.name not in overrides}  # type: ignore[arg-type]
+    values = {f.name: getattr(row, f.name) for f in fields(cls) if f.name not in overrides}
     return cls(**values, **overrides)
 
 
@@ -234,7 +256,7 @@ class Repository:
                 .where(_active_block_filter(user_id, now), _in_scope(Sanction.guild_id, scope))
                 .values(lifted_at=now, lifted_by=actor_id, lift_reason=reason)
             )
-            lifted = result.rowcount or 0
+            lifted = _rowcount(result)
             s.add(
                 AuditEntry(
                     at=now,
@@ -387,12 +409,12 @@ class Repository:
                     MemoryItemRow.user_id == user_id, MemoryItemRow.key == key
                 )
             )
-            return bool(result.rowcount)
+            return bool(_rowcount(result))
 
     async def forget_all_memories(self, user_id: str) -> int:
         async with self.db.writing() as s:
             result = await s.execute(delete(MemoryItemRow).where(MemoryItemRow.user_id == user_id))
-            return result.rowcount or 0
+            return _rowcount(result)
 
     # ---- conversations -------------------------------------------------------------------
     async def get_summary(self, user_id: str, channel_id: str) -> str:
@@ -459,7 +481,7 @@ class Repository:
                 .where(Turn.id == turn_id, Turn.status == TurnStatus.PENDING)
                 .values(status=str(status), completed_at=now, **fields)
             )
-            if not result.rowcount:
+            if not _rowcount(result):
                 raise LookupError(f"turn {turn_id} is not pending")
 
     async def fail_interrupted_turns(
@@ -479,7 +501,7 @@ class Repository:
                     .distinct()
                 )
             ).all()
-            gone = [owner for owner in owners if dead(owner, self.instance_id)]
+            gone = [o for o in owners if o is not None and dead(o, self.instance_id)]
             result = await s.execute(
                 update(Turn)
                 .where(
@@ -492,7 +514,7 @@ class Repository:
                     error="interrupted: the service stopped during this turn",
                 )
             )
-            return result.rowcount or 0
+            return _rowcount(result)
 
     async def set_turn_expression(self, turn_id: int, expression: str) -> None:
         """The expression is decided after the reply went out, so it arrives on its own."""
@@ -522,59 +544,22 @@ class Repository:
             )
             turns = await s.execute(delete(Turn).where(Turn.user_id == user_id))
             return DeletionReport(
-                memories=memories.rowcount or 0,
-                turns=turns.rowcount or 0,
-                conversations=conversations.rowcount or 0,
+                memories=_rowcount(memories),
+                turns=_rowcount(turns),
+                conversations=_rowcount(conversations),
             )
 
     # ---- daily maintenance ---------------------------------------------------------------
-    async def age_day_memories(self, now: datetime) -> AgingReport:
-        """A new day: every `오늘 …` item is gone and every `내일 …` item becomes `오늘 …`.
-
-        One transaction, today's items first, so a renamed item never collides with the
-        (user, key) unique constraint.
-        """
+    async def age_day_memories(self, now: datetime, boundaries: int = 1) -> AgingReport:
+        """`boundaries` new days: after one, every `오늘 …` item is gone and every `내일 …` item
+        is `오늘 …`; after two or more, both kinds are gone. One transaction."""
         async with self.db.writing() as s:
-            expired = await s.execute(
-                delete(MemoryItemRow).where(MemoryItemRow.key.startswith(TODAY_PREFIX))
-            )
-            rows = (
-                await s.scalars(
-                    select(MemoryItemRow).where(MemoryItemRow.key.startswith(TOMORROW_PREFIX))
-                )
-            ).all()
-            for row in rows:
-                row.key = TODAY_PREFIX + row.key.removeprefix(TOMORROW_PREFIX)
-                row.updated_at = now
-            return AgingReport(expired=expired.rowcount or 0, promoted=len(rows))
+            return await _age_day_memories(s, now, boundaries)
 
     async def close_expired_blocks(self, now: datetime) -> list[str]:
         """Mark blocks that ran out as closed and audit each user once; returns those users."""
         async with self.db.writing() as s:
-            rows = (
-                await s.scalars(
-                    select(Sanction).where(
-                        Sanction.block_seconds > 0,
-                        Sanction.expires_at <= now,
-                        Sanction.lifted_at.is_(None),
-                        Sanction.closed_at.is_(None),
-                    )
-                )
-            ).all()
-            users = sorted({r.user_id for r in rows})
-            for row in rows:
-                row.closed_at = now
-            s.add_all(
-                AuditEntry(
-                    at=now,
-                    actor_id=SYSTEM_ACTOR,
-                    action="block_expired",
-                    target_user_id=user,
-                    detail="closed by the daily job",
-                )
-                for user in users
-            )
-            return users
+            return await _close_expired_blocks(s, now)
 
     async def purge_turn_texts(self, before: datetime) -> int:
         """Blank what users wrote and what Oh-LoRA answered in turns older than `before`.
@@ -582,15 +567,98 @@ class Repository:
         The rows stay (sanctions point at them, and counts stay honest); the texts go.
         """
         async with self.db.writing() as s:
-            result = await s.execute(
-                update(Turn)
-                .where(Turn.created_at < before, Turn.original_text != "")
-                .values(
-                    original_text="",
-                    tagged_prompt=None,
-                    final_input=None,
-                    reply=None,
-                    memory_item_used=None,
-                )
+            return await _purge_turn_texts(s, before)
+
+    async def run_daily_maintenance(
+        self, day: date, now: datetime, purge_before: datetime, name: str = DAILY_MAINTENANCE
+    ) -> DailyRun:
+        """Bring the maintenance up to `day` (the date of the last 04:00 passed, in the service's
+        zone) in ONE transaction with its record: age memories by the boundaries passed since
+        the recorded day, close expired blocks, purge old texts, record `day` and `now`.
+
+        The state row is locked first (SQLite: the write lock; PostgreSQL: FOR UPDATE), so
+        processes sharing the database never age a boundary twice. The first run ever only
+        records the day: nothing says which boundaries its items already went through.
+        """
+        if isinstance(day, datetime):
+            raise TypeError("day is a date (the maintenance day), not a datetime")
+        async with self.db.writing() as s:
+            state = await s.scalar(
+                select(MaintenanceState).where(MaintenanceState.name == name).with_for_update()
             )
-            return result.rowcount or 0
+            if state is None:  # the seeded row was removed: the next run starts afresh
+                state = MaintenanceState(name=name)
+                s.add(state)
+            first = state.day is None
+            boundaries = 0 if state.day is None else max(0, (day - state.day).days)
+            if first or boundaries:
+                state.day = day
+            state.ran_at = now
+            aging = await _age_day_memories(s, now, boundaries)
+            closed = await _close_expired_blocks(s, now)
+            purged = await _purge_turn_texts(s, purge_before)
+            return DailyRun(boundaries, first, aging, tuple(closed), purged)
+
+
+async def _age_day_memories(session: AsyncSession, now: datetime, boundaries: int) -> AgingReport:
+    """Today's items go first, so a renamed item never collides with the (user, key) unique
+    constraint; from two boundaries on, tomorrow's items are past too."""
+    if boundaries < 0:
+        raise ValueError("boundaries must not be negative")
+    if boundaries == 0:
+        return AgingReport(expired=0, promoted=0)
+    past = MemoryItemRow.key.startswith(TODAY_PREFIX)
+    if boundaries > 1:
+        past = past | MemoryItemRow.key.startswith(TOMORROW_PREFIX)
+    expired = await session.execute(delete(MemoryItemRow).where(past))
+    rows = (
+        await session.scalars(
+            select(MemoryItemRow).where(MemoryItemRow.key.startswith(TOMORROW_PREFIX))
+        )
+    ).all()
+    for row in rows:
+        row.key = TODAY_PREFIX + row.key.removeprefix(TOMORROW_PREFIX)
+        row.updated_at = now
+    return AgingReport(expired=_rowcount(expired), promoted=len(rows))
+
+
+async def _close_expired_blocks(session: AsyncSession, now: datetime) -> list[str]:
+    rows = (
+        await session.scalars(
+            select(Sanction).where(
+                Sanction.block_seconds > 0,
+                Sanction.expires_at <= now,
+                Sanction.lifted_at.is_(None),
+                Sanction.closed_at.is_(None),
+            )
+        )
+    ).all()
+    users = sorted({r.user_id for r in rows})
+    for row in rows:
+        row.closed_at = now
+    session.add_all(
+        AuditEntry(
+            at=now,
+            actor_id=SYSTEM_ACTOR,
+            action="block_expired",
+            target_user_id=user,
+            detail="closed by the daily job",
+        )
+        for user in users
+    )
+    return users
+
+
+async def _purge_turn_texts(session: AsyncSession, before: datetime) -> int:
+    result = await session.execute(
+        update(Turn)
+        .where(Turn.created_at < before, Turn.original_text != "")
+        .values(
+            original_text="",
+            tagged_prompt=None,
+            final_input=None,
+            reply=None,
+            memory_item_used=None,
+        )
+    )
+    return _rowcount(result)

@@ -26,7 +26,10 @@ def _run(connection: Connection) -> None:
 
 
 async def _run_own_engine() -> None:
-    engine = create_async_engine(config.get_main_option("sqlalchemy.url"))
+    url = config.get_main_option("sqlalchemy.url")
+    if url is None:  # storage.db always sets it; a bare `alembic` call without it cannot guess
+        raise RuntimeError("alembic: set sqlalchemy.url (storage.db does it for the service)")
+    engine = create_async_engine(url)
     async with engine.connect() as connection:
         await connection.run_sync(_run)
         await connection.commit()

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+from collections.abc import Iterator
+from datetime import datetime, timedelta
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import pytest
 from pydantic import ValidationError
@@ -110,3 +112,32 @@ def test_bad_value_gives_one_line_naming_the_setting(
 def test_token_never_in_the_error() -> None:
     line = _error(DISCORD_TOKEN=SECRET, OHLORA_TIMEZONE="Nowhere/Land")
     assert SECRET not in line and "OHLORA_TIMEZONE" in line
+
+
+@pytest.fixture
+def server_in_new_york(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """The server's own zone (what tzlocal reads: TZ first), reloaded on both sides."""
+    import tzlocal
+
+    monkeypatch.setenv("TZ", "America/New_York")
+    tzlocal.reload_localzone()
+    yield
+    monkeypatch.undo()
+    tzlocal.reload_localzone()
+
+
+def test_the_default_zone_is_the_servers_iana_zone_and_follows_dst(server_in_new_york) -> None:
+    """Not a fixed offset taken at start-up: January and July differ in New York."""
+    zone = Settings().tz
+    assert zone == ZoneInfo("America/New_York")
+    assert zone.utcoffset(datetime(2026, 1, 15, 12)) == timedelta(hours=-5)
+    assert zone.utcoffset(datetime(2026, 7, 15, 12)) == timedelta(hours=-4)
+
+
+def test_an_explicit_zone_wins_over_the_servers(
+    server_in_new_york, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("OHLORA_TIMEZONE", " Asia/Seoul ")
+    s = Settings()
+    assert s.tz == ZoneInfo("Asia/Seoul")
+    assert s.local_now().utcoffset() == timedelta(hours=9)

@@ -50,16 +50,36 @@ async def test_fresh_and_stepwise_databases_reach_the_same_head(tmp_path: Path) 
     await old.start()  # what start-up does to an existing database
 
     async with fresh.engine.connect() as a, old.engine.connect() as b:
-        assert await a.run_sync(_revision) == await b.run_sync(_revision) == "0004"
+        assert await a.run_sync(_revision) == await b.run_sync(_revision) == "0005"
         assert await a.run_sync(_diff) == []
         assert await b.run_sync(_diff) == []
         schema_a = await a.run_sync(_schema)
         assert schema_a == await b.run_sync(_schema)
-        assert {"users", "conversations", "turns", "memory_items", "sanctions", "audit_log"} <= set(
-            schema_a
-        )
+        assert {
+            "users",
+            "conversations",
+            "turns",
+            "memory_items",
+            "sanctions",
+            "audit_log",
+            "maintenance_state",
+        } <= set(schema_a)
     await fresh.close()
     await old.close()
+
+
+async def test_the_daily_maintenance_row_exists_before_any_run(tmp_path: Path) -> None:
+    """0005 seeds the one state row, so concurrent first starts lock a row instead of racing to
+    insert it; an existing database upgraded to it has no run recorded yet."""
+    from sqlalchemy import text
+
+    db = Database(sqlite_url(tmp_path / "old.db"))
+    await migrate(db.engine, "0004")
+    await db.start()
+    async with db.engine.connect() as conn:
+        rows = (await conn.execute(text("SELECT name, day, ran_at FROM maintenance_state"))).all()
+    assert [tuple(r) for r in rows] == [("daily", None, None)]
+    await db.close()
 
 
 async def test_start_is_idempotent_and_creates_the_data_folder(tmp_path: Path) -> None:
