@@ -15,7 +15,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from enum import StrEnum
-from typing import Any, Protocol
+from typing import Any
 
 from engine.rules import messages
 from engine.rules.bounded import Held, KeyedLocks, Lru
@@ -23,10 +23,24 @@ from engine.rules.ethics_rules import triggered_categories
 from engine.rules.expression import Expression
 from engine.rules.memory_items import MemoryItem
 from engine.rules.prompts import build_final_input
-from engine.rules.sanctions import SanctionLadder, block_message, block_notice, warning_message
+from engine.rules.sanctions import (
+    SanctionDecision,
+    SanctionLadder,
+    block_message,
+    block_notice,
+    warning_message,
+)
 from engine.rules.sanitize import user_text
 from engine.rules.timetag import add_time_tag
-from engine.serving.batching import DEFAULT_MAX_BATCH, DEFAULT_WINDOW_S, Again, Batcher
+from engine.runtime.presets import Role
+from engine.serving.backend import (
+    Backend,
+    MixedRow,
+    ReplyRow,
+    RetrievalRow,
+    SummaryRow,
+)
+from engine.serving.batching import DEFAULT_MAX_BATCH, DEFAULT_WINDOW_S, Batcher
 from engine.serving.worker import PRIORITY_BACKGROUND, PRIORITY_PREPARE, PRIORITY_REPLY, ModelWorker
 from engine.settings import DEFAULT_MAX_MEMORY_ITEMS
 from storage import DeletionReport, MemoryRecord, Repository, TurnStatus
@@ -45,35 +59,26 @@ MAX_BLOCK_NOTICES = 10_000
 MAX_EVICTION_COUNTS = 10_000
 
 
-class Backend(Protocol):
-    """Synchronous model calls, run only on the model worker's thread.
-
-    Every call takes one row per user turn and returns one output per row, in order, so rows
-    of different users run as one batch. A role call may answer `Again(row)` for a row that
-    needs another attempt; the batcher passes that row in again with a later batch.
-    """
-
-    ethics_thresholds: dict[str, float]
-    normal_veto: float
-
-    def count_tokens(self, texts: list[str]) -> list[int]: ...
-    def best_memories(
-        self, rows: list[tuple[str, list[str]]]
-    ) -> list[tuple[int, float] | None]: ...
-    def ethics_scores(self, texts: list[str]) -> list[dict[str, float]]: ...
-    def replies(self, rows: list[Any]) -> list[str | Again[Any]]: ...
-    def summaries(self, rows: list[Any]) -> list[str | Again[Any]]: ...
-    def memories(self, rows: list[Any]) -> list[MemoryItem | Again[Any] | None]: ...
-    def expressions(self, rows: list[Any]) -> list[Expression | Again[Any]]: ...
-    def close(self) -> None: ...
+__all__ = ["Backend", "BackgroundResult", "Call", "Engine", "TurnKind", "TurnResult"]
 
 
-REPLY_ROW = "reply"  # the tags of rows in a batch mixing the reply and summary roles
-SUMMARY_ROW = "summary"
+class Call(StrEnum):
+    """The engine's batched model calls, one `Batcher` each (`Engine.batchers`)."""
+
+    TOKENS = "tokens"
+    RETRIEVE = "retrieve"
+    ETHICS = "ethics"
+    MEMORY = "memory"
+    EXPRESSION = "expression"
+    # Either both roles in one batcher (`Backend.mixes_roles`), or one batcher each.
+    KANANA = "kanana"
+    REPLY = "reply"
+    SUMMARY = "summary"
 
 
-def _lane(row: tuple[str, Any]) -> int:
-    return 0 if row[0] == REPLY_ROW else 1
+def _lane(row: MixedRow) -> int:
+    """Reply rows are taken into a mixed batch before summary rows."""
+    return 0 if row.role is Role.REPLY else 1
 
 
 class TurnKind(StrEnum):
@@ -197,23 +202,25 @@ class Engine:
 
         # Reply-path calls outrank the background roles on the one model thread, and the cheap
         # steps before a reply outrank replies, so turns reach the reply batch together.
-        self.batchers = {
-            "tokens": batcher(backend.count_tokens, PRIORITY_PREPARE),
-            "retrieve": batcher(backend.best_memories, PRIORITY_PREPARE, on=second),
-            "ethics": batcher(backend.ethics_scores, PRIORITY_REPLY, on=second),
+        self.batchers: dict[Call, Batcher[Any, Any]] = {
+            Call.TOKENS: batcher(backend.count_tokens, PRIORITY_PREPARE),
+            Call.RETRIEVE: batcher(backend.best_memories, PRIORITY_PREPARE, on=second),
+            Call.ETHICS: batcher(backend.ethics_scores, PRIORITY_REPLY, on=second),
             # Background batches start at once: the user's next turn waits for them, and rows
             # gather anyway while the worker is busy. (Waiting up to 0.5 s for the rows of turns
             # still in their reply path made bigger batches but ~6 % fewer turns/s in the bench.)
-            "memory": batcher(backend.memories, PRIORITY_BACKGROUND, on=second),
-            "expression": batcher(backend.expressions, PRIORITY_BACKGROUND, on=second),
+            Call.MEMORY: batcher(backend.memories, PRIORITY_BACKGROUND, on=second),
+            Call.EXPRESSION: batcher(backend.expressions, PRIORITY_BACKGROUND, on=second),
         }
-        if getattr(backend, "mixes_roles", False):
+        self._reply: Callable[[ReplyRow], Awaitable[str]]
+        self._summary: Callable[[SummaryRow], Awaitable[str]]
+        if backend.mixes_roles:
             # Reply and summary rows share their base's batches (each row its own adapter):
             # replies are taken first, summaries fill the rest, so no reply waits on a summary
             # batch and the one base decodes fewer, fuller batches.
-            kanana = Batcher(
+            kanana: Batcher[MixedRow, str] = Batcher(
                 worker,
-                backend.kanana_rows,
+                backend.mixed_rows,
                 priority=PRIORITY_REPLY,
                 max_batch=max_batch,
                 window_s=batch_window_s,
@@ -221,14 +228,20 @@ class Engine:
                 lane=_lane,
                 name="kanana",
             )
-            self.batchers["kanana"] = kanana
-            self._reply: Callable[[Any], Awaitable[Any]] = lambda row: kanana((REPLY_ROW, row))
-            self._summary: Callable[[Any], Awaitable[Any]] = lambda row: kanana((SUMMARY_ROW, row))
+            self.batchers[Call.KANANA] = kanana
+
+            async def reply(row: ReplyRow) -> str:
+                return await kanana(MixedRow(Role.REPLY, row))
+
+            async def summary(row: SummaryRow) -> str:
+                return await kanana(MixedRow(Role.SUMMARY, row))
+
+            self._reply, self._summary = reply, summary
         else:
-            self._reply = self.batchers["reply"] = batcher(
+            self._reply = self.batchers[Call.REPLY] = batcher(
                 backend.replies, PRIORITY_REPLY, lambda: self._before_reply
             )
-            self._summary = self.batchers["summary"] = batcher(
+            self._summary = self.batchers[Call.SUMMARY] = batcher(
                 backend.summaries, PRIORITY_BACKGROUND
             )
         self._locks = KeyedLocks()  # one per user with a turn in progress (or waiting)
@@ -307,7 +320,7 @@ class Engine:
     async def _reply_path(
         self, where: _Where, text: str, coming: _Coming
     ) -> tuple[TurnResult, _Reply | None]:
-        user_id, channel_id = where.user_id, where.channel_id
+        user_id = where.user_id
         now = self.clock()
         # Capped before cleaning (still too long if it was); clean Unicode; markers typed by the
         # user cannot shape prompts.
@@ -354,7 +367,7 @@ class Engine:
         tagged = add_time_tag(text, now)
         started = time.perf_counter()
         too_long = len(tagged) > self.max_message_chars or (
-            await self.batchers["tokens"](tagged) > self.max_prompt_tokens
+            await self.batchers[Call.TOKENS](tagged) > self.max_prompt_tokens
         )
         if too_long:
             await self.repo.finish_turn(
@@ -369,11 +382,11 @@ class Engine:
 
         started = time.perf_counter()
         coming.arrived()
-        reply = await self._reply((final_input, now))
+        reply = await self._reply(ReplyRow(final_input, now))
         timings["reply"] = time.perf_counter() - started
 
         started = time.perf_counter()
-        scores = await self.batchers["ethics"](text)
+        scores = await self.batchers[Call.ETHICS](text)
         timings["ethics"] = time.perf_counter() - started
         categories = triggered_categories(
             scores, self.backend.ethics_thresholds, reply, self.backend.normal_veto
@@ -402,6 +415,7 @@ class Engine:
             guild_id=where.guild_id,
         )
         decision = decided.decision
+        assert isinstance(decision, SanctionDecision)  # what `self.ladder` decides
         if decided.is_block:
             await self.repo.finish_turn(turn_id, TurnStatus.BLOCKED, now, **fields)
             self._notices.pop(user_id)
@@ -430,7 +444,7 @@ class Engine:
         if not records:
             return None
         items = [m.render() for m in records]
-        best = await self.batchers["retrieve"]((tagged, items))
+        best = await self.batchers[Call.RETRIEVE](RetrievalRow(tagged, items))
         if not best:
             return None
         await self.repo.mark_memory_used(user_id, records[best[0]].id, now)
@@ -452,9 +466,9 @@ class Engine:
         try:
             # The three roles are independent: each joins its own batch at once.
             summary, item, expression = await asyncio.gather(
-                self._summary((done.final_input, done.reply)),
-                self.batchers["memory"](done.final_input),
-                self.batchers["expression"](done.reply),
+                self._summary(SummaryRow(done.final_input, done.reply)),
+                self.batchers[Call.MEMORY](done.final_input),
+                self.batchers[Call.EXPRESSION](done.reply),
             )
             now = self.clock()
             await self.repo.set_summary(user_id, channel_id, summary, now)

@@ -25,7 +25,6 @@ LIBRARIES = (
     "torch",
     "transformers",
     "peft",
-    "trl",
     "sentence-transformers",
     "tokenizers",
     "kiwipiepy",

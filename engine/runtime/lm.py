@@ -14,6 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from functools import partial
 from pathlib import Path
+from typing import Any, cast
 
 import torch
 import torch.nn.functional as F
@@ -31,7 +32,7 @@ from transformers import (
 )
 
 from engine.runtime.merged import RoleRows, merge_roles
-from engine.runtime.presets import ROLES, Base, Preset
+from engine.runtime.presets import ROLES, Base, Preset, Role
 
 TOP_K = 50  # transformers' historical sampling default, which upstream relied on (top_p 1.0)
 GREEDY_TEMPERATURE = 1e-4  # a greedy row in a sampled batch: softmax this sharp picks the best
@@ -43,6 +44,10 @@ PREFILL_SPLIT_TOKENS = 32
 # Extra tokens decoded beyond the marker length when looking for it in a row's tail.
 TAIL_SLACK_TOKENS = 2
 _PATH_PREFIXES = ("/", ".", "~")
+# A loaded base: a peft `PeftModel` (adapters switched per call) or, merged, the transformers
+# model with `RoleLinear` layers. Neither library types the calls made on it (`generate`,
+# `set_adapter`, `load_adapter` come back as Tensor | Module), hence Any.
+Base_LM = Any
 
 
 class MissingBaseModel(RuntimeError):
@@ -143,7 +148,9 @@ def load_base(name: str, field: str) -> PreTrainedModel:
             else f"download it and point {field} at the local copy"
         )
         raise MissingBaseModel(f"could not load base model {name} ({first_line}); {fix}") from error
-    return model.to(device())
+    # transformers types `PreTrainedModel.to` through a decorator that mypy misreads.
+    moved: PreTrainedModel = cast(Any, model).to(device())
+    return moved
 
 
 def load_tokenizer(*locations: str | Path) -> PreTrainedTokenizerBase:
@@ -206,7 +213,7 @@ class TopKSampler(LogitsProcessor):
         probs = torch.softmax(values.float() / temperature, dim=-1)
         chosen = indices.gather(-1, torch.multinomial(probs, num_samples=1))
         picked = torch.full_like(scores, float("-inf"))
-        return picked.scatter_(-1, chosen, 0.0)
+        return cast(torch.FloatTensor, picked.scatter_(-1, chosen, 0.0))
 
 
 class EndMarkerCriteria(StoppingCriteria):
@@ -245,7 +252,7 @@ class EndMarkerCriteria(StoppingCriteria):
         hit = torch.tensor(
             [marker in tail for marker, tail in zip(self.markers, tails)], device=input_ids.device
         )
-        return hit | (self.limits.to(input_ids.device) <= new_len)
+        return cast(torch.BoolTensor, hit | (self.limits.to(input_ids.device) <= new_len))
 
 
 @dataclass(frozen=True)
@@ -303,7 +310,7 @@ class RoleModels:
     def __init__(
         self,
         preset: Preset,
-        models: dict[Base, torch.nn.Module],
+        models: dict[Base, Base_LM],
         tokenizers: dict[str, PreTrainedTokenizerBase],
         role_rows: dict[Base, RoleRows] | None = None,
     ) -> None:
@@ -323,7 +330,7 @@ class RoleModels:
         more copy of the adapted weights per role)."""
         from peft import PeftModel
 
-        models: dict[Base, torch.nn.Module] = {}
+        models: dict[Base, Base_LM] = {}
         tokenizers: dict[str, PreTrainedTokenizerBase] = {}
         for role in roles:
             spec = preset.roles[role]
@@ -364,7 +371,7 @@ class RoleModels:
 
     def count_tokens(self, text: str) -> int:
         """Tokens of ``text`` under the reply tokenizer, special tokens included (48-token guard)."""
-        return len(self.tokenizers["output_message"](text)["input_ids"])
+        return len(self.tokenizers[Role.REPLY](text)["input_ids"])
 
     def generate(
         self,
@@ -600,7 +607,7 @@ class RoleModels:
         stops = {tokenizer.eos_token_id, tokenizer.pad_token_id}
         length = next((i for i, token in enumerate(new_ids) if token in stops), len(new_ids))
         ids = prefix + new_ids[:length]
-        text = tokenizer.decode(ids, skip_special_tokens=True)
+        text = str(tokenizer.decode(ids, skip_special_tokens=True))
         cut = text.find(marker)
         if cut >= 0:
             text = text[: cut + len(marker)]

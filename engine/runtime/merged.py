@@ -12,6 +12,7 @@ role's weight, one matmul per role. The price is one copy of the adapted weights
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any, cast
 
 import torch
 import torch.nn.functional as F
@@ -66,14 +67,14 @@ class RoleLinear(nn.Module):
 
 
 @torch.no_grad()
-def merge_roles(model: nn.Module, roles: Sequence[str]) -> tuple[nn.Module, RoleRows]:
+def merge_roles(model: Any, roles: Sequence[str]) -> tuple[nn.Module, RoleRows]:
     """The transformers model inside peft ``model`` with each LoRA linear replaced by a
     `RoleLinear` over ``roles`` (a role that does not adapt a layer shares its base weight)."""
     from peft.tuners.lora import Linear as LoraLinear
     from peft.tuners.lora import LoraLayer
 
     rows = RoleRows()
-    inner = model.get_base_model()
+    inner: nn.Module = model.get_base_model()  # ``model`` is a peft PeftModel (untyped)
     for name, module in list(inner.named_modules()):
         if not isinstance(module, LoraLayer):
             continue
@@ -81,7 +82,7 @@ def merge_roles(model: nn.Module, roles: Sequence[str]) -> tuple[nn.Module, Role
             raise TypeError(
                 f"{name}: only LoRA on linear layers can be merged, not {type(module).__name__}"
             )
-        base = module.get_base_layer()
+        base = cast(nn.Linear, module.get_base_layer())  # a LoRA `Linear` wraps a linear
         weights = {
             role: (base.weight + module.get_delta_weight(role))
             if role in module.lora_A

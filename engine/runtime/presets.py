@@ -8,6 +8,7 @@ training code; only sizes, paths and a few schedule numbers differ.
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
+from enum import StrEnum
 from pathlib import Path
 from typing import Literal
 
@@ -18,7 +19,18 @@ DEFAULT_ARTIFACTS = PROJECT_ROOT / "artifacts"
 DATA_DIR = PROJECT_ROOT / "data" / "ohlora_v3"
 
 Base = Literal["kanana", "polyglot"]
-ROLES = ("output_message", "summary", "memory", "eyes_mouth_pose")
+
+
+class Role(StrEnum):
+    """The four LoRA roles; each value is its adapter's name (folder, server module, data column)."""
+
+    REPLY = "output_message"
+    SUMMARY = "summary"
+    MEMORY = "memory"
+    EXPRESSION = "eyes_mouth_pose"
+
+
+ROLES: tuple[Role, ...] = tuple(Role)
 SBERT_TASKS = ("ethics", "memory")
 
 KANANA_TARGETS = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
@@ -29,7 +41,7 @@ POLYGLOT_TARGETS = ("query_key_value",)
 class RoleSpec:
     """One LoRA role: its base, markers and the fine-tuning schedule of reference §3."""
 
-    name: str
+    name: Role
     base: Base
     start: str
     end: str
@@ -45,17 +57,17 @@ LORA_DROPOUT = 0.05
 LORA_LR = 3e-4
 
 PRODUCTION_ROLES: dict[str, RoleSpec] = {
-    "output_message": RoleSpec(
-        "output_message", "kanana", prompts.REPLY_START, prompts.REPLY_END, 5, 2, KANANA_TARGETS
+    Role.REPLY: RoleSpec(
+        Role.REPLY, "kanana", prompts.REPLY_START, prompts.REPLY_END, 5, 2, KANANA_TARGETS
     ),
-    "summary": RoleSpec(
-        "summary", "kanana", prompts.SUMMARY_START, prompts.SUMMARY_END, 10, 2, KANANA_TARGETS
+    Role.SUMMARY: RoleSpec(
+        Role.SUMMARY, "kanana", prompts.SUMMARY_START, prompts.SUMMARY_END, 10, 2, KANANA_TARGETS
     ),
-    "memory": RoleSpec(
-        "memory", "polyglot", prompts.SUMMARY_START, prompts.SUMMARY_END, 20, 4, POLYGLOT_TARGETS
+    Role.MEMORY: RoleSpec(
+        Role.MEMORY, "polyglot", prompts.SUMMARY_START, prompts.SUMMARY_END, 20, 4, POLYGLOT_TARGETS
     ),
-    "eyes_mouth_pose": RoleSpec(
-        "eyes_mouth_pose",
+    Role.EXPRESSION: RoleSpec(
+        Role.EXPRESSION,
         "polyglot",
         prompts.EXPRESSION_START,
         prompts.EXPRESSION_END,
@@ -98,10 +110,10 @@ class Preset:
 # carries the formats; one pass (~70 s on one CPU thread for all four) adapts it, and longer
 # LoRA training measurably *hurt* summary acceptance (trained with the template in context).
 TINY_SCHEDULE: dict[str, tuple[int, int]] = {
-    "output_message": (1, 16),
-    "summary": (1, 16),
-    "memory": (1, 16),
-    "eyes_mouth_pose": (1, 16),
+    Role.REPLY: (1, 16),
+    Role.SUMMARY: (1, 16),
+    Role.MEMORY: (1, 16),
+    Role.EXPRESSION: (1, 16),
 }
 
 
@@ -140,9 +152,20 @@ def production(artifacts: Path | None = None, instruct: bool = False) -> Preset:
     )
 
 
-def with_bases(preset: Preset, **bases: str) -> Preset:
+def with_bases(
+    preset: Preset,
+    *,
+    kanana_base: str | None = None,
+    polyglot_base: str | None = None,
+    sbert_base: str | None = None,
+) -> Preset:
     """The same preset with some bases pointed elsewhere (e.g. a local download)."""
-    return replace(preset, **bases)
+    return replace(
+        preset,
+        kanana_base=preset.kanana_base if kanana_base is None else kanana_base,
+        polyglot_base=preset.polyglot_base if polyglot_base is None else polyglot_base,
+        sbert_base=preset.sbert_base if sbert_base is None else sbert_base,
+    )
 
 
 def get_preset(name: str, artifacts: Path | None = None) -> Preset:

@@ -9,7 +9,7 @@ upstream's retry loops do. Evaluation and serving share the code.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
 
@@ -28,7 +28,9 @@ from engine.rules.memory_items import (
     memory_rejection_reason,
     normalize_memory_output,
 )
+from engine.runtime.attempts import Attempt
 from engine.runtime.lm import Generated, Request
+from engine.runtime.presets import Role
 
 WEEKDAY_REJECTION = "weekday hallucination"
 UNTERMINATED = "unterminated"  # budget or EOS reached before the end marker: a cut-off reply
@@ -75,48 +77,52 @@ class RoleOutcome:
     expression: Expression | None = None
 
 
-@dataclass
-class Attempt:
-    """One row's progress through its role's attempts (so a retry can join a later batch)."""
+@dataclass(frozen=True)
+class Judged:
+    """What a judged candidate (or a role's fallback) gives its outcome."""
 
-    prompt: str
-    now: datetime | None = None  # the reply's weekday check
-    attempt: int = 0  # attempts made so far
-    rejections: tuple[str, ...] = ()
-    hallucinations: int = 0  # weekday hallucinations seen (the reply's temperature rises)
-    partial: tuple[int, ...] = ()  # tokens of the current attempt so far (continued in chunks)
-    cache: Any = field(default=None, compare=False, repr=False)  # their attention cache
+    text: str = ""
+    item: MemoryItem | None = None
+    expression: Expression | None = None
+
+
+# A candidate's rejection reason (None: accepted) and what it gives.
+Judge = Callable[[Attempt, Generated], tuple[str | None, Judged]]
 
 
 @dataclass(frozen=True)
 class Procedure:
     """A role's generation rules: attempts, budget, temperature and the judge of a candidate."""
 
-    role: str
+    role: Role
     attempts: int
-    judge: Callable[[Attempt, Generated], tuple[str | None, dict[str, object]]]
-    fallback: dict[str, object]
+    judge: Judge
+    fallback: Judged
     temperature: Callable[[Attempt], float]
     max_new_tokens: int | None = None
     max_length: int | None = None
 
-    def outcome(self, row: Attempt, fields: dict[str, object]) -> RoleOutcome:
+    def outcome(self, row: Attempt, judged: Judged) -> RoleOutcome:
         return RoleOutcome(
-            attempts=row.attempt,
+            judged.text,
+            row.attempt,
             first_try=row.attempt == 1,
             failed=False,
             rejections=row.rejections,
-            **fields,
-        )  # type: ignore[arg-type]
+            item=judged.item,
+            expression=judged.expression,
+        )
 
     def failure(self, row: Attempt) -> RoleOutcome:
         return RoleOutcome(
-            attempts=row.attempt,
+            self.fallback.text,
+            row.attempt,
             first_try=False,
             failed=True,
             rejections=row.rejections,
-            **self.fallback,
-        )  # type: ignore[arg-type]
+            item=self.fallback.item,
+            expression=self.fallback.expression,
+        )
 
 
 def step(
@@ -138,23 +144,29 @@ def step(
     for i, row in enumerate(rows):
         by_temperature.setdefault(procedure.temperature(row), []).append(i)
     for group, (temperature, indices) in enumerate(sorted(by_temperature.items())):
-        generated = models.generate(
-            procedure.role,
-            [rows[i].prompt for i in indices],
-            temperature=temperature,
-            max_new_tokens=procedure.max_new_tokens,
-            max_length=procedure.max_length,
-            seed=None if seed is None else seed + group,
-            **(
-                {}
-                if chunk is None
-                else {
-                    "prefixes": [rows[i].partial for i in indices],
-                    "caches": [rows[i].cache for i in indices],
-                    "max_steps": chunk,
-                }
-            ),
-        )
+        prompts_ = [rows[i].prompt for i in indices]
+        group_seed = None if seed is None else seed + group
+        if chunk is None:  # to the end (a generator without chunked decoding is enough)
+            generated = models.generate(
+                procedure.role,
+                prompts_,
+                temperature=temperature,
+                max_new_tokens=procedure.max_new_tokens,
+                max_length=procedure.max_length,
+                seed=group_seed,
+            )
+        else:  # at most ``chunk`` tokens, continuing each row's tokens and cache so far
+            generated = models.generate(
+                procedure.role,
+                prompts_,
+                temperature=temperature,
+                max_new_tokens=procedure.max_new_tokens,
+                max_length=procedure.max_length,
+                seed=group_seed,
+                prefixes=[rows[i].partial for i in indices],
+                caches=[rows[i].cache for i in indices],
+                max_steps=chunk,
+            )
         for i, candidate in zip(indices, generated):
             results[i] = _settle(procedure, rows[i], candidate)
     return results
@@ -224,69 +236,69 @@ def run(
     return [o for o in outcomes if isinstance(o, RoleOutcome)]
 
 
-def _judge_reply(row: Attempt, candidate: Generated) -> tuple[str | None, dict[str, object]]:
+def _judge_reply(row: Attempt, candidate: Generated) -> tuple[str | None, Judged]:
     """The weekday check is skipped on the last attempt; a reply must reach `(답변 종료)`."""
     text = clean_candidate(candidate.text)
     last = row.attempt == prompts.REPLY_ATTEMPTS - 1
     reason = reply_rejection_reason(text, None if last else row.now)
     if reason is None and not candidate.hit_end:
         reason = UNTERMINATED
-    return reason, {"text": finalize_reply(text)}
+    return reason, Judged(finalize_reply(text))
 
 
-def _judge_summary(row: Attempt, candidate: Generated) -> tuple[str | None, dict[str, object]]:
+def _judge_summary(row: Attempt, candidate: Generated) -> tuple[str | None, Judged]:
     return (
         summary_rejection_reason(candidate.text, candidate.new_tokens),
-        {"text": finalize_summary(candidate.text)},
+        Judged(finalize_summary(candidate.text)),
     )
 
 
-def _judge_memory(row: Attempt, candidate: Generated) -> tuple[str | None, dict[str, object]]:
+def _judge_memory(row: Attempt, candidate: Generated) -> tuple[str | None, Judged]:
     """Empty is a valid "nothing to remember"; all 24 tokens without the marker is cut off."""
     used_all = candidate.new_tokens >= prompts.MEMORY_MAX_NEW_TOKENS and not candidate.hit_end
     normalized = normalize_memory_output(candidate.text)
     reason = memory_rejection_reason(normalized, used_all)
     item = accepted_item(normalized) if reason is None else None
-    return reason, {"text": item.render() if item else "", "item": item}
+    return reason, Judged(item.render() if item else "", item=item)
 
 
-def _judge_expression(row: Attempt, candidate: Generated) -> tuple[str | None, dict[str, object]]:
+def _judge_expression(row: Attempt, candidate: Generated) -> tuple[str | None, Judged]:
     expression = parse_expression(candidate.text)
     if expression is None:
-        return UNPARSABLE, {}
-    return None, {"text": expression.render(), "expression": expression}
+        return UNPARSABLE, Judged()
+    return None, Judged(expression.render(), expression=expression)
 
 
 # Reference §1 steps 5, 8, 7, 9.
 REPLY = Procedure(
-    "output_message",
+    Role.REPLY,
     prompts.REPLY_ATTEMPTS,
     _judge_reply,
-    {"text": prompts.LEFT_ON_READ},
+    Judged(prompts.LEFT_ON_READ),
     lambda row: prompts.reply_temperature(row.hallucinations),
     max_length=prompts.REPLY_MAX_LENGTH,
 )
 SUMMARY = Procedure(
-    "summary",
+    Role.SUMMARY,
     prompts.SUMMARY_ATTEMPTS,
     _judge_summary,
-    {"text": ""},
+    Judged(""),
     lambda row: prompts.SUMMARY_TEMPERATURE,
     max_new_tokens=prompts.SUMMARY_MAX_NEW_TOKENS,
 )
 MEMORY = Procedure(
-    "memory",
+    Role.MEMORY,
     prompts.MEMORY_ATTEMPTS,
     _judge_memory,
-    {"text": "", "item": None},
+    Judged(""),
     lambda row: prompts.MEMORY_TEMPERATURE,
     max_new_tokens=prompts.MEMORY_MAX_NEW_TOKENS,
 )
 EXPRESSION = Procedure(
-    "eyes_mouth_pose",
+    Role.EXPRESSION,
     prompts.EXPRESSION_ATTEMPTS,
     _judge_expression,
-    {"text": FALLBACK_EXPRESSION.render(), "expression": FALLBACK_EXPRESSION},
+    Judged(FALLBACK_EXPRESSION.render(), expression=FALLBACK_EXPRESSION),
     lambda row: prompts.EXPRESSION_TEMPERATURE,
     max_new_tokens=prompts.EXPRESSION_MAX_NEW_TOKENS,
 )

@@ -29,6 +29,7 @@ from engine.serving.worker import ModelWorker, release_accelerator_memory
 log = logging.getLogger(__name__)
 
 Row = TypeVar("Row")
+Row_co = TypeVar("Row_co", covariant=True)
 Out = TypeVar("Out")
 
 DEFAULT_MAX_BATCH = 16
@@ -41,12 +42,12 @@ WHOLE_BATCH_FAILURES: tuple[type[BaseException], ...] = (BackendUnavailable, Tim
 
 
 @dataclass(frozen=True)
-class Again(Generic[Row]):
+class Again(Generic[Row_co]):
     """An output meaning "not done: run this row again" (a rejected attempt to retry). The row
     goes to the front of the queue and joins the next batch with the new arrivals, instead of
     a retry round of its own."""
 
-    row: Row
+    row: Row_co
 
 
 @dataclass
@@ -61,7 +62,7 @@ class Batcher(Generic[Row, Out]):
     def __init__(
         self,
         worker: ModelWorker,
-        fn: Callable[[list[Row]], Sequence[Out]],
+        fn: Callable[[list[Row]], Sequence[Out | Again[Row]]],
         *,
         priority: int,
         max_batch: int = DEFAULT_MAX_BATCH,
@@ -87,6 +88,8 @@ class Batcher(Generic[Row, Out]):
         # The latest batches' sizes, for the benchmark and tests (bounded: a service runs for weeks).
         self.batch_sizes: deque[int] = deque(maxlen=MAX_RECORDED_BATCHES)
         self.busy_s = 0.0  # model time spent in this batcher's jobs
+        # Running job tasks: the event loop keeps only weak references to tasks.
+        self._tasks: set[asyncio.Task[None]] = set()
 
     async def __call__(self, row: Row) -> Out:
         future: asyncio.Future[Out] = asyncio.get_running_loop().create_future()
@@ -104,7 +107,13 @@ class Batcher(Generic[Row, Out]):
             if start_job:
                 self._jobs += 1
         if start_job:
-            asyncio.create_task(self._job(), name=f"batch-{self.name}")
+            self._start_job()
+
+    def _start_job(self) -> None:
+        """A job task on the event loop, referenced until it ends."""
+        task = asyncio.create_task(self._job(), name=f"batch-{self.name}")
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
 
     async def _job(self) -> None:
         if self.window_s > 0:
@@ -157,7 +166,7 @@ class Batcher(Generic[Row, Out]):
                 self._jobs += 1
         if more:  # rows beyond max_batch get the next job of this kind
             loop = batch[0].future.get_loop()
-            loop.call_soon_threadsafe(lambda: asyncio.create_task(self._job()))
+            loop.call_soon_threadsafe(self._start_job)
         batch = [w for w in batch if not w.future.cancelled()]
         if not batch:
             return []

@@ -1,26 +1,26 @@
 """The model hub: two shared bases with four role adapters (in-process, or on an
 OpenAI-compatible server), and the two S-BERTs (always in-process).
 
-It implements `engine.pipeline.Backend`; every method is synchronous and runs on the model
-worker's thread only. Role calls take a batch of rows (one per user turn).
+It implements `engine.serving.backend.Backend`; every method is synchronous and runs on the model
+worker's thread only. Role calls take a batch of rows (one per user turn). What to load from
+the settings is decided above serving, in `engine.backends`.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
 from functools import partial
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import Any, Generic, TypeVar
 
 import torch
 
 from engine.rules.bounded import Lru
 from engine.rules.expression import FALLBACK_EXPRESSION, Expression
 from engine.rules.memory_items import MemoryItem
-from engine.runtime.lm import MissingAdapter, MissingBaseModel, RoleModels
-from engine.runtime.presets import ROLES, Base, Preset, get_preset
+from engine.runtime.lm import RoleModels
+from engine.runtime.presets import ROLES, Base, Preset, Role
 from engine.runtime.roles import (
     EXPRESSION,
     MEMORY,
@@ -37,6 +37,18 @@ from engine.runtime.roles import (
     summary_attempt,
 )
 from engine.runtime.sbert import MIN_MEMORY_CHARS, EthicsClassifier, MemoryRetriever
+from engine.serving.backend import (
+    ExpressionOut,
+    Match,
+    MemoryOut,
+    MixedOut,
+    MixedRow,
+    ReplyOut,
+    ReplyRow,
+    RetrievalRow,
+    SummaryOut,
+    SummaryRow,
+)
 from engine.serving.batching import Again
 from engine.serving.processes import (
     DEFAULT_CALL_TIMEOUT_S,
@@ -44,14 +56,11 @@ from engine.serving.processes import (
     ProcessRoles,
     SplitBackend,
 )
-from engine.serving.remote import CompletionsGenerator, redacted_url
-from engine.settings import Settings
-
-if TYPE_CHECKING:
-    from engine.pipeline import Backend
+from engine.serving.remote import CompletionsGenerator
 
 log = logging.getLogger(__name__)
-T = TypeVar("T")
+R = TypeVar("R")  # a role's new row
+A = TypeVar("A")  # its answer
 # Memory lines whose S-BERT embedding is kept, by their text (≈3 KB each at 768 dimensions):
 # a turn then encodes its prompt and only the items new or changed since they were last seen.
 MAX_CACHED_ITEM_EMBEDDINGS = 8192
@@ -59,6 +68,55 @@ MAX_CACHED_ITEM_EMBEDDINGS = 8192
 
 class ModelLoadError(RuntimeError):
     """Model files exist but cannot be read (corrupt, truncated, wrong format)."""
+
+
+@dataclass(frozen=True)
+class _RoleCall(Generic[R, A]):
+    """How a role's batched call runs: its procedure, a new row's first attempt, and the
+    answer a finished outcome gives."""
+
+    procedure: Procedure
+    first: Callable[[R], Attempt]
+    answer: Callable[[RoleOutcome], A]
+
+    def attempt(self, row: R | Attempt) -> Attempt:
+        return row if isinstance(row, Attempt) else self.first(row)
+
+    def done(self, result: RoleOutcome | Attempt) -> A | Again[Attempt]:
+        return Again(result) if isinstance(result, Attempt) else self.answer(result)
+
+
+def _reply_attempt(row: ReplyRow) -> Attempt:
+    return reply_attempt(row.final_input, row.now)
+
+
+def _summary_attempt(row: SummaryRow) -> Attempt:
+    return summary_attempt(row.final_input, row.reply)
+
+
+def _text(outcome: RoleOutcome) -> str:
+    return outcome.text
+
+
+def _summary_text(outcome: RoleOutcome) -> str:
+    """No summary rather than a fallback's: the next turn then goes without one."""
+    return "" if outcome.failed else outcome.text
+
+
+def _item(outcome: RoleOutcome) -> MemoryItem | None:
+    return outcome.item
+
+
+def _expression(outcome: RoleOutcome) -> Expression:
+    return outcome.expression or FALLBACK_EXPRESSION
+
+
+REPLY_CALL: _RoleCall[ReplyRow, str] = _RoleCall(REPLY, _reply_attempt, _text)
+SUMMARY_CALL: _RoleCall[SummaryRow, str] = _RoleCall(SUMMARY, _summary_attempt, _summary_text)
+MEMORY_CALL: _RoleCall[str, MemoryItem | None] = _RoleCall(MEMORY, memory_attempt, _item)
+EXPRESSION_CALL: _RoleCall[str, Expression] = _RoleCall(EXPRESSION, expression_attempt, _expression)
+# The role calls a mixed reply+summary batch can hold.
+_MIXED_CALLS: dict[Role, _RoleCall[Any, str]] = {Role.REPLY: REPLY_CALL, Role.SUMMARY: SUMMARY_CALL}
 
 
 @dataclass
@@ -82,24 +140,24 @@ class RoleBackend:
         if isinstance(self.roles, CompletionsGenerator):
             self.roles.close()
 
-    def replies(self, rows: list[tuple[str, datetime] | Attempt]) -> list[str | Again[Attempt]]:
-        return self._step("reply", rows)
+    def replies(self, rows: list[ReplyRow | Attempt]) -> list[ReplyOut]:
+        return self._step(REPLY_CALL, rows)
 
-    def summaries(self, rows: list[tuple[str, str] | Attempt]) -> list[str | Again[Attempt]]:
-        return self._step("summary", rows)
+    def summaries(self, rows: list[SummaryRow | Attempt]) -> list[SummaryOut]:
+        return self._step(SUMMARY_CALL, rows)
 
-    def memories(self, rows: list[str | Attempt]) -> list[MemoryItem | Again[Attempt] | None]:
-        return self._step("memory", rows)
+    def memories(self, rows: list[str | Attempt]) -> list[MemoryOut]:
+        return self._step(MEMORY_CALL, rows)
 
-    def expressions(self, rows: list[str | Attempt]) -> list[Expression | Again[Attempt]]:
-        return self._step("expression", rows)
+    def expressions(self, rows: list[str | Attempt]) -> list[ExpressionOut]:
+        return self._step(EXPRESSION_CALL, rows)
 
-    def _step(self, kind: str, rows: list[Any]) -> list[Any]:
+    def _step(self, call: _RoleCall[R, A], rows: Sequence[R | Attempt]) -> list[A | Again[Attempt]]:
         """One attempt for each row of one role (a new row or an `Attempt` being retried)."""
-        procedure, first, answer = _ROLE_CALLS[kind]
-        attempts = [r if isinstance(r, Attempt) else first(r) for r in rows]
+        attempts = [call.attempt(row) for row in rows]
         return [
-            _done(o, answer) for o in step(self.roles, procedure, attempts, chunk=self.chunk_tokens)
+            call.done(o)
+            for o in step(self.roles, call.procedure, attempts, chunk=self.chunk_tokens)
         ]
 
     @property
@@ -107,18 +165,17 @@ class RoleBackend:
         """Rows of two roles on one base can share a batch (in-process models only)."""
         return isinstance(self.roles, RoleModels)
 
-    def kanana_rows(self, rows: list[tuple[str, Any]]) -> list[Any]:
-        """Reply and summary rows, tagged ``("reply", row)`` / ``("summary", row)``, as one
-        batch on their shared base; each answers what `replies` / `summaries` would."""
-        assert isinstance(self.roles, RoleModels)
-        items = [
-            (_ROLE_CALLS[kind][0], row if isinstance(row, Attempt) else _ROLE_CALLS[kind][1](row))
-            for kind, row in rows
-        ]
+    def mixed_rows(self, rows: list[MixedRow]) -> list[MixedOut]:
+        """Reply and summary rows as one batch on their shared base; each answers what
+        `replies` / `summaries` would (a remote backend's rows go to their own calls)."""
+        if not isinstance(self.roles, RoleModels):
+            raise TypeError("mixed reply+summary batches need in-process models (mixes_roles)")
+        calls = [_MIXED_CALLS[mixed.role] for mixed in rows]
+        items = [(call.procedure, call.attempt(mixed.row)) for call, mixed in zip(calls, rows)]
         stepped = step_rows(self.roles, items, chunk=self.chunk_tokens)
         return [
-            Again((kind, o)) if isinstance(o, Attempt) else _ROLE_CALLS[kind][2](o)
-            for (kind, _), o in zip(rows, stepped)
+            Again(MixedRow(mixed.role, o)) if isinstance(o, Attempt) else call.answer(o)
+            for call, mixed, o in zip(calls, rows, stepped)
         ]
 
 
@@ -151,7 +208,7 @@ class LocalBackend(RoleBackend):
         preset: Preset,
         memory_threshold: float | None = None,
         roles: CompletionsGenerator | None = None,
-        role_names: tuple[str, ...] = ROLES,
+        role_names: tuple[Role, ...] = ROLES,
         chunk_tokens: int | None = None,
         merge: bool = True,
     ) -> LocalBackend:
@@ -168,7 +225,7 @@ class LocalBackend(RoleBackend):
             chunk_tokens=chunk_tokens,
         )
 
-    def best_memories(self, rows: list[tuple[str, list[str]]]) -> list[tuple[int, float] | None]:
+    def best_memories(self, rows: list[RetrievalRow]) -> list[Match]:
         """`MemoryRetriever.best` for each row, in one encoder call for the prompts and the
         items not in the embedding cache (items repeat turn after turn; prompts do not)."""
         usable = [
@@ -201,7 +258,7 @@ class LocalBackend(RoleBackend):
             known[text] = embedding = embedding.clone()  # not a view holding the whole batch
             self._item_embeddings.put(text, embedding)
         limit = self.retriever.threshold if self.memory_threshold is None else self.memory_threshold
-        answers: list[tuple[int, float] | None] = []
+        answers: list[Match] = []
         prompts = iter(embedded[: len(queries)])
         for (_, items), picked in zip(rows, usable):
             if not picked:
@@ -216,76 +273,7 @@ class LocalBackend(RoleBackend):
         return self.ethics.scores(texts)
 
 
-# Each role call: its procedure, a row's first attempt, and the answer from its outcome.
-_ROLE_CALLS: dict[str, tuple[Procedure, Callable[[Any], Attempt], Callable[[RoleOutcome], Any]]] = {
-    "reply": (REPLY, lambda row: reply_attempt(*row), lambda o: o.text),
-    "summary": (SUMMARY, lambda row: summary_attempt(*row), lambda o: "" if o.failed else o.text),
-    "memory": (MEMORY, memory_attempt, lambda o: o.item),
-    "expression": (EXPRESSION, expression_attempt, lambda o: o.expression or FALLBACK_EXPRESSION),
-}
-
-
-def _done(result: RoleOutcome | Attempt, value: Callable[[RoleOutcome], T]) -> T | Again[Attempt]:
-    return Again(result) if isinstance(result, Attempt) else value(result)
-
-
-def load_backend(settings: Settings, threads: int | None = None) -> Backend:
-    """The backend the settings ask for (the tiny preset must be built first).
-
-    Missing models raise `MissingBaseModel`/`MissingAdapter`; anything else that goes wrong
-    while reading model files becomes one `ModelLoadError` naming the folder. ``threads`` is
-    the torch thread count of a model child process.
-    """
-    preset = get_preset(settings.model_preset, settings.models_dir)
-    try:
-        return _load(settings, preset, threads)
-    except (MissingBaseModel, MissingAdapter):
-        raise
-    except Exception as exc:
-        first = (str(exc).splitlines() or [type(exc).__name__])[0][:200]
-        hint = (
-            " (python -m training bootstrap --force rebuilds it)" if preset.name == "tiny" else ""
-        )
-        raise ModelLoadError(
-            f"model files under {preset.artifacts} could not be read: {type(exc).__name__}: "
-            f"{first}{hint}"
-        ) from exc
-
-
-def _load(settings: Settings, preset: Preset, threads: int | None) -> Backend:
-    if settings.generation_backend == "openai":  # generation waits on HTTP: one process is enough
-        key = settings.openai_api_key.get_secret_value() if settings.openai_api_key else None
-        remote = CompletionsGenerator.from_preset(
-            preset,
-            settings.remote_base_urls,
-            model_prefix=settings.openai_model_prefix,
-            api_key=key,
-            timeout_s=settings.openai_timeout_s,
-            breaker_failures=settings.openai_breaker_failures,
-            breaker_cooldown_s=settings.openai_breaker_cooldown_s,
-        )
-        log.info(
-            "generating on %s",
-            sorted({redacted_url(u) for u in settings.remote_base_urls.values()}),
-        )
-        return LocalBackend.load(preset, settings.memory_threshold, roles=remote)
-    chunk = settings.batch_chunk_tokens or None
-    if settings.model_processes < 2:
-        return LocalBackend.load(
-            preset, settings.memory_threshold, chunk_tokens=chunk, merge=settings.merge_adapters
-        )
-    return split_backend(
-        preset,
-        settings.memory_threshold,
-        threads=threads,
-        chunk_tokens=chunk,
-        kanana_apart=settings.model_processes > 2,
-        merge=settings.merge_adapters,
-        call_timeout_s=settings.model_call_timeout_s,
-    )
-
-
-def roles_on(preset: Preset, base: Base) -> tuple[str, ...]:
+def roles_on(preset: Preset, base: Base) -> tuple[Role, ...]:
     return tuple(role for role in ROLES if preset.roles[role].base == base)
 
 

@@ -24,19 +24,35 @@ a spawned child imports the parent's main module (main.py and ``python -m bench`
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import logging
 import multiprocessing
+import pickle
+import re
 import signal
 import threading
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from multiprocessing.connection import Connection
-from typing import Any
+from typing import Any, Protocol, runtime_checkable
 
-from engine.rules.expression import Expression
-from engine.rules.memory_items import MemoryItem
+from engine.runtime.roles import Attempt
+from engine.serving.backend import (
+    Backend,
+    ExpressionOut,
+    Match,
+    MemoryOut,
+    MixedOut,
+    MixedRow,
+    ReplyOut,
+    ReplyRow,
+    RetrievalRow,
+    SummaryOut,
+    SummaryRow,
+)
+from engine.serving.batching import Again
 from engine.serving.breaker import BackendUnavailable
 
 log = logging.getLogger(__name__)
@@ -48,9 +64,6 @@ CALL_ATTEMPTS = 2  # a call that finds its child dead runs once more on a fresh 
 # production models on a CPU takes well under a minute; a setting, model_call_timeout_s).
 DEFAULT_CALL_TIMEOUT_S = 300.0
 MAX_KEPT_CACHES = 1024  # unfinished rows' caches a child keeps (a few MB each at most, tiny preset)
-_READY = "ready"
-_OK = "ok"
-_ERROR = "error"
 
 
 class ModelProcessDied(BackendUnavailable):
@@ -61,12 +74,123 @@ class ModelProcessHung(ModelProcessDied):
     """The model process did not answer a call within its deadline; it was killed."""
 
 
+# ---- the messages on the pipe ------------------------------------------------------------
+# Parent -> child: one request per batched call (its rows), or `Stop`. Child -> parent: `_Ready`
+# or `Failed` once loaded, then `Answer` or `Failed` for each request.
+
+
+@dataclass(frozen=True)
+class Call:
+    """A batched backend call for the child to run over ``rows``."""
+
+    rows: list[Any]
+
+    def run(self, backend: Backend) -> list[Any]:
+        raise NotImplementedError
+
+    @property
+    def name(self) -> str:
+        """The backend method it calls, for logs and errors (``BestMemories``: best_memories)."""
+        return re.sub(r"(?<!^)(?=[A-Z])", "_", type(self).__name__).lower()
+
+
+@dataclass(frozen=True)
+class CountTokens(Call):
+    rows: list[str]
+
+    def run(self, backend: Backend) -> list[int]:
+        return backend.count_tokens(self.rows)
+
+
+@dataclass(frozen=True)
+class BestMemories(Call):
+    rows: list[RetrievalRow]
+
+    def run(self, backend: Backend) -> list[Match]:
+        return backend.best_memories(self.rows)
+
+
+@dataclass(frozen=True)
+class EthicsScores(Call):
+    rows: list[str]
+
+    def run(self, backend: Backend) -> list[dict[str, float]]:
+        return backend.ethics_scores(self.rows)
+
+
+@dataclass(frozen=True)
+class Replies(Call):
+    rows: list[ReplyRow | Attempt]
+
+    def run(self, backend: Backend) -> list[ReplyOut]:
+        return backend.replies(self.rows)
+
+
+@dataclass(frozen=True)
+class Summaries(Call):
+    rows: list[SummaryRow | Attempt]
+
+    def run(self, backend: Backend) -> list[SummaryOut]:
+        return backend.summaries(self.rows)
+
+
+@dataclass(frozen=True)
+class MixedRows(Call):
+    rows: list[MixedRow]
+
+    def run(self, backend: Backend) -> list[MixedOut]:
+        return backend.mixed_rows(self.rows)
+
+
+@dataclass(frozen=True)
+class Memories(Call):
+    rows: list[str | Attempt]
+
+    def run(self, backend: Backend) -> list[MemoryOut]:
+        return backend.memories(self.rows)
+
+
+@dataclass(frozen=True)
+class Expressions(Call):
+    rows: list[str | Attempt]
+
+    def run(self, backend: Backend) -> list[ExpressionOut]:
+        return backend.expressions(self.rows)
+
+
+@dataclass(frozen=True)
+class Stop:
+    """Parent -> child: exit after the current call."""
+
+
+@dataclass(frozen=True)
+class Answer:
+    """Child -> parent: a call's outputs, one per row."""
+
+    outputs: list[Any]
+
+
+@dataclass(frozen=True)
+class Failed:
+    """Child -> parent: loading, or one call, raised this (re-raised in the parent)."""
+
+    error: BaseException
+
+
 @dataclass(frozen=True)
 class _Ready:
     """What the parent needs to know of a loaded child (the ethics calibration, if it has one)."""
 
     ethics_thresholds: dict[str, float] | None = None
     normal_veto: float | None = None
+
+
+@runtime_checkable
+class _Calibrated(Protocol):
+    """A child backend with the ethics model (the Polyglot child; the Kanana child has none)."""
+
+    ethics_thresholds: dict[str, float]
+    normal_veto: float
 
 
 @dataclass(frozen=True)
@@ -99,8 +223,6 @@ class _KeptCaches:
         return rows
 
     def keep(self, outputs: list[Any]) -> list[Any]:
-        from engine.serving.batching import Again
-
         for output in outputs:
             attempt = _attempt_in(output.row) if isinstance(output, Again) else None
             if attempt is not None and attempt.cache is not None:
@@ -112,19 +234,15 @@ class _KeptCaches:
         return outputs
 
 
-def _attempt_in(row: Any) -> Any:
-    """The `engine.runtime.roles.Attempt` of a role row (bare, or tagged ``(kind, attempt)``), if any."""
-    from engine.runtime.roles import Attempt
-
-    if isinstance(row, tuple) and len(row) == 2:
-        row = row[1]
+def _attempt_in(row: object) -> Attempt | None:
+    """The `Attempt` of a role row (bare, or in a `MixedRow`), if any."""
+    if isinstance(row, MixedRow):
+        row = row.row
     return row if isinstance(row, Attempt) else None
 
 
 def _portable(exc: BaseException) -> BaseException:
     """`exc` if it survives pickling, else a RuntimeError that names it."""
-    import pickle
-
     try:
         pickle.loads(pickle.dumps(exc))
         return exc
@@ -144,23 +262,21 @@ def _serve(
             torch.set_num_threads(threads)
         if seed is not None:
             torch.manual_seed(seed)
+    ready: _Ready | Failed
     try:
         backend = load()
-        thresholds = getattr(backend, "ethics_thresholds", None)
-        ready: tuple[str, Any] = (
-            _READY,
-            _Ready(
-                None if thresholds is None else dict(thresholds),
-                getattr(backend, "normal_veto", None),
-            ),
+        ready = (
+            _Ready(dict(backend.ethics_thresholds), backend.normal_veto)
+            if isinstance(backend, _Calibrated)
+            else _Ready()
         )
     except Exception as exc:  # noqa: BLE001 - the parent re-raises it
-        ready = (_ERROR, _portable(exc))
+        ready = Failed(_portable(exc))
     try:
         conn.send(ready)
     except (BrokenPipeError, OSError):  # the parent gave up first (its own models failed)
         return
-    if ready[0] == _ERROR:
+    if isinstance(ready, Failed):
         return
     kept = _KeptCaches()
     while True:
@@ -168,13 +284,14 @@ def _serve(
             request = conn.recv()
         except (EOFError, OSError):  # the parent closed the pipe or died
             return
-        if request is None:
+        if not isinstance(request, Call):  # `Stop`
             return
-        method, rows = request
+        reply: Answer | Failed
         try:
-            reply = (_OK, kept.keep(list(getattr(backend, method)(kept.restore(rows)))))
+            kept.restore(request.rows)  # tickets back to their caches, in place
+            reply = Answer(kept.keep(list(request.run(backend))))
         except Exception as exc:  # noqa: BLE001 - fails this call only
-            reply = (_ERROR, _portable(exc))
+            reply = Failed(_portable(exc))
         try:
             conn.send(reply)
         except (BrokenPipeError, OSError):
@@ -246,25 +363,27 @@ class ModelProcess:
                 f"{self.name} did not load its models within {CHILD_START_TIMEOUT_S:.0f} s"
             )
         try:
-            kind, payload = conn.recv()
+            message = conn.recv()
         except (EOFError, OSError) as exc:
             code = self._forget()
             raise ModelProcessDied(
                 f"{self.name} exited while loading its models (exit code {code})"
             ) from exc
-        if kind == _ERROR:
+        if isinstance(message, Failed):
             self._forget()
-            raise payload
-        self.ready = payload
+            raise message.error
+        assert isinstance(message, _Ready), message
+        self.ready = message
 
-    def call(self, method: str, rows: list[Any]) -> list[Any]:
-        """Run `backend.method(rows)` in the child (blocking; from a model worker thread).
+    def call(self, request: Call) -> list[Any]:
+        """Run `request` on the child's backend (blocking; from a model worker thread).
 
         A child that died (killed, out of memory) is replaced and the call made once more on
         the fresh one; if that one dies too (the rows themselves kill it), the call raises
         `ModelProcessDied` and the next call starts another child. A child silent for
         `call_timeout_s` is killed and replaced at once, and the call raises `ModelProcessHung`.
         """
+        method = request.name
         with self._lock:
             for attempt in range(CALL_ATTEMPTS):
                 if self._conn is None:  # after a crash: a fresh child
@@ -275,14 +394,14 @@ class ModelProcess:
                     self._wait()
                 assert self._conn is not None
                 try:
-                    self._conn.send((method, rows))
+                    self._conn.send(request)
                     if not self._conn.poll(self.call_timeout_s):
                         self._replace_hung(method)
                         raise ModelProcessHung(
                             f"{self.name} did not answer {method} within "
                             f"{self.call_timeout_s:g} s; killed, a fresh child is loading"
                         )
-                    kind, payload = self._conn.recv()
+                    message = self._conn.recv()
                     break
                 except (EOFError, OSError) as exc:
                     code = self._forget()
@@ -292,9 +411,10 @@ class ModelProcess:
                             f"{self.name} exited during {method} twice (exit code {code}); "
                             f"it restarts on the next call"
                         ) from exc
-        if kind == _ERROR:
-            raise payload
-        return payload
+        if isinstance(message, Failed):
+            raise message.error
+        assert isinstance(message, Answer), message
+        return message.outputs
 
     def _replace_hung(self, method: str) -> None:
         """Kill the hung child and start loading its replacement (under the lock)."""
@@ -328,16 +448,27 @@ class ModelProcess:
             conn, process = self._conn, self._process
             self._conn = self._process = None
         if conn is not None:
-            try:
-                conn.send(None)
-            except (BrokenPipeError, OSError):
-                pass
+            with contextlib.suppress(BrokenPipeError, OSError):
+                conn.send(Stop())
             conn.close()
         if process is not None:
             process.join(CHILD_STOP_TIMEOUT_S)
             if process.is_alive():
                 process.kill()
                 process.join()
+
+
+class KananaRoles(Protocol):
+    """The Kanana roles' calls (`engine.serving.hub.RoleBackend`, or `ProcessRoles`)."""
+
+    @property
+    def mixes_roles(self) -> bool: ...
+
+    def count_tokens(self, texts: list[str]) -> list[int]: ...
+    def replies(self, rows: list[ReplyRow | Attempt]) -> list[ReplyOut]: ...
+    def summaries(self, rows: list[SummaryRow | Attempt]) -> list[SummaryOut]: ...
+    def mixed_rows(self, rows: list[MixedRow]) -> list[MixedOut]: ...
+    def close(self) -> None: ...
 
 
 class ProcessRoles:
@@ -354,27 +485,27 @@ class ProcessRoles:
         self.process.wait_ready()
 
     def count_tokens(self, texts: list[str]) -> list[int]:
-        return self.process.call("count_tokens", texts)
+        return self.process.call(CountTokens(texts))
 
-    def replies(self, rows: list[Any]) -> list[Any]:
-        return self.process.call("replies", rows)
+    def replies(self, rows: list[ReplyRow | Attempt]) -> list[ReplyOut]:
+        return self.process.call(Replies(rows))
 
-    def summaries(self, rows: list[Any]) -> list[Any]:
-        return self.process.call("summaries", rows)
+    def summaries(self, rows: list[SummaryRow | Attempt]) -> list[SummaryOut]:
+        return self.process.call(Summaries(rows))
 
-    def kanana_rows(self, rows: list[Any]) -> list[Any]:
-        return self.process.call("kanana_rows", rows)
+    def mixed_rows(self, rows: list[MixedRow]) -> list[MixedOut]:
+        return self.process.call(MixedRows(rows))
 
     def close(self) -> None:
         self.process.close()
 
 
 class SplitBackend:
-    """`engine.pipeline.Backend` over two or three processes: the Kanana roles (reply,
+    """`engine.serving.backend.Backend` over two or three processes: the Kanana roles (reply,
     summary) and the token count run on `local` (here, or a `ProcessRoles` child); the
     Polyglot roles and the S-BERTs run in `child`."""
 
-    def __init__(self, local: Any, child: ModelProcess) -> None:
+    def __init__(self, local: KananaRoles, child: ModelProcess) -> None:
         """Waits until every child has loaded its models (re-raising a child's load error)."""
         self.local = local
         self.child = child
@@ -388,30 +519,30 @@ class SplitBackend:
     def count_tokens(self, texts: list[str]) -> list[int]:
         return self.local.count_tokens(texts)
 
-    def replies(self, rows: list[Any]) -> list[Any]:
+    def replies(self, rows: list[ReplyRow | Attempt]) -> list[ReplyOut]:
         return self.local.replies(rows)
 
-    def summaries(self, rows: list[Any]) -> list[Any]:
+    def summaries(self, rows: list[SummaryRow | Attempt]) -> list[SummaryOut]:
         return self.local.summaries(rows)
 
     @property
     def mixes_roles(self) -> bool:
-        return bool(getattr(self.local, "mixes_roles", False))
+        return self.local.mixes_roles
 
-    def kanana_rows(self, rows: list[Any]) -> list[Any]:
-        return self.local.kanana_rows(rows)
+    def mixed_rows(self, rows: list[MixedRow]) -> list[MixedOut]:
+        return self.local.mixed_rows(rows)
 
-    def best_memories(self, rows: list[tuple[str, list[str]]]) -> list[tuple[int, float] | None]:
-        return self.child.call("best_memories", rows)
+    def best_memories(self, rows: list[RetrievalRow]) -> list[Match]:
+        return self.child.call(BestMemories(rows))
 
     def ethics_scores(self, texts: list[str]) -> list[dict[str, float]]:
-        return self.child.call("ethics_scores", texts)
+        return self.child.call(EthicsScores(texts))
 
-    def memories(self, rows: list[Any]) -> list[MemoryItem | Any | None]:
-        return self.child.call("memories", rows)
+    def memories(self, rows: list[str | Attempt]) -> list[MemoryOut]:
+        return self.child.call(Memories(rows))
 
-    def expressions(self, rows: list[Any]) -> list[Expression | Any]:
-        return self.child.call("expressions", rows)
+    def expressions(self, rows: list[str | Attempt]) -> list[ExpressionOut]:
+        return self.child.call(Expressions(rows))
 
     def close(self) -> None:
         self.child.close()

@@ -24,13 +24,14 @@ import time
 from collections.abc import Callable, Mapping
 from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
+from pathlib import Path
 from urllib.parse import urlsplit
 
 import httpx
 from transformers import PreTrainedTokenizerBase
 
 from engine.runtime.lm import Generated, MissingBaseModel, load_tokenizer, resolve_base
-from engine.runtime.presets import ROLES, Preset
+from engine.runtime.presets import ROLES, Preset, Role
 from engine.serving.breaker import (
     DEFAULT_BREAKER_COOLDOWN_S,
     DEFAULT_BREAKER_FAILURES,
@@ -49,6 +50,10 @@ TOP_K = 50  # as local sampling (vLLM accepts top_k; OpenAI ignores what it does
 MAX_PARALLEL_REQUESTS = 16
 DEFAULT_TIMEOUT_S = 60.0  # a request's overall deadline: connecting, waiting, the whole body
 CONNECT_TIMEOUT_S = 10.0  # of that deadline, the most a connection may take
+# A connection that fails to open (refused, reset while connecting) is tried this many more
+# times: nothing was sent yet, so a retry cannot run a generation twice. Failures after the
+# request went out are never retried (the breaker and the batcher decide what happens next).
+CONNECT_RETRIES = 2
 # 16 rows of at most 128 tokens are a few KB of JSON; anything near this is not an answer.
 MAX_RESPONSE_BYTES = 1024 * 1024
 MAX_ERROR_DETAIL_CHARS = 200  # of a server's error message, kept in the exception
@@ -141,9 +146,13 @@ class CompletionsGenerator:
         self._client = httpx.Client(
             timeout=httpx.Timeout(timeout_s, connect=min(timeout_s, CONNECT_TIMEOUT_S)),
             follow_redirects=False,  # a redirect would take the Authorization header along
-            limits=httpx.Limits(
-                max_connections=MAX_PARALLEL_REQUESTS,
-                max_keepalive_connections=MAX_PARALLEL_REQUESTS,
+            # Kept-alive connections, reused by every call (the limits go on the transport).
+            transport=httpx.HTTPTransport(
+                retries=CONNECT_RETRIES,
+                limits=httpx.Limits(
+                    max_connections=MAX_PARALLEL_REQUESTS,
+                    max_keepalive_connections=MAX_PARALLEL_REQUESTS,
+                ),
             ),
         )
         self._pool = ThreadPoolExecutor(MAX_PARALLEL_REQUESTS, thread_name_prefix="ohlora-remote")
@@ -169,13 +178,17 @@ class CompletionsGenerator:
         breaker_cooldown_s: float = DEFAULT_BREAKER_COOLDOWN_S,
     ) -> CompletionsGenerator:
         """One endpoint per role (`base_urls` maps a base name, kanana/polyglot, to its server)."""
-        endpoints, tokenizers, markers = {}, {}, {}
+        endpoints: dict[str, Endpoint] = {}
+        tokenizers: dict[str, PreTrainedTokenizerBase] = {}
+        markers: dict[str, str] = {}
         for role in ROLES:
             spec = preset.roles[role]
             endpoints[role] = Endpoint(base_urls[spec.base].rstrip("/"), model_prefix + role)
             markers[role] = spec.end
             adapter = preset.adapter_dir(role)
-            locations = [adapter] if (adapter / "tokenizer_config.json").is_file() else []
+            locations: list[str | Path] = (
+                [adapter] if (adapter / "tokenizer_config.json").is_file() else []
+            )
             try:
                 locations.append(resolve_base(preset.base_for(role), f"{spec.base}_base"))
             except MissingBaseModel:
@@ -198,7 +211,7 @@ class CompletionsGenerator:
         self._client.close()
 
     def count_tokens(self, text: str) -> int:
-        return len(self.tokenizers["output_message"](text)["input_ids"])
+        return len(self.tokenizers[Role.REPLY](text)["input_ids"])
 
     def generate(
         self,
@@ -223,11 +236,13 @@ class CompletionsGenerator:
         if prefixes and any(prefixes):
             raise ValueError("the completions backend never leaves a row unfinished")
         tokenizer = self.tokenizers[role]
-        budgets = []
+        budgets: list[int] = []
         for prompt in prompts:
-            budget = max_new_tokens if max_new_tokens is not None else max_length
+            budget = max_new_tokens
             if max_length is not None:
-                budget = min(budget, max_length - len(tokenizer(prompt)["input_ids"]))
+                left = max_length - len(tokenizer(prompt)["input_ids"])
+                budget = left if budget is None else min(budget, left)
+            assert budget is not None  # one of the two was given
             budgets.append(budget)
         groups: dict[int, list[int]] = {}
         for i, budget in enumerate(budgets):
@@ -398,7 +413,7 @@ class CompletionsGenerator:
             log.warning(
                 "%s sent %d tokens for a budget of %d; cut", self._where(role), len(ids), max_tokens
             )
-            text = tokenizer.decode(ids[:max_tokens], skip_special_tokens=True)
+            text = str(tokenizer.decode(ids[:max_tokens], skip_special_tokens=True))
             return Generated(text=text, new_tokens=max_tokens, hit_end=False)
         return Generated(text=text, new_tokens=min(len(ids) + eos, max_tokens), hit_end=hit)
 

@@ -6,12 +6,14 @@ from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 from zoneinfo import ZoneInfo
 
 import pytest
 
 from engine.rules.memory_items import MemoryItem
+from engine.runtime.roles import Attempt
+from engine.serving.backend import ReplyRow, SummaryRow
 from engine.serving.worker import ModelWorker
 
 WEDNESDAY_2PM = datetime(2026, 11, 25, 14, 0, tzinfo=ZoneInfo("Asia/Seoul"))
@@ -35,6 +37,7 @@ class FixedRoles:
     run_real: bool = False
 
     def __getattr__(self, name: str) -> Any:
+        """Every other call and attribute of the Backend protocol is the real backend's."""
         if name == "inner":  # not set yet (copying): never recurse
             raise AttributeError(name)
         return getattr(self.inner, name)
@@ -42,34 +45,37 @@ class FixedRoles:
     @property
     def mixes_roles(self) -> bool:
         """A fixed reply or summary cannot ride in the real mixed reply+summary batches."""
-        return (
-            self.reply is None
-            and self.summary is None
-            and bool(getattr(self.inner, "mixes_roles", False))
-        )
+        return self.reply is None and self.summary is None and self.inner.mixes_roles
 
-    def _answer(
-        self,
-        real: Callable[[list[Any]], list[Any]],
-        fixed: Callable[..., Any] | None,
-        rows: list[Any],
-        unpack: bool,
-    ) -> list[Any]:
-        if fixed is None:
-            return real(rows)
+    def replies(self, rows: list[ReplyRow | Attempt]) -> list[Any]:
+        if self.reply is None:
+            return self.inner.replies(rows)
         if self.run_real:
-            real(rows)
-        return [fixed(*row) if unpack else fixed(row) for row in rows]
+            self.inner.replies(rows)
+        return [self.reply(_new(row, ReplyRow).final_input) for row in rows]
 
-    def replies(self, rows: list[Any]) -> list[Any]:
-        fixed = None if self.reply is None else (lambda final_input, now: self.reply(final_input))
-        return self._answer(self.inner.replies, fixed, rows, unpack=True)
+    def summaries(self, rows: list[SummaryRow | Attempt]) -> list[Any]:
+        if self.summary is None:
+            return self.inner.summaries(rows)
+        if self.run_real:
+            self.inner.summaries(rows)
+        return [self.summary(*_new(row, SummaryRow)) for row in rows]
 
-    def summaries(self, rows: list[Any]) -> list[Any]:
-        return self._answer(self.inner.summaries, self.summary, rows, unpack=True)
+    def memories(self, rows: list[str | Attempt]) -> list[Any]:
+        if self.memory is None:
+            return self.inner.memories(rows)
+        if self.run_real:
+            self.inner.memories(rows)
+        return [self.memory(_new(row, str)) for row in rows]
 
-    def memories(self, rows: list[Any]) -> list[Any]:
-        return self._answer(self.inner.memories, self.memory, rows, unpack=False)
+
+R = TypeVar("R")
+
+
+def _new(row: object, kind: type[R]) -> R:
+    """A fixed role answers every row at once, so it never sees a retried `Attempt`."""
+    assert isinstance(row, kind), row
+    return row
 
 
 @pytest.fixture
@@ -85,25 +91,20 @@ async def worker() -> AsyncIterator[ModelWorker]:
 async def engine_on_two_workers(
     repo: Any, backend: Any
 ) -> AsyncIterator[tuple[Any, ModelWorker, ModelWorker]]:
-    """The service's engine: the Kanana roles on one worker, the rest on a second; drained
-    and stopped afterwards."""
-    from engine.pipeline import Engine
+    """The service's engine (`build_engine`, default settings): the Kanana roles on one
+    worker, the rest on a second; drained and stopped afterwards."""
+    from engine.build import build_engine
+    from engine.pipeline import Call
+    from engine.settings import Settings
 
-    kanana, polyglot = ModelWorker("kanana", threads=1), ModelWorker("polyglot", threads=1)
-    kanana.start()
-    polyglot.start()
-    engine = Engine(
-        repo,
-        backend,
-        kanana,
+    settings = Settings(_env_file=None)  # type: ignore[call-arg]
+    async with build_engine(
+        settings,
         clock=lambda: WEDNESDAY_2PM,
-        max_prompt_tokens=48,
-        max_message_chars=2000,
-        polyglot_worker=polyglot,
-    )
-    try:
-        yield engine, kanana, polyglot
-    finally:
-        await engine.drain()
-        await kanana.stop()
-        await polyglot.stop()
+        backend=backend,
+        repo=repo,
+        threads=1,
+        maintenance=None,
+    ) as service:
+        engine = service.engine
+        yield engine, engine.worker, engine.batchers[Call.ETHICS].worker

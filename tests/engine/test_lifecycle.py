@@ -11,7 +11,7 @@ import asyncio
 import threading
 from collections.abc import AsyncIterator
 from datetime import timedelta
-from typing import Any
+from typing import Any, ClassVar
 
 import pytest
 import torch
@@ -43,7 +43,7 @@ class Toy:
     `summary_gate` holds the summary role (a background role) until the test releases it."""
 
     mixes_roles = False
-    ethics_thresholds: dict[str, float] = {}
+    ethics_thresholds: ClassVar[dict[str, float]] = {}
     normal_veto = 0.5
 
     def __init__(self) -> None:
@@ -213,7 +213,7 @@ def test_the_embedding_cache_is_bounded(monkeypatch: pytest.MonkeyPatch) -> None
     from engine.serving import hub
 
     monkeypatch.setattr(hub, "MAX_CACHED_ITEM_EMBEDDINGS", 3)
-    backend, model = counting_backend()
+    backend, _ = counting_backend()
     items = [f"[기억 {i}: 값 {i}]" for i in range(5)]
     [best] = backend.best_memories([("값 4", items)])  # more items than the cache holds
     assert best == backend.retriever.best("값 4", items, 0.0)
@@ -278,7 +278,8 @@ async def test_forget_during_a_background_role_leaves_the_item_forgotten(
 
 
 async def _until(condition: Any) -> None:
-    while not condition():
+    """Polls engine-internal lock state (`KeyedLocks.waiting`), which signals no event."""
+    while not condition():  # noqa: ASYNC110 - nothing to wait on but the condition itself
         await asyncio.sleep(0.01)
 
 

@@ -43,14 +43,14 @@ def test_prefill_groups_keep_one_role_each_and_split_where_padding_costs_more() 
 
 
 @pytest.fixture(scope="module")
-def unmerged(tiny_preset: Any) -> RoleModels:
-    return RoleModels.from_preset(tiny_preset, merge=False)
+def unmerged(toy_preset: Any) -> RoleModels:
+    return RoleModels.from_preset(toy_preset, merge=False)
 
 
-def test_merged_models_replace_every_lora_layer(tiny_backend: Any, unmerged: RoleModels) -> None:
+def test_merged_models_replace_every_lora_layer(toy_backend: Any, unmerged: RoleModels) -> None:
     from peft.tuners.lora import LoraLayer
 
-    merged = tiny_backend.roles
+    merged = toy_backend.roles
     for base, model in merged.models.items():
         layers = [m for m in model.modules() if isinstance(m, RoleLinear)]
         assert layers and not any(isinstance(m, LoraLayer) for m in model.modules())
@@ -62,12 +62,12 @@ def test_merged_models_replace_every_lora_layer(tiny_backend: Any, unmerged: Rol
 
 @pytest.mark.parametrize("role", ["output_message", "summary", "memory", "eyes_mouth_pose"])
 def test_merged_weights_give_peft_adapters_logits_and_greedy_text(
-    tiny_backend: Any, unmerged: RoleModels, role: str
+    toy_backend: Any, unmerged: RoleModels, role: str
 ) -> None:
     from engine.rules import prompts
     from training.data import load_rows
 
-    merged = tiny_backend.roles
+    merged = toy_backend.roles
     texts = [prompts.reply_prompt(r.input_data) for r in load_rows("valid")[:4]]
     batch = merged.tokenizers[role](texts[:1], return_tensors="pt")
     base = merged.preset.roles[role].base

@@ -28,6 +28,19 @@ async def _busy(worker: ModelWorker, release: threading.Event) -> asyncio.Task[A
     return task
 
 
+MAX_YIELDS = 1000  # loop turns for the callers' tasks to queue their rows (one each suffices)
+
+
+async def _until_waiting(batcher: Batcher[Any, Any], rows: int) -> None:
+    """Yield to the loop until ``rows`` rows wait in ``batcher`` (no time passes: the callers'
+    tasks just run up to their queued future)."""
+    for _ in range(MAX_YIELDS):
+        if len(batcher._waiting) == rows:
+            return
+        await asyncio.sleep(0)
+    raise AssertionError(f"{len(batcher._waiting)} rows waiting, not {rows}")
+
+
 async def test_rows_arriving_while_the_worker_is_busy_form_one_batch(worker: ModelWorker) -> None:
     seen: list[list[int]] = []
 
@@ -39,7 +52,7 @@ async def test_rows_arriving_while_the_worker_is_busy_form_one_batch(worker: Mod
     release = threading.Event()
     busy = await _busy(worker, release)
     calls = [asyncio.create_task(batcher(i)) for i in range(10)]
-    await asyncio.sleep(0.05)
+    await _until_waiting(batcher, len(calls))
     release.set()
     assert await asyncio.gather(*calls) == [i * 2 for i in range(10)]
     await busy
@@ -55,7 +68,7 @@ async def test_an_idle_worker_starts_at_once_and_max_batch_is_kept(worker: Model
     release = threading.Event()
     busy = await _busy(worker, release)
     calls = [asyncio.create_task(batcher(i)) for i in range(10)]
-    await asyncio.sleep(0.05)
+    await _until_waiting(batcher, len(calls))
     release.set()
     assert await asyncio.gather(*calls) == [i + 1 for i in range(10)]
     await busy
@@ -82,7 +95,7 @@ async def test_rows_of_the_first_lane_are_taken_first(worker: ModelWorker) -> No
     busy = await _busy(worker, release)
     rows = ["summary1", "reply1", "summary2", "reply2", "summary3", "reply3", "reply4"]
     calls = [asyncio.create_task(batcher(r)) for r in rows]
-    await asyncio.sleep(0.05)
+    await _until_waiting(batcher, len(calls))
     release.set()
     assert await asyncio.gather(*calls) == rows
     await busy
@@ -103,7 +116,7 @@ async def test_a_failing_row_fails_only_its_own_caller(worker: ModelWorker) -> N
     release = threading.Event()
     busy = await _busy(worker, release)
     calls = [asyncio.create_task(batcher(r)) for r in ("a", "bad", "c")]
-    await asyncio.sleep(0.05)
+    await _until_waiting(batcher, len(calls))
     release.set()
     results = await asyncio.gather(*calls, return_exceptions=True)
     await busy
@@ -141,10 +154,7 @@ async def test_a_backend_failure_fails_the_whole_batch_at_once(
     release = threading.Event()
     busy = await _busy(worker, release)
     rows = [asyncio.create_task(batcher(r)) for r in ("a", "b", "c", "d")]
-    for _ in range(100):  # let every caller queue its row (no time passes)
-        if len(batcher._waiting) == len(rows):
-            break
-        await asyncio.sleep(0)
+    await _until_waiting(batcher, len(rows))
     release.set()
     results = await asyncio.gather(*rows, return_exceptions=True)
     await busy
@@ -152,11 +162,11 @@ async def test_a_backend_failure_fails_the_whole_batch_at_once(
     assert all(r is error for r in results)
 
 
-def test_batched_generation_equals_one_by_one_under_greedy_decoding(tiny_backend: Any) -> None:
+def test_batched_generation_equals_one_by_one_under_greedy_decoding(toy_backend: Any) -> None:
     from engine.rules import prompts
     from training.data import load_rows
 
-    roles = tiny_backend.roles
+    roles = toy_backend.roles
     rows = load_rows("train")[:12]
     for role, texts in (
         ("output_message", [prompts.reply_prompt(r.input_data) for r in rows]),
@@ -174,7 +184,7 @@ def test_batched_generation_equals_one_by_one_under_greedy_decoding(tiny_backend
 
 
 def test_chunked_generation_equals_whole_generation_under_greedy_decoding(
-    tiny_backend: Any,
+    toy_backend: Any,
 ) -> None:
     """Rows decoded a few steps per call, continued from their tokens and attention cache so
     far (new rows prefilled beside them), end exactly as rows decoded in one call: same text,
@@ -182,7 +192,7 @@ def test_chunked_generation_equals_whole_generation_under_greedy_decoding(
     from engine.rules import prompts
     from training.data import load_rows
 
-    roles = tiny_backend.roles
+    roles = toy_backend.roles
     rows = load_rows("valid")[:10]
     for role, texts, budget in (
         (
@@ -240,7 +250,7 @@ def test_chunked_generation_equals_whole_generation_under_greedy_decoding(
 
 
 def test_reply_and_summary_rows_in_one_batch_generate_what_they_would_apart(
-    tiny_backend: Any,
+    toy_backend: Any,
 ) -> None:
     """One batch on the Kanana base, each row through its own adapter (peft's per-row
     selection), whole or continued in chunks: under greedy decoding every row ends as it does
@@ -249,7 +259,7 @@ def test_reply_and_summary_rows_in_one_batch_generate_what_they_would_apart(
     from engine.runtime.lm import Request
     from training.data import load_rows
 
-    roles = tiny_backend.roles
+    roles = toy_backend.roles
     rows = load_rows("valid")[:6]
     replies = [prompts.reply_prompt(r.input_data) for r in rows]
     summaries = [prompts.summary_prompt(r.input_data, r.output_message) for r in rows]
@@ -284,7 +294,7 @@ def test_reply_and_summary_rows_in_one_batch_generate_what_they_would_apart(
     ]
 
 
-def test_a_continued_attempt_is_judged_once_when_it_ends(tiny_backend: Any) -> None:
+def test_a_continued_attempt_is_judged_once_when_it_ends(toy_backend: Any) -> None:
     """`step` with a chunk: a row still decoding keeps its attempt number and its tokens; the
     attempt is counted when it ends, and `run`-style rounds reach an outcome for every row."""
     from engine.rules import prompts
@@ -293,14 +303,14 @@ def test_a_continued_attempt_is_judged_once_when_it_ends(tiny_backend: Any) -> N
     rows = [
         reply_attempt(text, None) for text in ("너는 누구야?", "오늘 뭐 해?", "좋아하는 음식은?")
     ]
-    first = step(tiny_backend.roles, REPLY, rows, chunk=2)
+    first = step(toy_backend.roles, REPLY, rows, chunk=2)
     assert all(isinstance(r, Attempt) and r.attempt == 0 and len(r.partial) == 2 for r in first)
     pending: list[Any] = first
     outcomes: list[RoleOutcome] = []
     for _ in range(prompts.REPLY_ATTEMPTS * prompts.REPLY_MAX_LENGTH):
         if not pending:
             break
-        stepped = step(tiny_backend.roles, REPLY, pending, chunk=2)
+        stepped = step(toy_backend.roles, REPLY, pending, chunk=2)
         outcomes += [r for r in stepped if isinstance(r, RoleOutcome)]
         pending = [r for r in stepped if isinstance(r, Attempt)]
     assert len(outcomes) == 3 and not pending
@@ -321,7 +331,7 @@ async def test_a_row_answered_again_joins_the_next_batch(worker: ModelWorker) ->
     release = threading.Event()
     busy = await _busy(worker, release)
     calls = [asyncio.create_task(batcher(r)) for r in (2, 8)]
-    await asyncio.sleep(0.05)
+    await _until_waiting(batcher, len(calls))
     release.set()
     assert await asyncio.gather(*calls) == [1, 1]
     await busy

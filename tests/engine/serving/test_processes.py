@@ -2,17 +2,29 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import threading
 import time
 from functools import partial
-from typing import Any
+from typing import Any, ClassVar
 
 import pytest
 
 from engine.runtime.lm import MissingAdapter
-from engine.serving.processes import ModelProcess, ModelProcessDied
+from engine.runtime.presets import Role
+from engine.serving.backend import MixedRow
+from engine.serving.processes import (
+    BestMemories,
+    Call,
+    EthicsScores,
+    Expressions,
+    Memories,
+    ModelProcess,
+    ModelProcessDied,
+    Replies,
+)
 from tests.engine.conftest import engine_on_two_workers
 
 WAIT_S = 10.0
@@ -22,7 +34,7 @@ HUNG_AFTER_S = 2.0  # the call deadline of the hang tests (an echo call takes mi
 class Echo:
     """A stand-in backend for the process mechanics (the real models are tested below)."""
 
-    ethics_thresholds = {"일반": 0.5}
+    ethics_thresholds: ClassVar[dict[str, float]] = {"일반": 0.5}
     normal_veto = 0.7
 
     def memories(self, rows: list[str]) -> list[str]:
@@ -41,6 +53,13 @@ class Echo:
         """A call that never returns (a deadlock in the model code, say)."""
         threading.Event().wait()
         return rows
+
+
+class Hang(Call):
+    """A request for `Echo.hang` (a test-only call kind)."""
+
+    def run(self, backend: Any) -> list[Any]:
+        return backend.hang(self.rows)
 
 
 def load_echo() -> Echo:
@@ -73,13 +92,13 @@ def echo() -> Any:
 def test_calls_run_in_the_child_and_errors_come_back_without_killing_it(echo: ModelProcess) -> None:
     ready = echo.wait_ready()
     assert ready.ethics_thresholds == {"일반": 0.5} and ready.normal_veto == 0.7
-    assert echo.call("memories", ["a", "b"]) == ["A", "B"]
-    assert echo.call("best_memories", ["x"]) == [echo.pid] and echo.pid != os.getpid()
+    assert echo.call(Memories(["a", "b"])) == ["A", "B"]
+    assert echo.call(BestMemories(["x"])) == [echo.pid] and echo.pid != os.getpid()
     with pytest.raises(ValueError, match="bad rows"):
-        echo.call("expressions", ["x"])
+        echo.call(Expressions(["x"]))
     with pytest.raises(AttributeError):
-        echo.call("no_such_method", [])
-    assert echo.call("memories", ["c"]) == ["C"]  # still serving
+        echo.call(Replies([]))  # a call the child's backend does not have
+    assert echo.call(Memories(["c"])) == ["C"]  # still serving
     assert echo.restarts == 0
 
 
@@ -88,7 +107,7 @@ def test_a_killed_child_is_replaced_and_the_call_still_answers(echo: ModelProces
     first = echo.pid
     assert first is not None
     os.kill(first, signal.SIGKILL)  # out of memory, an operator, a crash
-    assert echo.call("memories", ["a"]) == ["A"]
+    assert echo.call(Memories(["a"])) == ["A"]
     assert echo.restarts == 1 and echo.pid not in (None, first)
 
 
@@ -97,8 +116,8 @@ def test_rows_that_kill_the_child_twice_fail_alone_and_the_next_call_is_served(
 ) -> None:
     echo.wait_ready()
     with pytest.raises(ModelProcessDied, match="exited during ethics_scores twice"):
-        echo.call("ethics_scores", ["x"])
-    assert echo.call("memories", ["b"]) == ["B"]
+        echo.call(EthicsScores(["x"]))
+    assert echo.call(Memories(["b"])) == ["B"]
     assert echo.restarts == 2
 
 
@@ -115,6 +134,7 @@ async def test_turns_go_on_when_the_model_child_is_killed(
         assert first.kind is TurnKind.REPLY and first.background is not None
         await first.background
         pid = tiny_split_backend.child.pid
+        before = tiny_split_backend.child.restarts  # the child is shared by the session
         os.kill(pid, signal.SIGKILL)
         results = await asyncio.gather(
             *(engine.handle(f"u{i}", "c", "오늘 뭐 해?") for i in range(1, 5))
@@ -122,7 +142,9 @@ async def test_turns_go_on_when_the_model_child_is_killed(
         assert all(r.kind is TurnKind.REPLY and r.reply for r in results)
         done = await asyncio.gather(*(r.background for r in results if r.background is not None))
         assert len(done) == 4 and all(d is not None for d in done)
-        assert tiny_split_backend.child.restarts == 1 and tiny_split_backend.child.pid != pid
+        assert (
+            tiny_split_backend.child.restarts == before + 1 and tiny_split_backend.child.pid != pid
+        )
         for i in range(1, 5):
             [turn] = await repo.turns(f"u{i}")
             assert turn.reply and turn.expression
@@ -144,9 +166,9 @@ def test_a_call_that_hangs_kills_the_child_and_the_next_call_runs_on_a_fresh_one
     hung = echo.pid
     assert hung is not None
     with pytest.raises(ModelProcessDied, match="did not answer hang within"):
-        echo.call("hang", ["x"])  # returns by the deadline instead of never
+        echo.call(Hang(["x"]))  # returns by the deadline instead of never
     assert _gone(hung)
-    assert echo.call("memories", ["a"]) == ["A"]
+    assert echo.call(Memories(["a"])) == ["A"]
     assert echo.restarts == 1 and echo.pid not in (None, hung)
 
 
@@ -159,14 +181,12 @@ def test_a_stopped_child_is_killed_and_replaced(echo_with_deadline: ModelProcess
     os.kill(stopped, signal.SIGSTOP)
     try:
         with pytest.raises(ModelProcessDied, match="did not answer memories within"):
-            echo.call("memories", ["a"])
+            echo.call(Memories(["a"]))
         assert _gone(stopped)
     finally:
-        try:
+        with contextlib.suppress(ProcessLookupError):
             os.kill(stopped, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-    assert echo.call("memories", ["b"]) == ["B"] and echo.pid != stopped
+    assert echo.call(Memories(["b"])) == ["B"] and echo.pid != stopped
 
 
 def test_ctrl_c_reaches_the_child_but_does_not_stop_it(echo: ModelProcess) -> None:
@@ -174,7 +194,7 @@ def test_ctrl_c_reaches_the_child_but_does_not_stop_it(echo: ModelProcess) -> No
     assert echo.pid is not None
     os.kill(echo.pid, signal.SIGINT)  # what a terminal does to the whole process group
     time.sleep(0.2)
-    assert echo.call("memories", ["a"]) == ["A"] and echo.restarts == 0
+    assert echo.call(Memories(["a"])) == ["A"] and echo.restarts == 0
 
 
 def test_close_ends_the_child(echo: ModelProcess) -> None:
@@ -221,9 +241,13 @@ def test_a_child_keeps_unfinished_rows_caches_and_passes_tickets() -> None:
 
     kept = _KeptCaches(limit=2)
     attempts = [Attempt(prompt=f"p{i}", cache=f"cache{i}") for i in range(3)]
-    kept.keep([Again(("reply", attempts[0])), Again(attempts[1]), "done", Again(attempts[2])])
+    kept.keep(
+        [Again(MixedRow(Role.REPLY, attempts[0])), Again(attempts[1]), "done", Again(attempts[2])]
+    )
     assert all(isinstance(a.cache, CacheTicket) for a in attempts)
-    kept.restore([("reply", attempts[0]), attempts[1], ("summary", attempts[2]), "new row"])
+    kept.restore(
+        [MixedRow(Role.REPLY, attempts[0]), attempts[1], MixedRow(Role.SUMMARY, attempts[2]), "r"]
+    )
     assert [a.cache for a in attempts] == [None, "cache1", "cache2"]
     # a ticket from a child that has since been replaced is never honoured
     kept.keep([Again(attempts[1])])

@@ -17,7 +17,12 @@ from engine.pipeline import Engine, TurnKind
 from engine.rules import messages, prompts
 from engine.runtime.lm import Generated
 from engine.runtime.presets import ROLES
-from engine.serving.remote import CompletionsGenerator, Endpoint, RemoteGenerationError
+from engine.serving.remote import (
+    CONNECT_RETRIES,
+    CompletionsGenerator,
+    Endpoint,
+    RemoteGenerationError,
+)
 from engine.serving.worker import ModelWorker
 from storage import Repository, TurnStatus
 from tests.engine.completions_server import OVERSIZE_CHUNK_BYTES, CompletionsServer, Mode
@@ -98,8 +103,8 @@ async def ask(
 
 
 @pytest.fixture
-async def server(tiny_backend: Any) -> AsyncIterator[CompletionsServer]:
-    srv = CompletionsServer(tiny_backend.roles)
+async def server(toy_backend: Any) -> AsyncIterator[CompletionsServer]:
+    srv = CompletionsServer(toy_backend.roles)
     await srv.start()
     yield srv
     await srv.stop()
@@ -107,17 +112,17 @@ async def server(tiny_backend: Any) -> AsyncIterator[CompletionsServer]:
 
 @asynccontextmanager
 async def _engine_on(
-    server: CompletionsServer, repo: Repository, tiny_backend: Any, tiny_preset: Any, **options: Any
+    server: CompletionsServer, repo: Repository, toy_backend: Any, toy_preset: Any, **options: Any
 ) -> AsyncIterator[Engine]:
     """The tiny models' engine with generation on `server` (the S-BERTs stay local)."""
     generator = CompletionsGenerator.from_preset(
-        tiny_preset, {"kanana": server.url, "polyglot": server.url}, **options
+        toy_preset, {"kanana": server.url, "polyglot": server.url}, **options
     )
     worker = ModelWorker()
     worker.start()
     engine = Engine(
         repo,
-        replace(tiny_backend, roles=generator),
+        replace(toy_backend, roles=generator),
         worker,
         clock=lambda: NOW,
         max_prompt_tokens=48,
@@ -133,14 +138,14 @@ async def _engine_on(
 
 @pytest.fixture
 async def remote_engine(
-    repo: Repository, tiny_backend: Any, tiny_preset: Any, server: CompletionsServer
+    repo: Repository, toy_backend: Any, toy_preset: Any, server: CompletionsServer
 ) -> AsyncIterator[Engine]:
-    async with _engine_on(server, repo, tiny_backend, tiny_preset, api_key="sk-test") as engine:
+    async with _engine_on(server, repo, toy_backend, toy_preset, api_key="sk-test") as engine:
         yield engine
 
 
 async def test_every_role_asks_its_model_with_its_stop_marker_budget_and_temperature(
-    remote_engine: Engine, server: CompletionsServer, tiny_backend: Any
+    remote_engine: Engine, server: CompletionsServer, toy_backend: Any
 ) -> None:
     result = await remote_engine.handle("u1", "c1", "너는 누구야?")
     assert result.kind is TurnKind.REPLY and result.reply
@@ -154,7 +159,7 @@ async def test_every_role_asks_its_model_with_its_stop_marker_budget_and_tempera
         reply["stop"] == [prompts.REPLY_END]
         and reply["temperature"] == prompts.REPLY_BASE_TEMPERATURE
     )
-    prompt_tokens = tiny_backend.roles.count_tokens(reply["prompt"][0])
+    prompt_tokens = toy_backend.roles.count_tokens(reply["prompt"][0])
     assert reply["max_tokens"] == prompts.REPLY_MAX_LENGTH - prompt_tokens  # total budget 128
     assert reply["prompt"] == [prompts.reply_prompt("너는 누구야?")]
     expected = {
@@ -193,19 +198,19 @@ async def test_a_dead_server_gives_that_user_an_apology_and_the_next_turn_works(
     assert ok.kind is TurnKind.REPLY
 
 
-def test_an_unreachable_server_is_a_clear_error(tiny_preset: Any) -> None:
+def test_an_unreachable_server_is_a_clear_error(toy_preset: Any) -> None:
     generator = CompletionsGenerator.from_preset(
-        tiny_preset,
+        toy_preset,
         {"kanana": "http://127.0.0.1:9/v1", "polyglot": "http://127.0.0.1:9/v1"},
         timeout_s=2,
     )
-    with pytest.raises(RemoteGenerationError, match="127.0.0.1:9"):
+    with pytest.raises(RemoteGenerationError, match=r"127\.0\.0\.1:9"):
         generator.generate("summary", ["안녕"], temperature=0.6, max_new_tokens=8)
 
 
-def test_a_server_without_the_stop_string_in_its_output_still_ends_rows(tiny_preset: Any) -> None:
+def test_a_server_without_the_stop_string_in_its_output_still_ends_rows(toy_preset: Any) -> None:
     generator = CompletionsGenerator.from_preset(
-        tiny_preset, {"kanana": "http://x/v1", "polyglot": "http://x/v1"}
+        toy_preset, {"kanana": "http://x/v1", "polyglot": "http://x/v1"}
     )
     g = generator._generated(
         "output_message", {"text": "안녕! 반가워", "finish_reason": "stop"}, prompts.REPLY_END, 64
@@ -220,7 +225,7 @@ def test_a_server_without_the_stop_string_in_its_output_still_ends_rows(tiny_pre
 def test_the_setting_selects_the_remote_backend(
     tiny_preset: Any, server: CompletionsServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from engine.serving.hub import load_backend
+    from engine.backends import load_backend
     from engine.settings import Settings
 
     monkeypatch.setenv("OHLORA_MODELS_DIR", str(tiny_preset.artifacts.parent))
@@ -242,11 +247,11 @@ def test_the_setting_selects_the_remote_backend(
 # ---- a broken server must not hold the model worker: deadline, size cap, breaker -------------
 @pytest.fixture
 async def hanging_engine(
-    repo: Repository, tiny_backend: Any, tiny_preset: Any, server: CompletionsServer
+    repo: Repository, toy_backend: Any, toy_preset: Any, server: CompletionsServer
 ) -> AsyncIterator[Engine]:
     """The remote engine with a short request deadline (the server misbehaves per test)."""
     async with _engine_on(
-        server, repo, tiny_backend, tiny_preset, timeout_s=ENGINE_DEADLINE_S
+        server, repo, toy_backend, toy_preset, timeout_s=ENGINE_DEADLINE_S
     ) as engine:
         yield engine
 
@@ -430,3 +435,23 @@ async def test_a_server_answering_past_the_budget_is_cut_to_it(
     g = await ask(toy_generator(toy_server.url), max_new_tokens=8)
     assert len(CharTokenizer()(g.text)["input_ids"]) <= 8 and g.new_tokens <= 8
     assert g.text == "가" * 8 and not g.hit_end
+
+
+def test_a_refused_connection_is_tried_a_bounded_number_of_times(
+    toy_generator: Callable[..., CompletionsGenerator], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Opening a connection is retried (nothing was sent, so nothing can run twice), a
+    bounded number of times; then the call fails as a server that is down."""
+    import httpcore._backends.sync as sync_backend
+
+    attempts: list[tuple[str, int]] = []
+
+    def refuse(address: tuple[str, int], *_: Any, **__: Any) -> Any:
+        attempts.append(address)
+        raise ConnectionRefusedError(111, "Connection refused")
+
+    monkeypatch.setattr(sync_backend.socket, "create_connection", refuse)
+    generator = toy_generator("http://127.0.0.1:8000/v1", timeout_s=WAIT_S)
+    with pytest.raises(RemoteGenerationError, match="ConnectError"):
+        generator.generate(ROLE, ["안녕"], temperature=0.6, max_new_tokens=8)
+    assert len(attempts) == 1 + CONNECT_RETRIES

@@ -4,11 +4,23 @@ from __future__ import annotations
 
 import asyncio
 import threading
-import time
+from collections.abc import Callable
 
 import pytest
 
 from engine.serving.worker import PRIORITY_BACKGROUND, PRIORITY_REPLY, ModelWorker
+
+DEADLOCK_GUARD_S = 30  # a wait that only a broken worker ever exhausts
+MAX_YIELDS = 1000  # loop turns for queued tasks to reach the worker (they need one each)
+
+
+async def _until(condition: Callable[[], bool]) -> None:
+    """Yield to the event loop until ``condition`` holds (no time passes: tasks just run)."""
+    for _ in range(MAX_YIELDS):
+        if condition():
+            return
+        await asyncio.sleep(0)
+    raise AssertionError("condition never held")
 
 
 async def test_runs_off_the_event_loop_thread(worker: ModelWorker) -> None:
@@ -16,32 +28,37 @@ async def test_runs_off_the_event_loop_thread(worker: ModelWorker) -> None:
     assert await worker.run(threading.get_ident) != loop_thread
 
 
-async def test_loop_keeps_ticking_while_a_job_blocks(worker: ModelWorker) -> None:
-    ticks = 0
+async def test_loop_keeps_running_while_a_job_blocks(worker: ModelWorker) -> None:
+    """The job blocks until the event loop sets an event: it can only end well if the loop
+    ran while the job held the model thread (no tick counting, nothing timed)."""
+    job_started, loop_ran = threading.Event(), threading.Event()
 
-    async def ticker() -> None:
-        nonlocal ticks
-        while True:
-            await asyncio.sleep(0.01)
-            ticks += 1
+    def blocking_job() -> bool:
+        job_started.set()
+        return loop_ran.wait(DEADLOCK_GUARD_S)
 
-    task = asyncio.create_task(ticker())
-    await worker.run(time.sleep, 0.5)
-    task.cancel()
-    assert ticks >= 20
+    job = asyncio.create_task(worker.run(blocking_job))
+    assert await asyncio.to_thread(job_started.wait, DEADLOCK_GUARD_S)
+    loop_ran.set()  # this line runs on the loop while the job is blocked
+    assert await job is True
 
 
 async def test_replies_jump_ahead_of_background_jobs(worker: ModelWorker) -> None:
     order: list[str] = []
-    gate = threading.Event()
-    first = asyncio.create_task(worker.run(gate.wait))  # occupies the thread
-    await asyncio.sleep(0.05)
+    started, gate = threading.Event(), threading.Event()
+
+    def hold() -> None:
+        started.set()
+        gate.wait(DEADLOCK_GUARD_S)
+
+    first = asyncio.create_task(worker.run(hold))  # occupies the thread
+    assert await asyncio.to_thread(started.wait, DEADLOCK_GUARD_S)
     jobs = [
         asyncio.create_task(worker.run(order.append, "bg1", priority=PRIORITY_BACKGROUND)),
         asyncio.create_task(worker.run(order.append, "bg2", priority=PRIORITY_BACKGROUND)),
         asyncio.create_task(worker.run(order.append, "reply", priority=PRIORITY_REPLY)),
     ]
-    await asyncio.sleep(0.05)
+    await _until(lambda: worker.pending == len(jobs))  # all three queued behind `hold`
     gate.set()
     await asyncio.gather(first, *jobs)
     assert order == ["reply", "bg1", "bg2"]
