@@ -9,18 +9,20 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
-import os
 import signal
 import sys
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
-from datetime import timedelta
 from typing import Any
 
 from pydantic import ValidationError
 
-from engine.settings import Settings, describe_error
-from storage import Database
+from engine.api import (
+    Settings,
+    build_engine,
+    describe_error,
+    messages,
+    model_load_errors,
+    prepare_storage,
+)
 
 EXIT_OK = 0
 EXIT_NOT_READY = 1
@@ -33,17 +35,6 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="ohlora", description=__doc__)
     parser.add_argument("--console", action="store_true", help="chat locally in this terminal")
     return parser.parse_args(argv)
-
-
-async def prepare_storage(settings: Settings) -> str:
-    """Create the data folder and database on first run and apply pending migrations."""
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
-    db = Database(settings.resolved_database_url)
-    try:
-        await db.start()
-    finally:
-        await db.close()
-    return settings.resolved_database_url
 
 
 def loggable_database_url(url: str) -> str:
@@ -86,60 +77,11 @@ NO_TOKEN_HINT = (
 SHUTDOWN_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
 
-@asynccontextmanager
-async def running_engine(settings: Settings) -> AsyncIterator[Any]:
-    """Storage → model worker → engine, closed in reverse order on the way out."""
-    from engine.pipeline import Engine
-    from engine.serving.hub import load_backend
-    from engine.serving.worker import ModelWorker
-    from storage import Repository
-    from storage.instances import new_instance_id
-
-    db = Database(settings.resolved_database_url)  # already migrated by prepare_storage
-    # Every turn records this process, so a start-up fails only the turns of dead processes
-    # (a console opened beside a running bot leaves the bot's turns alone).
-    repo = Repository(db, instance_id=new_instance_id())
-    interrupted = await repo.fail_interrupted_turns(settings.local_now())
-    if interrupted:
-        log.warning("%d turns were cut off by the last shutdown; marked failed", interrupted)
-    # Two model threads: the Kanana roles on one, the Polyglot roles and S-BERTs on the other
-    # (which, with model_processes 2, waits on the child process that holds those models).
-    threads = max(1, (os.cpu_count() or 2) // 2)
-    worker = ModelWorker("ohlora-kanana", threads=threads)
-    polyglot = ModelWorker("ohlora-polyglot", threads=threads)
-    worker.start()
-    polyglot.start()
-    backend = None
-    try:
-        backend = await worker.run(load_backend, settings, threads)  # off the event loop
-        engine = Engine(
-            repo,
-            backend,
-            worker,
-            clock=settings.local_now,
-            polyglot_worker=polyglot,
-            max_prompt_tokens=settings.max_prompt_tokens,
-            max_message_chars=settings.max_message_chars,
-            max_memory_items=settings.max_memory_items,
-            block_notice_cooldown=timedelta(seconds=settings.block_notice_cooldown_s),
-            max_batch=settings.batch_max_size,
-            batch_window_s=settings.batch_window_ms / 1000,
-        )
-        yield engine
-        await engine.drain()
-    finally:
-        await worker.stop()
-        await polyglot.stop()
-        if backend is not None:
-            await asyncio.to_thread(backend.close)  # a model child process exits
-        await db.close()
-
-
 async def serve_console(settings: Settings) -> int:
     from bot.console import Console
 
-    async with running_engine(settings) as engine:
-        await Console(engine).run()
+    async with build_engine(settings) as service:
+        await Console(service).run()
     return EXIT_OK
 
 
@@ -156,8 +98,8 @@ async def serve_discord(settings: Settings, **bot_options: Any) -> int:
     for sig in SHUTDOWN_SIGNALS:
         loop.add_signal_handler(sig, stop.set)
     try:
-        async with running_engine(settings) as engine:
-            bot = OhLoraBot(engine, BotConfig.from_settings(settings), **bot_options)
+        async with build_engine(settings) as service:
+            bot = OhLoraBot(service, BotConfig.from_settings(settings), **bot_options)
             hosting = asyncio.create_task(bot.start(settings.discord_token.get_secret_value()))
             stopping = asyncio.create_task(stop.wait())
             await asyncio.wait({hosting, stopping}, return_when=asyncio.FIRST_COMPLETED)
@@ -209,22 +151,18 @@ def main(argv: list[str] | None = None) -> int:
     log.info("database ready (%s)", loggable_database_url(url))
     if settings.model_preset == "tiny":
         ensure_tiny_models(settings)
-    from engine.runtime.lm import MissingAdapter, MissingBaseModel
-    from engine.serving.hub import ModelLoadError
-
+    cannot_load = model_load_errors()
     try:
         if settings.discord_token is not None and not args.console:
             return asyncio.run(serve_discord(settings))
         if not args.console:
             print(NO_TOKEN_HINT, file=sys.stderr)
         return asyncio.run(serve_console(settings))
-    except (MissingBaseModel, MissingAdapter, ModelLoadError) as exc:
+    except cannot_load as exc:
         print(f"모델을 불러올 수 없습니다 / cannot load the models: {exc}", file=sys.stderr)
         return EXIT_NOT_READY
     except KeyboardInterrupt:  # Ctrl+C: in-flight work was finished by serve_console's cleanup
-        from engine.rules.messages import GOODBYE
-
-        print(f"\n{GOODBYE}")
+        print(f"\n{messages.GOODBYE}")
         return EXIT_OK
 
 

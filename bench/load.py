@@ -83,31 +83,22 @@ async def run_load(
     users: int,
     messages: int,
     seed: int = 0,
-    max_batch: int = 16,
+    max_batch: int | None = None,
 ) -> LoadReport:
-    from engine.pipeline import Engine, TurnKind
-    from engine.serving.worker import ModelWorker
+    from engine.build import build_engine
+    from engine.pipeline import TurnKind
+    from engine.settings import Settings
     from storage import Database, Repository, TurnStatus
 
     benign, harmful = load_prompts(seed)
     rng = random.Random(seed)
+    # The service's settings (its defaults) on this database; `max_batch` may override one.
+    overrides: dict[str, Any] = {} if max_batch is None else {"batch_max_size": max_batch}
+    settings = Settings(_env_file=None, DATABASE_URL=database_url, **overrides)  # type: ignore[call-arg]
     db = Database(database_url)
     await db.start()
     repo = Repository(db)
-    workers = [ModelWorker("load-kanana", threads=1), ModelWorker("load-polyglot", threads=1)]
-    for worker in workers:
-        worker.start()
     now = datetime.now().astimezone()
-    engine = Engine(
-        repo,
-        backend,
-        workers[0],
-        clock=lambda: now,
-        max_prompt_tokens=48,
-        max_message_chars=2000,
-        max_batch=max_batch,
-        polyglot_worker=workers[1],
-    )
     kinds: Counter[str] = Counter()
     upserts: dict[tuple[str, str], str] = {}
     storage_errors = 0
@@ -118,7 +109,7 @@ async def run_load(
         for n in range(messages):
             pool = harmful if rng.random() < HARMFUL_SHARE else benign
             text = pool[rng.randrange(len(pool))]
-            result = await engine.handle(user_id, "load", text, message_id=f"{user_id}-{n}")
+            result = await service.chat(user_id, "load", text, message_id=f"{user_id}-{n}")
             kinds[str(result.kind)] += 1
             if any("locked" in m.lower() or "database" in m.lower() for m in result.messages):
                 storage_errors += 1
@@ -131,8 +122,10 @@ async def run_load(
 
     started = time.perf_counter()
     try:
-        await asyncio.wait_for(asyncio.gather(*(user(i) for i in range(users))), TIMEOUT_S)
-        await engine.drain()
+        async with build_engine(
+            settings, clock=lambda: now, backend=backend, repo=repo, threads=1, maintenance=None
+        ) as service:
+            await asyncio.wait_for(asyncio.gather(*(user(i) for i in range(users))), TIMEOUT_S)
         seconds = time.perf_counter() - started
         turns_persisted = unfinished = duplicates = failed = sanctions = non_monotonic = 0
         missing = 0
@@ -154,8 +147,6 @@ async def run_load(
                 sanctions += 1
             non_monotonic += sum(any(b <= a for a, b in pairwise(seq)) for seq in levels.values())
     finally:
-        for worker in workers:
-            await worker.stop()
         await db.close()
     return LoadReport(
         users,

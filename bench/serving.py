@@ -99,7 +99,7 @@ async def run_phase(
     *,
     max_batch: int,
     window_s: float,
-    threads: int | None,
+    threads: int,
     clock: Any,
     workdir: Path,
     chunk_tokens: int | None = None,
@@ -108,43 +108,27 @@ async def run_phase(
 ) -> PhaseResult:
     """One mode's run; ``child`` (a started `ModelProcess`) serves the engine's second group,
     ``kanana_child`` (a started `ProcessRoles`) its Kanana roles."""
-    from engine.pipeline import Engine
-    from engine.serving.worker import ModelWorker
+    from engine.build import build_engine
+    from engine.settings import Settings
     from storage import Database, Repository
 
     db = Database(f"sqlite+aiosqlite:///{workdir / f'{mode}.db'}")
     await db.start()
     serial = mode == "serial"
-    # One torch thread per worker: on a small CPU that is faster even for the serial baseline
-    # (batch-1 matmuls are too small to split), and the engine's two workers get a core each.
-    workers = (
-        [ModelWorker(threads=threads)]
+    # The service's settings, but for the serial baseline: one row per model call, at once.
+    overrides: dict[str, Any] = (
+        {"batch_max_size": 1, "batch_window_ms": 0}
         if serial
-        else [
-            ModelWorker("ohlora-kanana", threads=threads),
-            ModelWorker("ohlora-polyglot", threads=threads),
-        ]
+        else {"batch_max_size": max_batch, "batch_window_ms": round(window_s * 1000)}
     )
-    for worker in workers:
-        worker.start()
+    settings = Settings(_env_file=None, **overrides)  # type: ignore[call-arg]
     if not serial:
         backend = replace(backend, chunk_tokens=chunk_tokens)
     if child is not None:
         from engine.serving.processes import SplitBackend
 
         local = backend if kanana_child is None else kanana_child
-        backend = await workers[1].run(SplitBackend, local, child)  # waits for its models
-    engine = Engine(
-        Repository(db),
-        backend,
-        workers[0],
-        clock=clock,
-        max_prompt_tokens=48,
-        max_message_chars=2000,
-        max_batch=1 if serial else max_batch,
-        batch_window_s=0.0 if serial else window_s,
-        polyglot_worker=None if serial else workers[1],
-    )
+        backend = await asyncio.to_thread(SplitBackend, local, child)  # waits for its models
     child_peak = 0.0
     one_at_a_time = asyncio.Lock()
     latencies: list[float] = []
@@ -155,23 +139,34 @@ async def run_phase(
             sent = time.perf_counter()
             if serial:
                 async with one_at_a_time:
-                    result = await engine.handle(f"user{index}", "bench", text)
+                    result = await service.chat(f"user{index}", "bench", text)
                     latencies.append(time.perf_counter() - sent)
                     if result.background is not None:
                         await result.background
             else:
-                result = await engine.handle(f"user{index}", "bench", text)
+                result = await service.chat(f"user{index}", "bench", text)
                 latencies.append(time.perf_counter() - sent)
             kinds[str(result.kind)] += 1
 
-    started = time.perf_counter()
     try:
-        await asyncio.gather(*(user(i, texts) for i, texts in enumerate(prompts)))
-        await engine.drain()
-        wall = time.perf_counter() - started
+        # One torch thread per worker: on a small CPU that is faster even for the serial
+        # baseline (batch-1 matmuls are too small to split), and the engine's two workers get
+        # a core each.
+        async with build_engine(
+            settings,
+            clock=clock,
+            backend=backend,
+            repo=Repository(db),
+            workers=1 if serial else 2,
+            threads=threads,
+            maintenance=None,
+        ) as service:
+            started = time.perf_counter()
+            await asyncio.gather(*(user(i, texts) for i, texts in enumerate(prompts)))
+            await service.drain()
+            wall = time.perf_counter() - started
+        engine = service.engine
     finally:
-        for worker in workers:
-            await worker.stop()
         if child is not None:
             child_peak = child_peak_rss_mb(child.pid)
             child.close()
@@ -181,11 +176,11 @@ async def run_phase(
         await db.close()
     turns = sum(len(texts) for texts in prompts)
     sizes = {
-        name: round(statistics.fmean(b.batch_sizes), 2)
+        str(name): round(statistics.fmean(b.batch_sizes), 2)
         for name, b in engine.batchers.items()
         if b.batch_sizes
     }
-    busy = {name: round(b.busy_s, 2) for name, b in engine.batchers.items() if b.batch_sizes}
+    busy = {str(name): round(b.busy_s, 2) for name, b in engine.batchers.items() if b.batch_sizes}
     return PhaseResult(
         mode,
         turns,
@@ -244,7 +239,7 @@ async def bench(args: argparse.Namespace) -> dict[str, Any]:
                 prompts,
                 max_batch=args.max_batch,
                 window_s=args.window_ms / 1000,
-                threads=args.threads or None,
+                threads=args.threads,
                 clock=lambda: fixed_now,
                 workdir=Path(tmp),
                 chunk_tokens=args.chunk or None,

@@ -1,5 +1,8 @@
 """Admin slash commands: /sanctions, /unban, /sanction-log. Every use is audited.
 
+The authority rules below are the service's (`OhLoraService.reach`, `.unban`); this cog says
+who asks, in which server, and whether Discord gives them Moderate Members there.
+
 Authority. A block is global (a blocked user is blocked everywhere), but each decision belongs
 to the server it was made in (`sanctions.guild_id`; None for a DM or the console):
 
@@ -22,86 +25,48 @@ The commands write the audit log before answering, so each defers first (Discord
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from enum import StrEnum
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import discord
 from discord import app_commands
 from discord.ext import commands
 
-from bot.client import send_private
 from bot.config import PAGE_ROWS, PAGER_TIMEOUT_S
-from bot.render import NO_SANCTIONS, audit_line, fitting, sanction_line
+from bot.interactions import owner_only, send_private
 from bot.text import DISCORD_MESSAGE_LIMIT
-from bot.user_commands import NOT_YOURS
-from storage.records import EVERYWHERE, Everywhere, GuildScope
+from engine.api import Moderator, NotAllowed, Reach, UnbanOutcome, messages
 
 if TYPE_CHECKING:
     from bot.client import OhLoraBot
 
-log = logging.getLogger(__name__)
-
 MAX_REASON_CHARS = 300
-NOT_ON_YOURSELF = (
-    "자기 자신의 차단은 풀 수 없어요. 다른 관리자에게 부탁해 주세요. 아무것도 바뀌지 않았어요."
-)
-LIFTED = "{name} 의 차단 {count}건을 해제했어요."
-STILL_BLOCKED_ELSEWHERE = "다른 곳에서 받은 차단이 남아 있어요."
-NOTHING_DECIDED_HERE = "{name} 은(는) 이 서버에서 받은 차단이 없어요."
-ONLY_GLOBAL_ADMINS = "다른 곳에서 받은 차단은 그곳의 관리자나 전역 관리자만 풀 수 있어요."
-NOT_BLOCKED = "{name} 은(는) 차단 중이 아니에요."
-AUDITED = " (감사 기록에 남겼어요)"
 PREVIOUS_PAGE = "◀ 이전"
 NEXT_PAGE = "다음 ▶"
-NO_MORE = "더 없음"
-IN_DM = "DM"
 # Room left on a page for the header, the section titles and the page number.
 PAGE_FRAME_CHARS = 200
 
 
-class AdminAction(StrEnum):
-    """Audit actions written here (`unban` itself is written by `Repository.lift_blocks`)."""
-
-    VIEW_SANCTIONS = "view_sanctions"
-    VIEW_LOG = "view_log"
-    UNBAN_REFUSED = "unban_refused"
-
-
-def is_global_admin(interaction: discord.Interaction) -> bool:
-    bot: OhLoraBot = interaction.client  # type: ignore[assignment]
-    return interaction.user.id in bot.config.admin_ids
+def moderator(interaction: discord.Interaction) -> Moderator:
+    """Who asks, where, and whether Discord lets them moderate there (`member.permissions`
+    resolved for the channel; a DM carries none)."""
+    guild_id = None if interaction.guild_id is None else str(interaction.guild_id)
+    moderates = guild_id is not None and bool(interaction.permissions.moderate_members)
+    return Moderator(str(interaction.user.id), guild_id, moderates)
 
 
 def is_moderator_here(interaction: discord.Interaction) -> bool:
-    """A global admin anywhere; else a member with Moderate Members in the command's server
-    (Discord resolves `member.permissions` for the channel; a DM carries none)."""
-    if is_global_admin(interaction):
-        return True
-    return interaction.guild_id is not None and interaction.permissions.moderate_members
+    """The command's check, run before its body, so a refusal changes nothing."""
+    bot: OhLoraBot = interaction.client  # type: ignore[assignment]
+    return bot.service.may_moderate(moderator(interaction))
 
 
-@dataclass(frozen=True)
-class Reach:
-    """Whose decisions the caller sees and lifts, and where they act (the audit's server)."""
-
-    scope: GuildScope
-    guild_id: str | None
-
-    @property
-    def everywhere(self) -> bool:
-        return isinstance(self.scope, Everywhere)
-
-    @classmethod
-    def of(cls, interaction: discord.Interaction) -> Reach:
-        guild_id = None if interaction.guild_id is None else str(interaction.guild_id)
-        if is_global_admin(interaction):
-            return cls(EVERYWHERE, guild_id)
-        if guild_id is None:  # `is_moderator_here` refused this already; never widen to DMs
-            raise app_commands.CheckFailure("a moderator outside a server")
-        return cls(guild_id, guild_id)
+def reach_of(bot: OhLoraBot, interaction: discord.Interaction) -> Reach:
+    try:
+        return bot.service.reach(moderator(interaction))
+    except NotAllowed as exc:  # `is_moderator_here` refused this already
+        raise app_commands.CheckFailure("not a moderator here") from exc
 
 
 # ---- pages -----------------------------------------------------------------------------
@@ -132,15 +97,15 @@ class Pages:
         self.budget = (DISCORD_MESSAGE_LIMIT - len(header) - PAGE_FRAME_CHARS) // len(sections)
 
     async def render(self, index: int) -> Page:
-        parts = [self.header + (f" · {index + 1}쪽" if index else "")]
+        parts = [messages.page_title(self.header, index)]
         nexts: list[int] = []
         more = False
         for section, start in zip(self.sections, self.starts[index], strict=True):
             rows = list(await section.fetch(start, PAGE_ROWS + 1))
-            shown = fitting(rows[:PAGE_ROWS], self.budget)
+            shown = messages.fitting(rows[:PAGE_ROWS], self.budget)
             more = more or len(rows) > len(shown)
             nexts.append(start + len(shown))
-            body = "\n".join(shown) or (section.empty if start == 0 else NO_MORE)
+            body = "\n".join(shown) or (section.empty if start == 0 else messages.NO_MORE)
             parts.append(f"{section.title}\n{body}" if section.title else body)
         if index + 1 == len(self.starts):
             self.starts.append(tuple(nexts))
@@ -164,21 +129,20 @@ class PagerView(discord.ui.View):
         return page
 
     async def interaction_check(self, interaction: discord.Interaction) -> bool:
-        if interaction.user.id != self.owner_id:
-            await interaction.response.send_message(NOT_YOURS, ephemeral=True)
-            return False
-        return True
+        return await owner_only(interaction, self.owner_id)
 
     async def _turn(self, interaction: discord.Interaction, step: int) -> None:
         page = await self.show(max(self.index + step, 0))
         await interaction.response.edit_message(content=page.text, view=self)
 
     @discord.ui.button(label=PREVIOUS_PAGE, style=discord.ButtonStyle.secondary)
-    async def previous_page(self, interaction: discord.Interaction, _: discord.ui.Button) -> None:
+    async def previous_page(
+        self, interaction: discord.Interaction, _: discord.ui.Button[Any]
+    ) -> None:
         await self._turn(interaction, -1)
 
     @discord.ui.button(label=NEXT_PAGE, style=discord.ButtonStyle.secondary)
-    async def next_page(self, interaction: discord.Interaction, _: discord.ui.Button) -> None:
+    async def next_page(self, interaction: discord.Interaction, _: discord.ui.Button[Any]) -> None:
         await self._turn(interaction, +1)
 
 
@@ -202,16 +166,16 @@ def rows_of(lines: Sequence[str]) -> Fetch:
 class AdminCog(commands.Cog, name="Admin"):
     def __init__(self, bot: OhLoraBot) -> None:
         self.bot = bot
-        self.repo = bot.repo
+        self.service = bot.service
 
     def _where(self, reach: Reach, guild_id: str | None) -> str | None:
         """Where a decision was made, for the global admins (a moderator sees only theirs)."""
         if not reach.everywhere:
             return None
         if guild_id is None:
-            return IN_DM
+            return messages.IN_DM
         guild = self.bot.get_guild(int(guild_id)) if guild_id.isdigit() else None
-        return guild.name if guild is not None else f"서버 {guild_id}"
+        return guild.name if guild is not None else messages.unknown_server(guild_id)
 
     @app_commands.command(name="sanctions", description="(관리자) 사용자의 경고·차단 기록")
     @app_commands.describe(user="기록을 볼 사용자")
@@ -220,26 +184,19 @@ class AdminCog(commands.Cog, name="Admin"):
     @app_commands.check(is_moderator_here)
     async def sanctions(self, interaction: discord.Interaction, user: discord.User) -> None:
         await interaction.response.defer(ephemeral=True, thinking=True)
-        reach, now, tz = Reach.of(interaction), self.bot.clock(), self.bot.config.tz
-        history = await self.repo.sanction_history(str(user.id), scope=reach.scope)
+        reach_of(self.bot, interaction)
+        listed = await self.service.sanctions_of(moderator(interaction), str(user.id))
+        now, tz = self.bot.clock(), self.service.tz
         lines = [
-            sanction_line(r, tz, now, where=self._where(reach, r.guild_id))
-            for r in reversed(history)
+            messages.sanction_line(r, tz, now, where=self._where(listed.reach, r.guild_id))
+            for r in reversed(listed.rows)
         ]
         pages = Pages(
-            f"**{user.display_name}** 의 기록", [Section("", rows_of(lines), NO_SANCTIONS)]
+            messages.HISTORY_TITLE.format(name=user.display_name),
+            [Section("", rows_of(lines), messages.NO_SANCTIONS)],
         )
         view = PagerView(interaction.user.id, pages)
-        first = await view.show(0)
-        await self.repo.audit(
-            str(interaction.user.id),
-            AdminAction.VIEW_SANCTIONS,
-            str(user.id),
-            f"rows={len(history)}",
-            now,
-            guild_id=reach.guild_id,
-        )
-        await send_first_page(interaction, view, first)
+        await send_first_page(interaction, view, await view.show(0))
 
     @app_commands.command(name="unban", description="(관리자) 사용자의 차단 해제")
     @app_commands.describe(user="차단을 풀 사용자", reason="해제 사유 (감사 기록에 남아요)")
@@ -253,32 +210,14 @@ class AdminCog(commands.Cog, name="Admin"):
         reason: app_commands.Range[str, 1, MAX_REASON_CHARS],
     ) -> None:
         await interaction.response.defer(ephemeral=True, thinking=True)
-        reach, now = Reach.of(interaction), self.bot.clock()
-        actor, target = str(interaction.user.id), str(user.id)
-        if actor == target:
-            await self.repo.audit(
-                actor,
-                AdminAction.UNBAN_REFUSED,
-                target,
-                f"self reason={reason}",
-                now,
-                guild_id=reach.guild_id,
-            )
-            await send_private(interaction, NOT_ON_YOURSELF)
-            return
-        lifted = await self.repo.lift_blocks(
-            target, actor, reason, now, scope=reach.scope, guild_id=reach.guild_id
-        )
-        still = await self.repo.active_block(target, now) is not None
-        log.info("admin %s lifted %d blocks of %s (scope %s)", actor, lifted, target, reach.scope)
-        name = user.display_name
-        if lifted:
-            text = LIFTED.format(name=name, count=lifted)
-            text += f" {STILL_BLOCKED_ELSEWHERE}" if still else ""
-        elif still:
-            text = f"{NOTHING_DECIDED_HERE.format(name=name)} {ONLY_GLOBAL_ADMINS}{AUDITED}"
+        reach_of(self.bot, interaction)
+        result = await self.service.unban(moderator(interaction), str(user.id), reason)
+        if result.outcome is UnbanOutcome.SELF_REFUSED:
+            text = messages.NOT_ON_YOURSELF
         else:
-            text = NOT_BLOCKED.format(name=name) + AUDITED
+            text = messages.unban_answer(
+                user.display_name, lifted=result.lifted, still_blocked=result.still_blocked
+            )
         await send_private(interaction, text)
 
     @app_commands.command(name="sanction-log", description="(관리자) 최근 제재와 관리자 조치")
@@ -287,35 +226,39 @@ class AdminCog(commands.Cog, name="Admin"):
     @app_commands.check(is_moderator_here)
     async def sanction_log(self, interaction: discord.Interaction) -> None:
         await interaction.response.defer(ephemeral=True, thinking=True)
-        reach, tz = Reach.of(interaction), self.bot.config.tz
+        reach_of(self.bot, interaction)
+        who, tz = moderator(interaction), self.service.tz
 
         async def decisions(offset: int, limit: int) -> list[str]:
             now = self.bot.clock()
-            rows = await self.repo.recent_sanctions(scope=reach.scope, limit=limit, offset=offset)
+            listed = await self.service.recent_sanctions(who, offset, limit)
             return [
-                sanction_line(s, tz, now, with_user=True, where=self._where(reach, s.guild_id))
-                for s in rows
+                messages.sanction_line(
+                    s, tz, now, with_user=True, where=self._where(listed.reach, s.guild_id)
+                )
+                for s in listed.rows
             ]
 
         async def actions(offset: int, limit: int) -> list[str]:
-            rows = await self.repo.recent_audit(scope=reach.scope, limit=limit, offset=offset)
-            return [audit_line(a, tz, where=self._where(reach, a.guild_id)) for a in rows]
+            listed = await self.service.recent_audit(who, offset, limit)
+            return [
+                messages.audit_line(a, tz, where=self._where(listed.reach, a.guild_id))
+                for a in listed.rows
+            ]
 
         pages = Pages(
-            "**제재 기록**",
+            messages.LOG_TITLE,
             [
-                Section("**최근 제재**", decisions, "없음"),
-                Section("**관리자 조치**", actions, "없음"),
+                Section(messages.LOG_DECISIONS, decisions, messages.NONE_YET),
+                Section(messages.LOG_ACTIONS, actions, messages.NONE_YET),
             ],
         )
         view = PagerView(interaction.user.id, pages)
         first = await view.show(0)  # read before this view itself is audited
-        await self.repo.audit(
-            str(interaction.user.id),
-            AdminAction.VIEW_LOG,
-            None,
-            f"guild={reach.guild_id}",
-            self.bot.clock(),
-            guild_id=reach.guild_id,
-        )
+        await self.service.log_viewed(who)
         await send_first_page(interaction, view, first)
+
+
+async def setup(bot: OhLoraBot) -> None:
+    """discord.py's extension entry point (`bot.load_extension("bot.admin")`)."""
+    await bot.add_cog(AdminCog(bot))

@@ -13,16 +13,8 @@ import discord
 from discord.ext import commands
 
 from bot.ratelimit import RateLimiter, Verdict
-from bot.text import (
-    ATTACHMENTS_ONLY,
-    RATE_LIMITED,
-    STICKER_ONLY,
-    merge_texts,
-    prompt_text,
-    split_message,
-)
-from engine.pipeline import TurnKind, TurnResult
-from engine.rules import messages
+from bot.text import merge_texts, prompt_text, split_message
+from engine.api import TurnKind, TurnResult, messages
 
 if TYPE_CHECKING:
     from bot.client import OhLoraBot
@@ -89,14 +81,14 @@ class ChatCog(commands.Cog, name="Chat"):
         verdict = self.limiter.check(message.author.id)
         if verdict is not Verdict.OK:
             if verdict is Verdict.NOTIFY:
-                await self._send(message, [RATE_LIMITED])
+                await self._send(message, [messages.RATE_LIMITED])
             return
         text = self.text_of(message)
         if not text:
             notice = (
-                ATTACHMENTS_ONLY
+                messages.ATTACHMENTS_ONLY
                 if message.attachments
-                else STICKER_ONLY
+                else messages.STICKER_ONLY
                 if message.stickers
                 else None
             )
@@ -131,10 +123,10 @@ class ChatCog(commands.Cog, name="Chat"):
 
     async def _turn(self, batch: list[_Pending]) -> None:
         last = batch[-1].message
-        text = merge_texts([p.text for p in batch], self.bot.engine.max_message_chars)
+        text = merge_texts([p.text for p in batch], self.bot.service.max_message_chars)
         try:
             async with last.channel.typing():
-                result = await self.bot.engine.handle(
+                result = await self.bot.service.chat(
                     str(last.author.id),
                     str(last.channel.id),
                     text,
@@ -196,3 +188,8 @@ class ChatCog(commands.Cog, name="Chat"):
         it holds no data of theirs, and resetting it would let `/forget-me` lift the limit."""
         for key in [k for k in self._pending if k[0] == user_id]:
             self._pending.pop(key, None)
+
+
+async def setup(bot: OhLoraBot) -> None:
+    """discord.py's extension entry point (`bot.load_extension("bot.chat")`)."""
+    await bot.add_cog(ChatCog(bot))

@@ -1,7 +1,9 @@
-"""The `commands.Bot` subclass: engine and config injected, cogs loaded in `setup_hook`.
+"""The `commands.Bot` subclass: the service and config injected, cogs loaded as extensions.
 
 Shaped after discord.py's `examples/advanced_startup.py`. The bot never touches a model or
-SQL: chat goes through `Engine.handle`, data through the engine's repository API.
+SQL: chat and every command go through the engine's service (`engine.api.OhLoraService`).
+The cogs are discord.py extensions (`bot.chat`, `bot.user_commands`, `bot.admin`, each with
+`async def setup(bot)`), loaded in `setup_hook`; they import this module for types only.
 """
 
 from __future__ import annotations
@@ -10,21 +12,19 @@ import asyncio
 import logging
 from collections.abc import Callable
 from datetime import datetime
-from typing import Any
+from typing import Any, Protocol, runtime_checkable
 
 import discord
 from discord import app_commands
 from discord.ext import commands
 
 from bot.config import SHUTDOWN_GRACE_S, BotConfig
-from bot.text import DISCORD_MESSAGE_LIMIT
-from engine.pipeline import Engine
-from storage import DeletionReport
+from bot.interactions import send_private
+from engine.api import DeletionReport, OhLoraService, messages
 
 log = logging.getLogger(__name__)
 
-REFUSED = "이 명령어는 관리자만 쓸 수 있어요. 아무것도 바뀌지 않았어요."
-COMMAND_FAILED = "명령어를 처리하지 못했어요. 잠시 후에 다시 해 주세요. 🙏"
+EXTENSIONS = ("bot.chat", "bot.user_commands", "bot.admin")
 
 
 def default_intents() -> discord.Intents:
@@ -34,12 +34,20 @@ def default_intents() -> discord.Intents:
     return intents
 
 
+@runtime_checkable
+class Accepting(Protocol):
+    """A cog that takes work (the chat): a shutdown stops it and waits for what runs."""
+
+    def stop_accepting(self) -> None: ...
+    async def wait_idle(self) -> None: ...
+
+
 class OhLoraBot(commands.Bot):
     """Hosts Oh-LoRA on Discord; one instance per process."""
 
     def __init__(
         self,
-        engine: Engine,
+        service: OhLoraService,
         config: BotConfig,
         *,
         clock: Callable[[], datetime] | None = None,
@@ -53,20 +61,14 @@ class OhLoraBot(commands.Bot):
             allowed_mentions=discord.AllowedMentions.none(),  # a reply never pings anyone
             **options,
         )
-        self.engine = engine
-        self.repo = engine.repo
+        self.service = service
         self.config = config
-        self.clock = clock or engine.clock
-        self.tree.on_error = self.on_app_command_error
+        self.clock = clock or service.clock
+        self.tree.error(self.on_app_command_error)
 
     async def setup_hook(self) -> None:
-        from bot.admin import AdminCog
-        from bot.chat import ChatCog
-        from bot.jobs import JobsCog
-        from bot.user_commands import UserCog
-
-        for cog in (ChatCog(self), UserCog(self), AdminCog(self), JobsCog(self)):
-            await self.add_cog(cog)
+        for extension in EXTENSIONS:
+            await self.load_extension(extension)
         if self.config.sync_commands:
             synced = await self.tree.sync()
             log.info("synced %d slash commands", len(synced))
@@ -87,42 +89,30 @@ class OhLoraBot(commands.Bot):
     ) -> None:
         """A refused check says so; anything else is logged and the user gets a short apology."""
         if isinstance(error, app_commands.CheckFailure):
-            message = REFUSED
+            message = messages.REFUSED
         else:
             log.error("slash command failed", exc_info=error)
-            message = COMMAND_FAILED
+            message = messages.COMMAND_FAILED
         await send_private(interaction, message)
 
     async def delete_user_data(self, user_id: int) -> DeletionReport:
         """Red-DiscordBot's data-deletion hook: every cog drops what it holds for the user, then
-        the engine deletes memories, summaries and turns (sanctions and the audit log stay)
+        the service deletes memories, summaries and turns (sanctions and the audit log stay)
         once the user's running turn and its background roles are done."""
         for cog in self.cogs.values():
             hook = getattr(cog, "delete_data_for_user", None)
             if hook is not None:
                 await hook(user_id)
-        return await self.engine.forget_user(str(user_id))
+        return await self.service.forget_me(str(user_id))
 
     async def shutdown(self, grace_s: float = SHUTDOWN_GRACE_S) -> None:
         """Stop taking messages, let running turns answer, then close the gateway."""
-        from bot.chat import ChatCog
-
-        chat = self.get_cog(ChatCog.__cog_name__)
-        if isinstance(chat, ChatCog):
-            chat.stop_accepting()
-            try:
-                await asyncio.wait_for(chat.wait_idle(), grace_s)
-            except TimeoutError:
-                log.warning("shutdown: turns still running after %.0f s", grace_s)
-        await self.engine.drain()
+        for cog in self.cogs.values():
+            if isinstance(cog, Accepting):
+                cog.stop_accepting()
+                try:
+                    await asyncio.wait_for(cog.wait_idle(), grace_s)
+                except TimeoutError:
+                    log.warning("shutdown: turns still running after %.0f s", grace_s)
+        await self.service.drain()
         await self.close()
-
-
-async def send_private(interaction: discord.Interaction, content: str, **kwargs) -> None:
-    """An ephemeral answer, whether or not the interaction was already answered."""
-    if len(content) > DISCORD_MESSAGE_LIMIT:
-        content = content[: DISCORD_MESSAGE_LIMIT - 1] + "…"
-    if interaction.response.is_done():
-        await interaction.followup.send(content, ephemeral=True, **kwargs)
-    else:
-        await interaction.response.send_message(content, ephemeral=True, **kwargs)

@@ -1,4 +1,9 @@
-"""The local console chat: a Korean REPL over the same engine and storage as the bot."""
+"""The local console chat: a Korean REPL over the same service as the bot.
+
+Its commands are the bot's (`/memory`, `/forget`, `/reset`), parsed the same way and answered
+with the same catalogue strings; only the confirmation button is Discord's alone (the console
+acts at once: the one local user typed the command themselves).
+"""
 
 from __future__ import annotations
 
@@ -7,28 +12,20 @@ import sys
 import threading
 from typing import TextIO
 
-from engine.pipeline import Engine, TurnKind
-from engine.rules import messages
-from engine.rules.sanctions import OHLORA_EMOJI
+from engine.api import OhLoraService, TurnKind, messages, parse_forget_target
 
 CONSOLE_USER = "console"
 CONSOLE_CHANNEL = "console"
-PROMPT = "👤 나 : "
-SPEAKER = f"{OHLORA_EMOJI} 오로라 : "
-HELP = (
-    "명령어: /memory (기억 보기), /forget [항목|all] (기억 지우기), "
-    "/reset (대화 요약 지우기), /quit (끝내기)"
-)
+QUIT_COMMANDS = ("/quit", "/exit")
 
 
 class Console:
-    """Reads lines, answers them through `Engine.handle`, prints replies and expressions."""
+    """Reads lines, answers them through the service, prints replies and expressions."""
 
     def __init__(
-        self, engine: Engine, stdin: TextIO = sys.stdin, stdout: TextIO = sys.stdout
+        self, service: OhLoraService, stdin: TextIO = sys.stdin, stdout: TextIO = sys.stdout
     ) -> None:
-        self.engine = engine
-        self.repo = engine.repo
+        self.service = service
         self.stdin = stdin
         self.stdout = stdout
 
@@ -37,10 +34,10 @@ class Console:
         self.stdout.flush()
 
     async def run(self) -> None:
-        self.say(f"오로라 {OHLORA_EMOJI} 와 대화를 시작합니다. {HELP}")
+        self.say(messages.CONSOLE_GREETING)
         lines = self._read_lines()
         while True:
-            self.stdout.write(PROMPT)
+            self.stdout.write(messages.CONSOLE_PROMPT)
             self.stdout.flush()
             line = await lines.get()
             if line is None:  # end of input
@@ -51,7 +48,7 @@ class Console:
                     break
                 continue
             await self.turn(text)
-        await self.engine.drain()
+        await self.service.drain()
         self.say(messages.GOODBYE)
 
     def _read_lines(self) -> asyncio.Queue[str | None]:
@@ -71,43 +68,46 @@ class Console:
         return queue
 
     async def turn(self, text: str) -> None:
-        result = await self.engine.handle(CONSOLE_USER, CONSOLE_CHANNEL, text)
+        result = await self.service.chat(CONSOLE_USER, CONSOLE_CHANNEL, text)
         if result.notice:
-            self.say(f"[SYSTEM] {result.notice}")
+            self.say(messages.CONSOLE_SYSTEM + result.notice)
         if result.reply and result.kind in (TurnKind.REPLY, TurnKind.WARNING):
-            self.say(SPEAKER + result.reply)
+            self.say(messages.CONSOLE_SPEAKER + result.reply)
         if result.background is not None:
-            done = (
-                await result.background
-            )  # the console shows the expression before the next prompt
+            # the console shows the expression before the next prompt
+            done = await result.background
             if done is not None:
                 self.say(f"   {done.expression.render()}")
 
     async def command(self, text: str) -> bool:
         """Handle a slash command; False means quit."""
         name, _, arg = text.partition(" ")
-        arg = arg.strip()
-        now = self.engine.clock()
-        if name in ("/quit", "/exit"):
+        if name in QUIT_COMMANDS:
             return False
         if name == "/memory":
-            items = await self.repo.list_memories(CONSOLE_USER, now)
-            self.say(
-                "\n".join(f"  - {m.render()}" for m in items) or "  기억하고 있는 것이 없어요."
-            )
+            self.say(await self.memory())
         elif name == "/forget":
-            if not arg:
-                self.say("  사용법: /forget 항목이름  또는  /forget all")
-            elif arg == "all":
-                count = await self.engine.forget_all_memories(CONSOLE_USER)
-                self.say(f"  기억 {count}개를 지웠어요.")
-            elif await self.engine.forget_memory(CONSOLE_USER, arg):
-                self.say(f"  [{arg}] 기억을 지웠어요.")
-            else:
-                self.say(f"  [{arg}] 이라는 기억은 없어요.")
+            self.say(await self.forget(arg))
         elif name == "/reset":
-            await self.engine.reset_conversation(CONSOLE_USER, CONSOLE_CHANNEL)
-            self.say("  대화 요약을 지웠어요. 새로 시작해요!")
+            self.say(await self.reset())
         else:
-            self.say(f"  {HELP}")
+            self.say(messages.CONSOLE_HELP)
         return True
+
+    async def memory(self) -> str:
+        view = await self.service.memory(CONSOLE_USER)
+        return messages.memory_lines(view.items, cap=view.cap, evicted=view.evicted)
+
+    async def forget(self, arg: str) -> str:
+        target = parse_forget_target(arg)
+        if target is None:
+            return messages.FORGET_USAGE
+        check = await self.service.check_forget(CONSOLE_USER, target)
+        if not check.found:
+            assert target.key is not None
+            return messages.forget_missing(target.key)
+        return messages.forget_done(target, await self.service.forget(CONSOLE_USER, target))
+
+    async def reset(self) -> str:
+        await self.service.reset(CONSOLE_USER, CONSOLE_CHANNEL)
+        return messages.RESET_DONE

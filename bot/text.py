@@ -7,8 +7,7 @@ from __future__ import annotations
 
 import re
 
-from engine.rules.sanctions import OHLORA_EMOJI
-from engine.rules.sanitize import cap_raw
+from engine.api import cap_raw
 
 DISCORD_MESSAGE_LIMIT = 2000  # characters per message without Nitro
 
@@ -22,15 +21,6 @@ MASS_MENTION = re.compile(r"@(everyone|here)\b")
 USER_PLACEHOLDER = "@친구"
 ROLE_PLACEHOLDER = "@역할"
 CHANNEL_PLACEHOLDER = "#채널"
-
-ATTACHMENTS_ONLY = (
-    f"사진이나 파일은 아직 오로라 {OHLORA_EMOJI} 가 볼 수 없어요. 글로 말해 주세요! 😊"
-)
-STICKER_ONLY = f"스티커도 귀엽지만, 오로라 {OHLORA_EMOJI} 는 글로 된 말을 더 잘 알아들어요! 😊"
-RATE_LIMITED = (
-    f"조금만 천천히 말해 주세요! 오로라 {OHLORA_EMOJI} 가 따라가기 벅차요. 😅 "
-    "1분쯤 뒤에 다시 말을 걸어 주세요."
-)
 
 
 def prompt_text(content: str, bot_id: int) -> str:
@@ -71,7 +61,7 @@ def split_message(text: str, limit: int = DISCORD_MESSAGE_LIMIT) -> list[str]:
 def merge_texts(texts: list[str], max_chars: int) -> str:
     """Messages sent while a turn ran are answered together, in the order they were sent.
 
-    A burst longer than the engine's `max_chars` is cut (`engine.rules.sanitize.cap_raw`) before
+    A burst longer than the engine's `max_chars` is cut (`cap_raw`) before
     anything cleans it: still too long, so answered with the too-long notice, and never more
     work than one long message.
     """

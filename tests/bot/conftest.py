@@ -6,7 +6,7 @@ import asyncio
 import threading
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -14,8 +14,8 @@ import pytest
 
 from bot.client import OhLoraBot
 from bot.config import BotConfig
+from engine.api import OhLoraService, Settings, build_engine
 from engine.pipeline import Engine
-from engine.serving.worker import ModelWorker
 from storage import Repository
 from tests.bot.fake_discord import CHAT_CHANNEL, FakeDiscord
 
@@ -76,9 +76,26 @@ class CountingBackend:
 class Running:
     fake: FakeDiscord
     bot: OhLoraBot
+    service: OhLoraService
     repo: Repository
     clock: Clock
     backend: CountingBackend
+
+    @property
+    def engine(self) -> Engine:
+        return self.service.engine
+
+
+def bot_settings(**overrides: Any) -> Settings:
+    """The service's settings as the tests run it: no `.env`, Seoul time, ADMIN a global
+    admin, CHAT_CHANNEL a chat channel; every other value the default."""
+    values: dict[str, Any] = {
+        "timezone": "Asia/Seoul",
+        "admin_ids": frozenset({int(ADMIN["id"])}),
+        "chat_channel_ids": frozenset({int(CHAT_CHANNEL)}),
+        **overrides,
+    }
+    return Settings(_env_file=None, **values)  # type: ignore[call-arg]
 
 
 @pytest.fixture
@@ -93,31 +110,19 @@ async def fake() -> AsyncIterator[FakeDiscord]:
 async def running(fake: FakeDiscord, repo: Repository, tiny_backend: Any) -> AsyncIterator[Running]:
     clock = Clock(WEDNESDAY_2PM)
     backend = CountingBackend(tiny_backend)
-    worker = ModelWorker()
-    worker.start()
-    engine = Engine(
-        repo,
-        backend,
-        worker,
-        clock=clock,
-        max_prompt_tokens=48,
-        max_message_chars=2000,
-        block_notice_cooldown=timedelta(minutes=10),
-    )
-    config = BotConfig(
-        admin_ids=frozenset({int(ADMIN["id"])}),
-        chat_channel_ids=frozenset({int(CHAT_CHANNEL)}),
-        tz=SEOUL,
-    )
-    bot = OhLoraBot(engine, config, guild_ready_timeout=0.05)
-    task = asyncio.create_task(bot.start("fake-token"))
-    try:
-        await asyncio.wait_for(bot.wait_until_ready(), 30)
-        yield Running(fake, bot, repo, clock, backend)
-    finally:
-        await bot.shutdown(grace_s=30)
-        await asyncio.gather(task, return_exceptions=True)
-        await worker.stop()
+    settings = bot_settings()
+    async with build_engine(settings, clock=clock, backend=backend, repo=repo) as service:
+        bot = OhLoraBot(service, BotConfig.from_settings(settings), guild_ready_timeout=0.05)
+        task = asyncio.create_task(bot.start("fake-token"))
+        try:
+            await asyncio.wait_for(bot.wait_until_ready(), 30)
+            yield Running(fake, bot, service, repo, clock, backend)
+        finally:
+            await bot.shutdown(grace_s=30)
+            await asyncio.gather(task, return_exceptions=True)
+
+
+BARRIER_EVENT = "OHLORA_TEST_BARRIER"  # an event type Discord never sends; discord.py ignores it
 
 
 async def settle(running: Running) -> None:
@@ -126,6 +131,14 @@ async def settle(running: Running) -> None:
 
     chat = running.bot.get_cog("Chat")
     assert isinstance(chat, ChatCog)
-    await asyncio.sleep(0.3)  # let events already on the wire reach the bot
+    # A barrier down the same websocket: frames are read in order, so once the bot has seen
+    # it, every event sent before it has been dispatched.
+    barrier = asyncio.ensure_future(
+        running.bot.wait_for(
+            "socket_event_type", check=lambda kind: kind == BARRIER_EVENT, timeout=30
+        )
+    )
+    await running.fake.dispatch(BARRIER_EVENT, {})
+    await barrier
     await asyncio.wait_for(chat.wait_idle(), 60)
-    await running.bot.engine.drain()
+    await running.service.drain()

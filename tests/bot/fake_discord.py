@@ -25,6 +25,9 @@ import discord.http
 import yarl
 from aiohttp import web
 
+# A hosted bot connects once the service has loaded its models: on two busy cores, minutes.
+CONNECT_TIMEOUT_S = 240.0
+
 APP_ID = "900000000000001000"
 BOT = {
     "id": "900000000000001000",
@@ -495,8 +498,9 @@ class FakeDiscord:
         ws, self.ws = self.ws, None
         await ws.close(code=4000, message=b"fake drop")
 
-    async def connected(self) -> None:
-        await asyncio.wait_for(self._connected.wait(), 30)
+    async def connected(self, timeout: float = CONNECT_TIMEOUT_S) -> None:
+        """Wait for the bot's gateway connection (after the service loaded its models)."""
+        await asyncio.wait_for(self._connected.wait(), timeout)
 
     # ---- what users do ---------------------------------------------------------------
     async def message(

@@ -21,15 +21,12 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from bot.client import REFUSED
-from bot.text import ATTACHMENTS_ONLY, RATE_LIMITED, STICKER_ONLY
+from engine.api import build_engine, messages
 from engine.pipeline import Engine, TurnKind
-from engine.rules import messages
 from engine.rules.sanctions import Category, SanctionLadder
 from engine.runtime.roles import Attempt
-from engine.serving.worker import ModelWorker
 from storage import Repository, TurnStatus
-from tests.bot.conftest import Running, settle
+from tests.bot.conftest import Running, bot_settings, settle
 from tests.bot.fake_discord import BOT, CHAT, CHAT_CHANNEL, DM, JIHO, MINSU
 from tests.conftest import clean_env
 
@@ -201,19 +198,10 @@ async def recorded_engine(
     repo: Repository, tiny_backend: Any
 ) -> AsyncIterator[tuple[Engine, Recorder]]:
     recorder = Recorder(tiny_backend)
-    worker = ModelWorker()
-    worker.start()
-    engine = Engine(
-        repo,
-        recorder,
-        worker,
-        clock=lambda: WEDNESDAY_2PM,
-        max_prompt_tokens=48,
-        max_message_chars=2000,
-    )
-    yield engine, recorder
-    await engine.drain()
-    await worker.stop()
+    async with build_engine(
+        bot_settings(), clock=lambda: WEDNESDAY_2PM, backend=recorder, repo=repo, maintenance=None
+    ) as service:
+        yield service.engine, recorder
 
 
 @pytest.mark.parametrize("case", TEXT_CASES, ids=lambda c: c.id)
@@ -265,13 +253,13 @@ async def test_case_false_facts_about_another_user_stay_with_the_speaker(
 async def test_case_attachments_only(running: Running) -> None:
     await running.fake.message("", attachments=1)
     [m] = await running.fake.wait_for(lambda: running.fake.in_channel(DM))
-    assert m.content == ATTACHMENTS_ONLY and running.backend.replies_made == 0
+    assert m.content == messages.ATTACHMENTS_ONLY and running.backend.replies_made == 0
 
 
 async def test_case_sticker_only(running: Running) -> None:
     await running.fake.message("", stickers=2)
     [m] = await running.fake.wait_for(lambda: running.fake.in_channel(DM))
-    assert m.content == STICKER_ONLY and running.backend.replies_made == 0
+    assert m.content == messages.STICKER_ONLY and running.backend.replies_made == 0
 
 
 async def test_case_mention_only(running: Running) -> None:
@@ -355,7 +343,7 @@ async def test_case_slash_command_from_a_blocked_user_works_without_a_model(
     assert sent.ephemeral and "차단 중" in sent.content
     admin_try = await running.fake.slash("unban", {"reason": "나 풀어줘"}, target=MINSU)
     [refused] = await running.fake.wait_for(lambda: running.fake.responses(admin_try))
-    assert refused.content == REFUSED
+    assert refused.content == messages.REFUSED
     assert await running.repo.active_block(MINSU["id"], running.clock.now) is not None
     assert running.backend.replies_made == 0
 
@@ -372,7 +360,7 @@ async def test_case_rate_limit_answers_politely_once(running: Running) -> None:
         await running.fake.message(f"메시지 {i}", author=JIHO)
     await settle(running)
     texts = [m.content for m in running.fake.in_channel(DM)]
-    assert texts.count(RATE_LIMITED) == 1
+    assert texts.count(messages.RATE_LIMITED) == 1
     turns = await running.repo.turns(JIHO["id"])
     assert sum(len(t.original_text.split("메시지")) - 1 for t in turns) == 2  # two got through
 

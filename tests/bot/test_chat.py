@@ -7,8 +7,7 @@ import re
 import threading
 from datetime import timedelta
 
-from bot.text import ATTACHMENTS_ONLY, STICKER_ONLY
-from engine.rules import messages
+from engine.api import messages
 from engine.rules.sanctions import SanctionLadder
 from storage import TurnStatus
 from tests.bot.conftest import Running, settle
@@ -115,7 +114,10 @@ async def test_attachments_stickers_and_empty_mentions_get_a_short_notice(runnin
     await fake.message(f"<@{BOT['id']}>", channel=CHAT, mentions=(BOT,))
     await fake.wait_for(lambda: fake.in_channel(CHAT))
     await settle(running)
-    assert [m.content for m in fake.in_channel(DM)] == [ATTACHMENTS_ONLY, STICKER_ONLY]
+    assert [m.content for m in fake.in_channel(DM)] == [
+        messages.ATTACHMENTS_ONLY,
+        messages.STICKER_ONLY,
+    ]
     assert [m.content for m in fake.in_channel(CHAT)] == [messages.EMPTY]
     assert running.backend.replies_made == 0
 

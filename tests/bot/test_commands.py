@@ -8,9 +8,7 @@ from typing import Any
 import pytest
 
 import bot.admin as admin
-from bot.client import COMMAND_FAILED, REFUSED
-from bot.render import NO_SANCTIONS
-from bot.user_commands import CANCELLED, NOT_YOURS
+from engine.api import messages
 from engine.rules.sanctions import SanctionLadder
 from storage.records import EVERYWHERE
 from tests.bot.conftest import ADMIN, Running
@@ -90,9 +88,9 @@ async def test_forget_cancel_and_unknown_item_change_nothing(running: Running) -
     assert "[혈액형] 이라는 기억은 없어요" in unknown.content and not unknown.components
     question = await answer(running, await fake.slash("forget", {"item": "all"}))
     stranger_click = await fake.click(question, "지우기", user=JIHO)
-    assert (await answer(running, stranger_click)).content == NOT_YOURS
+    assert (await answer(running, stranger_click)).content == messages.NOT_YOURS
     await fake.click(question, "취소")
-    await fake.wait_for(lambda: fake.messages[question.id].content == CANCELLED)
+    await fake.wait_for(lambda: fake.messages[question.id].content == messages.CANCELLED)
     assert len(await repo.list_memories(MINSU["id"], now)) == 1
 
 
@@ -205,10 +203,10 @@ async def test_admin_commands_refuse_a_non_admin_and_change_nothing(
     for channel in (DM, CHAT):  # a plain member in a guild is refused too
         iid = await running.fake.slash(command, options, user=MINSU, channel=channel, target=target)
         sent = await answer(running, iid)
-        assert sent.content == REFUSED and sent.ephemeral
+        assert sent.content == messages.REFUSED and sent.ephemeral
     # A guild's moderator is no one's moderator in a DM (where Discord sends no permissions).
     dm = await answer(running, await running.fake.slash(command, options, user=MOD, target=target))
-    assert dm.content == REFUSED
+    assert dm.content == messages.REFUSED
     assert await running.repo.recent_audit() == []
     assert await running.repo.active_block(JIHO["id"], running.clock.now) is not None
 
@@ -235,7 +233,7 @@ async def test_a_blocked_user_cannot_unban_themselves_through_their_own_server(
     sent = await answer(running, iid)
     assert await running.repo.active_block(user["id"], running.clock.now) is not None
     assert not [r for r in await running.repo.sanction_history(user["id"]) if r.lifted_at]
-    assert sent.content == admin.NOT_ON_YOURSELF and sent.ephemeral
+    assert sent.content == messages.NOT_ON_YOURSELF and sent.ephemeral
     [entry] = await running.repo.recent_audit()
     assert (entry.action, entry.actor_id, entry.guild_id) == (
         "unban_refused",
@@ -254,9 +252,9 @@ async def test_a_moderator_can_neither_lift_nor_see_a_decision_made_elsewhere(
         running, await fake.slash("unban", {"reason": "봐줘"}, target=MINSU, **AS_JIHO_OWNER)
     )
     assert await repo.active_block(MINSU["id"], running.clock.now) is not None
-    assert no.content.startswith(admin.NOTHING_DECIDED_HERE.format(name="민수"))
+    assert no.content.startswith(messages.NOTHING_DECIDED_HERE.format(name="민수"))
     shown = await answer(running, await fake.slash("sanctions", target=MINSU, **AS_JIHO_OWNER))
-    assert NO_SANCTIONS in shown.content and "패드립" not in shown.content
+    assert messages.NO_SANCTIONS in shown.content and "패드립" not in shown.content
     log = await answer(running, await fake.slash("sanction-log", **AS_JIHO_OWNER))
     assert "패드립" not in log.content and "⛔" not in log.content  # no decision, no lift reason
     # ... while GUILD's moderator sees it when it was GUILD's
@@ -277,7 +275,7 @@ async def test_lifting_one_servers_decision_leaves_the_other_blocks_in_force(
     assert await repo.active_block(MINSU["id"], now) is not None
     lifted = {r.guild_id: r.lifted_at is not None for r in await repo.sanction_history(MINSU["id"])}
     assert lifted == {JIHO_GUILD: False, GUILD: True}
-    assert "해제했어요" in sent.content and admin.STILL_BLOCKED_ELSEWHERE in sent.content
+    assert "해제했어요" in sent.content and messages.STILL_BLOCKED_ELSEWHERE in sent.content
     [entry] = await repo.recent_audit()
     assert (entry.action, entry.actor_id, entry.guild_id) == ("unban", MOD["id"], GUILD)
 
@@ -298,7 +296,7 @@ async def test_a_global_admin_sees_and_lifts_every_decision_from_any_server(
         await running.fake.slash("unban", {"reason": "전체 해제"}, target=MINSU, **as_admin),
     )
     assert await repo.active_block(MINSU["id"], now) is None
-    assert "3건" in sent.content and admin.STILL_BLOCKED_ELSEWHERE not in sent.content
+    assert "3건" in sent.content and messages.STILL_BLOCKED_ELSEWHERE not in sent.content
 
 
 # ---- what moderators see, and how (issue 15, finding 7) ----------------------------------
@@ -327,7 +325,7 @@ async def test_the_sanction_log_pages_through_more_than_ten_rows(running: Runnin
     # the pages are the moderator's: someone else's click changes nothing
     last = fake.messages[first.id].content
     other = await fake.click(fake.messages[first.id], admin.PREVIOUS_PAGE, user=MINSU, channel=CHAT)
-    assert (await answer(running, other)).content == NOT_YOURS
+    assert (await answer(running, other)).content == messages.NOT_YOURS
     assert fake.messages[first.id].content == last
 
 
@@ -355,7 +353,7 @@ async def test_moderator_views_make_no_member_lookups_and_survive_a_forbidden(
     await block_in(running, STRANGER, GUILD)  # STRANGER is not (or no longer) a member
     await block_in(running, JIHO, GUILD)
     log = await answer(running, await fake.slash("sanction-log", **AS_GUILD_MOD))
-    assert log.content != COMMAND_FAILED
+    assert log.content != messages.COMMAND_FAILED
     assert f"<@{STRANGER['id']}>" in log.content and f"<@{JIHO['id']}>" in log.content
     shown = await answer(running, await fake.slash("sanctions", target=STRANGER, **AS_GUILD_MOD))
     assert "패드립" in shown.content
@@ -375,7 +373,7 @@ async def test_admin_commands_defer_before_they_write(
     iid = await running.fake.slash(command, options, target=target, **AS_GUILD_MOD)
     sent = await answer(running, iid)
     assert running.fake.callbacks[iid][0] == 5  # DEFERRED_CHANNEL_MESSAGE_WITH_SOURCE
-    assert sent.ephemeral and sent.content != REFUSED
+    assert sent.ephemeral and sent.content != messages.REFUSED
 
 
 async def test_admin_commands_are_guild_only_for_moderators_by_default(running: Running) -> None:
@@ -388,17 +386,17 @@ async def test_admin_commands_are_guild_only_for_moderators_by_default(running: 
 
 
 async def test_the_0400_job_ages_day_bound_memories(running: Running) -> None:
-    from bot.jobs import DAILY_JOB_ID, JobsCog
+    from engine.maintenance import DAILY_JOB_ID, DailyMaintenance
 
-    cog = running.bot.get_cog("Jobs")
-    assert isinstance(cog, JobsCog)
-    job = cog.scheduler.get_job(DAILY_JOB_ID)
+    maintenance = running.service.maintenance  # the service's, not a cog's
+    assert isinstance(maintenance, DailyMaintenance) and maintenance.scheduler is not None
+    job = maintenance.scheduler.get_job(DAILY_JOB_ID)
     now = running.clock.now  # Wednesday 14:00 in Seoul
     assert job.trigger.get_next_fire_time(None, now) == (now + timedelta(days=1)).replace(hour=4)
     await running.repo.upsert_memory(MINSU["id"], "내일 일정", "시험", now)
     await running.repo.upsert_memory(MINSU["id"], "오늘 일정", "카페", now)
     running.clock.now = (now + timedelta(days=1)).replace(hour=4)  # the clock the job reads
-    report = await job.func()
+    report = await maintenance.run()
     assert (report.aging.expired, report.aging.promoted) == (1, 1)
     items = await running.repo.list_memories(MINSU["id"], running.clock.now)
     assert [m.render() for m in items] == ["[오늘 일정: 시험]"]
@@ -413,7 +411,7 @@ async def test_memory_says_the_cap_and_that_the_least_recently_used_went(running
     from engine.rules.memory_items import MemoryItem
     from tests.bot.conftest import settle
 
-    engine = running.bot.engine
+    engine = running.engine
     engine.max_memory_items = 2
     items = iter(
         [
@@ -441,7 +439,7 @@ def _hold_summaries(running: Running) -> tuple[Any, Any]:
     """Hold the summary role (a background role) until the test sets the second event."""
     import threading
 
-    batcher = running.bot.engine.batchers["summary"]
+    batcher = running.engine.batchers["summary"]
     summarize = batcher.fn
     entered, release = threading.Event(), threading.Event()
 
@@ -460,7 +458,7 @@ async def test_forget_me_during_a_background_role_leaves_no_summary_behind(
     """Finding 6: the deletion waits for the user's turn lock, which the background roles hold."""
     import asyncio
 
-    fake, repo, engine = running.fake, running.repo, running.bot.engine
+    fake, repo, engine = running.fake, running.repo, running.engine
     entered, release = _hold_summaries(running)
     await fake.message("안녕! 나는 민수야")
     assert await asyncio.to_thread(entered.wait, 120)  # the reply is out, the summary running
@@ -480,7 +478,7 @@ async def test_forget_me_during_a_background_role_leaves_no_summary_behind(
 async def test_reset_during_a_background_role_leaves_no_summary_behind(running: Running) -> None:
     import asyncio
 
-    fake, repo, engine = running.fake, running.repo, running.bot.engine
+    fake, repo, engine = running.fake, running.repo, running.engine
     entered, release = _hold_summaries(running)
     await fake.message("안녕! 나는 민수야")
     assert await asyncio.to_thread(entered.wait, 120)
@@ -496,7 +494,6 @@ async def test_reset_during_a_background_role_leaves_no_summary_behind(running: 
 async def test_forget_me_keeps_the_rate_window(running: Running) -> None:
     """Finding 6: asking to be forgotten is no way around the rate limit."""
     from bot.ratelimit import RateLimiter
-    from bot.text import RATE_LIMITED
     from tests.bot.conftest import settle
 
     fake = running.fake
@@ -510,14 +507,13 @@ async def test_forget_me_keeps_the_rate_window(running: Running) -> None:
     await fake.wait_for(lambda: "지웠어요" in fake.messages[question.id].content)
     await fake.message("다시 안녕")
     await settle(running)
-    assert [m.content for m in fake.in_channel(DM)].count(RATE_LIMITED) == 1
+    assert [m.content for m in fake.in_channel(DM)].count(messages.RATE_LIMITED) == 1
     assert await running.repo.turns(MINSU["id"]) == []  # nothing got through after the deletion
 
 
 def test_a_long_memory_list_is_cut_below_the_message_limit_and_keeps_the_cap_note() -> None:
     from datetime import datetime
 
-    from bot.render import memory_lines
     from bot.text import DISCORD_MESSAGE_LIMIT
     from storage import MemoryRecord
 
@@ -525,7 +521,7 @@ def test_a_long_memory_list_is_cut_below_the_message_limit_and_keeps_the_cap_not
     items = [
         MemoryRecord(i, MINSU["id"], f"기억 {i:02d}", "값" * 90, at, at, None) for i in range(50)
     ]
-    text = memory_lines(items, cap=50, evicted=3)
+    text = messages.memory_lines(items, cap=50, evicted=3)
     lines = text.splitlines()
     assert len(text) <= DISCORD_MESSAGE_LIMIT
     assert lines[0].startswith("기억은 최대 50개까지") and "(지금 50개)" in lines[0]

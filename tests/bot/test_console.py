@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import io
 import subprocess
 import sys
 from pathlib import Path
 
+from bot.console import CONSOLE_USER, Console
+from engine.api import messages
+from tests.bot.conftest import Running
+from tests.bot.fake_discord import MINSU, Sent
 from tests.conftest import clean_env
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -89,3 +94,60 @@ def test_without_a_token_it_says_how_to_host_and_chats_locally(tiny_preset, tmp_
     assert "DISCORD_TOKEN is not set" in proc.stderr and ".env" in proc.stderr
     assert "--console" in proc.stderr
     assert proc.stdout.rstrip().endswith("다음에도 오로라와 함께해 주실 거죠?")
+
+
+# The same commands, typed in the console and sent as slash commands: (command, its argument).
+SAME_COMMANDS = [
+    ("memory", None),
+    ("forget", "[좋아하는 가수: 아이유]"),  # as /memory shows it: the key is the part before ':'
+    ("forget", "혈액형"),  # no such item
+    ("forget", "[]"),  # nothing named: how to use it
+    ("forget", "ALL"),
+    ("reset", None),
+    ("memory", None),
+]
+STORED = [("좋아하는 가수", "아이유"), ("오늘 일정", "시험"), ("좋아하는 꽃", "백합")]
+
+
+async def bot_answer(running: Running, command: str, arg: str | None) -> str:
+    """What the bot finally says to a slash command (after pressing 지우기 where it asks)."""
+    fake = running.fake
+    options = {"item": arg} if arg is not None else None
+    iid = await fake.slash(command, options)
+    [sent, *_] = await fake.wait_for(lambda: fake.responses(iid))
+    if not sent.components:
+        return sent.content
+    question: Sent = sent
+    await fake.click(question, "지우기")
+    await fake.wait_for(lambda: not fake.messages[question.id].components)
+    return fake.messages[question.id].content
+
+
+async def test_the_console_and_the_bot_give_the_same_answers(running: Running) -> None:
+    """/memory, /forget and /reset: the same parsing and the same Korean answers for the same
+    stored data (the bot's user and the console's hold identical items)."""
+    now = running.clock.now
+    for user in (MINSU["id"], CONSOLE_USER):
+        for key, value in STORED:
+            await running.repo.upsert_memory(user, key, value, now)
+    from_bot = [await bot_answer(running, command, arg) for command, arg in SAME_COMMANDS]
+
+    script = "".join(f"/{c} {a}\n" if a is not None else f"/{c}\n" for c, a in SAME_COMMANDS)
+    out = io.StringIO()
+    await Console(running.service, io.StringIO(script + "/quit\n"), out).run()
+    # The greeting, then one answer after each prompt; the last prompt is /quit's.
+    chunks = out.getvalue().split(messages.CONSOLE_PROMPT)
+    from_console = [chunk.rstrip("\n") for chunk in chunks[1:-1]]
+
+    assert from_console == from_bot
+    assert "[좋아하는 가수: 아이유]" in from_bot[0] and "(지금 3개)" in from_bot[0]
+    assert from_bot[1:5] == [
+        "[좋아하는 가수] 기억을 지웠어요.",
+        messages.forget_missing("혈액형"),
+        messages.FORGET_USAGE,
+        "기억 2개를 지웠어요.",
+    ]
+    assert from_bot[5] == messages.RESET_DONE
+    assert from_bot[6].startswith(messages.NOTHING_REMEMBERED)
+    for user in (MINSU["id"], CONSOLE_USER):
+        assert await running.repo.list_memories(user, now) == []

@@ -1,0 +1,73 @@
+"""The engine's public API: everything a front end (`bot/`, `main.py`) imports from the engine.
+
+Front ends never import `storage` or the engine's layers directly (an import-linter contract):
+they build the service with `build_engine`, call `OhLoraService`, and render what it returns
+with the `messages` catalogue. The model runtime is loaded only by `build_engine`
+without an injected backend, and by `model_load_errors`.
+"""
+
+from __future__ import annotations
+
+from engine.build import MaintenanceFactory, build_engine, prepare_storage
+from engine.pipeline import BackgroundResult, TurnKind, TurnResult
+from engine.rules import messages
+from engine.rules.commands import FORGET_ALL, ForgetTarget, parse_forget_target
+from engine.rules.sanctions import OHLORA_EMOJI
+from engine.rules.sanitize import cap_raw
+from engine.service import (
+    AdminAction,
+    ForgetCheck,
+    Listed,
+    Maintenance,
+    MemoryView,
+    Moderator,
+    NotAllowed,
+    OhLoraService,
+    Reach,
+    UnbanOutcome,
+    UnbanResult,
+)
+from engine.settings import Settings, describe_error
+from storage.records import AuditRecord, DeletionReport, MemoryRecord, SanctionRecord
+
+__all__ = [
+    "FORGET_ALL",
+    "OHLORA_EMOJI",
+    "AdminAction",
+    "AuditRecord",
+    "BackgroundResult",
+    "DeletionReport",
+    "ForgetCheck",
+    "ForgetTarget",
+    "Listed",
+    "Maintenance",
+    "MaintenanceFactory",
+    "MemoryRecord",
+    "MemoryView",
+    "Moderator",
+    "NotAllowed",
+    "OhLoraService",
+    "Reach",
+    "SanctionRecord",
+    "Settings",
+    "TurnKind",
+    "TurnResult",
+    "UnbanOutcome",
+    "UnbanResult",
+    "build_engine",
+    "cap_raw",
+    "describe_error",
+    "messages",
+    "model_load_errors",
+    "parse_forget_target",
+    "prepare_storage",
+]
+
+
+def model_load_errors() -> tuple[type[Exception], ...]:
+    """What loading the models raises for missing or unreadable model files (imports the
+    model runtime, so call it only where models are loaded anyway)."""
+    from engine.backends import ModelLoadError
+    from engine.runtime.lm import MissingAdapter, MissingBaseModel
+
+    return (MissingBaseModel, MissingAdapter, ModelLoadError)

@@ -1,0 +1,162 @@
+"""The one wiring of the engine: storage → model workers → backend → pipeline → service →
+daily maintenance, closed in reverse order. `main.py`, the benchmarks, the load test and the
+test fixtures all build it here, so every default is the one in `engine.settings`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+from collections.abc import AsyncIterator, Callable
+from contextlib import AsyncExitStack, asynccontextmanager
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+from engine.maintenance import DailyMaintenance
+from engine.pipeline import Engine
+from engine.service import Maintenance, OhLoraService
+from engine.serving.worker import ModelWorker
+from engine.settings import Settings
+from storage import Database, Repository
+from storage.instances import new_instance_id
+
+if TYPE_CHECKING:
+    from engine.serving.backend import Backend
+
+log = logging.getLogger(__name__)
+
+# Two model threads: the Kanana roles on one, the Polyglot roles and S-BERTs on the other
+# (which, with model_processes 2, waits on the child process that holds those models).
+MODEL_WORKERS = 2
+KANANA_WORKER = "ohlora-kanana"
+POLYGLOT_WORKER = "ohlora-polyglot"
+
+
+# (repository, settings, clock) -> the maintenance to start with the service
+MaintenanceFactory = Callable[[Repository, Settings, Callable[[], datetime]], Maintenance]
+
+
+def default_threads() -> int:
+    """Torch threads per model worker: the cores shared by the two workers."""
+    return max(1, (os.cpu_count() or MODEL_WORKERS) // MODEL_WORKERS)
+
+
+async def prepare_storage(settings: Settings) -> str:
+    """Create the data folder and database on first run and apply pending migrations."""
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    db = Database(settings.resolved_database_url)
+    try:
+        await db.start()
+    finally:
+        await db.close()
+    return settings.resolved_database_url
+
+
+def new_engine(
+    settings: Settings,
+    repo: Repository,
+    backend: Backend,
+    worker: ModelWorker,
+    *,
+    clock: Callable[[], datetime],
+    polyglot_worker: ModelWorker | None = None,
+) -> Engine:
+    """The pipeline with every limit from the settings."""
+    return Engine(
+        repo,
+        backend,
+        worker,
+        clock=clock,
+        polyglot_worker=polyglot_worker,
+        max_prompt_tokens=settings.max_prompt_tokens,
+        max_message_chars=settings.max_message_chars,
+        max_memory_items=settings.max_memory_items,
+        block_notice_cooldown=timedelta(seconds=settings.block_notice_cooldown_s),
+        max_batch=settings.batch_max_size,
+        batch_window_s=settings.batch_window_ms / 1000,
+    )
+
+
+@asynccontextmanager
+async def build_engine(
+    settings: Settings,
+    *,
+    clock: Callable[[], datetime] | None = None,
+    backend: Backend | None = None,
+    repo: Repository | None = None,
+    workers: int = MODEL_WORKERS,
+    threads: int | None = None,
+    maintenance: MaintenanceFactory | None = DailyMaintenance.from_settings,
+) -> AsyncIterator[OhLoraService]:
+    """The running service; on the way out, turns in flight finish and everything closes.
+
+    - `clock`: the service's time (default: now in the settings' zone);
+    - `backend`: a backend to use as is (tests, benchmarks); its owner closes it. Without one,
+      the settings' backend is loaded on the model worker (off the event loop) and closed here;
+    - `repo`: a repository to use (its database stays open); without one, the settings'
+      database is opened (migrated already by `prepare_storage`) and closed here;
+    - `workers`: 2 runs the Kanana roles beside the Polyglot roles and S-BERTs; 1 runs every
+      model call on one thread (the serial benchmark);
+    - `threads`: torch threads per worker (default: the cores shared by the workers; 0:
+      torch's own default);
+    - `maintenance`: builds the daily maintenance (catches up on missed 04:00s, then runs
+      daily), started with the service and stopped first; None runs none (a benchmark).
+    """
+    if workers not in (1, MODEL_WORKERS):
+        raise ValueError(f"workers must be 1 or {MODEL_WORKERS}, not {workers}")
+    clock = clock or settings.local_now
+    # None: the default share of the cores; 0: torch's own default (the worker sets none).
+    worker_threads = default_threads() if threads is None else (threads or None)
+    async with AsyncExitStack() as stack:
+        if repo is None:
+            db = Database(settings.resolved_database_url)
+            stack.push_async_callback(db.close)
+            # Every turn records this process, so a start-up fails only the turns of dead
+            # processes (a console opened beside a running bot leaves the bot's turns alone).
+            repo = Repository(db, instance_id=new_instance_id())
+            interrupted = await repo.fail_interrupted_turns(clock())
+            if interrupted:
+                log.warning(
+                    "%d turns were cut off by the last shutdown; marked failed", interrupted
+                )
+        loaded: list[Any] = []  # a backend loaded here, closed once its workers stopped
+
+        async def close_loaded() -> None:
+            for owned in loaded:
+                await asyncio.to_thread(owned.close)  # a model child process exits
+
+        stack.push_async_callback(close_loaded)
+        started = [ModelWorker(KANANA_WORKER, threads=worker_threads)]
+        if workers == MODEL_WORKERS:
+            started.append(ModelWorker(POLYGLOT_WORKER, threads=worker_threads))
+        for worker in started:
+            worker.start()
+            stack.push_async_callback(worker.stop)
+        if backend is None:
+            from engine.backends import load_backend  # torch: only when models are loaded
+
+            backend = await started[0].run(load_backend, settings, worker_threads)
+            loaded.append(backend)
+        engine = new_engine(
+            settings,
+            repo,
+            backend,
+            started[0],
+            clock=clock,
+            polyglot_worker=started[1] if len(started) > 1 else None,
+        )
+        service = OhLoraService(
+            engine,
+            repo,
+            admin_ids=frozenset(str(i) for i in settings.admin_ids),
+            tz=settings.tz,
+            clock=clock,
+        )
+        stack.push_async_callback(engine.drain)  # before the workers stop
+        if maintenance is not None:
+            daily = maintenance(repo, settings, clock)
+            await daily.start()
+            stack.push_async_callback(daily.stop)
+            service.maintenance = daily
+        yield service
