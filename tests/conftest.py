@@ -44,9 +44,66 @@ async def repo(db: Database) -> Repository:
     return Repository(db)
 
 
+DEMO_MODELS = "demo_models"  # the marker of every test that needs the built demo models
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark every test that uses the demo models (directly or through another fixture), so
+    ``pytest -m "not demo_models"`` runs the part that needs no 15-minute build."""
+    for item in items:
+        if "tiny_preset" in getattr(item, "fixturenames", ()):
+            item.add_marker(DEMO_MODELS)
+
+
+@pytest.fixture(scope="session")
+def toy_preset(tmp_path_factory: pytest.TempPathFactory):
+    """A complete toy preset (tokenizer, both bases, the four adapters, both S-BERTs), built
+    in seconds through the training code: for tests of plumbing, not of what models say."""
+    from tests.toy_models import toy_serving_preset_for
+
+    return toy_serving_preset_for(tmp_path_factory)
+
+
+@pytest.fixture(scope="session")
+def toy_backend(toy_preset):
+    """Every toy model in this process, as `LocalBackend.load` gives them to the service."""
+    from engine.serving.hub import LocalBackend
+
+    return LocalBackend.load(toy_preset)
+
+
+def _split_backend(in_process, child):
+    """The service's default shape: the Kanana roles of ``in_process`` here (decoding in
+    chunks), the Polyglot roles and the S-BERTs in ``child``."""
+    from engine.serving.hub import RoleBackend
+    from engine.serving.processes import SplitBackend
+    from engine.settings import DEFAULT_BATCH_CHUNK_TOKENS
+
+    return SplitBackend(
+        RoleBackend(in_process.roles, chunk_tokens=DEFAULT_BATCH_CHUNK_TOKENS), child
+    )
+
+
+@pytest.fixture(scope="session")
+def toy_polyglot_child(toy_preset):
+    """One seeded Polyglot child over the toy models for the session."""
+    from engine.serving.hub import polyglot_process
+
+    child = polyglot_process(toy_preset, threads=1, seed=0)
+    yield child
+    child.close()
+
+
+@pytest.fixture
+def toy_split_backend(toy_backend, toy_polyglot_child):
+    """`tiny_split_backend`'s shape over the toy models."""
+    return _split_backend(toy_backend, toy_polyglot_child)
+
+
 @pytest.fixture(scope="session")
 def tiny_preset():
-    """The real embedded default, built once into artifacts/ (about 15 min on a fresh clone)."""
+    """The real embedded default, built once into artifacts/ (about 15 min on a fresh clone).
+    Every test using it is marked ``demo_models``."""
     from engine.runtime.presets import tiny
     from training.bootstrap import bootstrap, is_built
 
@@ -63,17 +120,20 @@ def tiny_backend(tiny_preset):
     return LocalBackend.load(tiny_preset)
 
 
-@pytest.fixture
-def tiny_split_backend(tiny_preset, tiny_backend):
-    """The service's default shape: the Kanana roles here (decoding in chunks), the Polyglot
-    roles and the S-BERTs in a child process (a fresh one, seeded: reproducible sampling)."""
-    from engine.serving.hub import RoleBackend, polyglot_process
-    from engine.serving.processes import SplitBackend
-    from engine.settings import DEFAULT_BATCH_CHUNK_TOKENS
+@pytest.fixture(scope="session")
+def tiny_polyglot_child(tiny_preset):
+    """One seeded Polyglot child over the demo models for the session: starting one (torch,
+    Kiwi, the models) cost 30-50 s per test on two busy cores. Like the in-process
+    `tiny_backend`, its sampling state runs on from test to test."""
+    from engine.serving.hub import polyglot_process
 
     child = polyglot_process(tiny_preset, threads=1, seed=0)
-    backend = SplitBackend(
-        RoleBackend(tiny_backend.roles, chunk_tokens=DEFAULT_BATCH_CHUNK_TOKENS), child
-    )
-    yield backend
-    backend.close()
+    yield child
+    child.close()
+
+
+@pytest.fixture
+def tiny_split_backend(tiny_backend, tiny_polyglot_child):
+    """The service's default shape over the demo models: the Kanana roles here (decoding in
+    chunks), the Polyglot roles and the S-BERTs in the session's child process."""
+    return _split_backend(tiny_backend, tiny_polyglot_child)

@@ -20,7 +20,7 @@ from typing import Any
 
 from tqdm.auto import tqdm
 
-from engine.runtime.presets import ROLES, Preset
+from engine.runtime.presets import ROLES, Base, Preset
 from training.manifest import (
     MANIFEST_VERSION,
     Difference,
@@ -55,7 +55,7 @@ def _tokenizer(preset: Preset, seed: int) -> dict[str, Any]:
     return {"vocab_size": len(tok)}
 
 
-def _pretrain(kind: str) -> Callable[[Preset, int], dict[str, Any]]:
+def _pretrain(kind: Base) -> Callable[[Preset, int], dict[str, Any]]:
     def run(preset: Preset, seed: int) -> dict[str, Any]:
         from transformers import AutoTokenizer
 
@@ -69,6 +69,10 @@ def _pretrain(kind: str) -> Callable[[Preset, int], dict[str, Any]]:
         return pretrain_base(kind, tok, texts, out, epochs=TINY_EPOCHS[kind], seed=seed)
 
     return run
+
+
+def _adapter_outputs(role: str) -> Callable[[Preset], list[Path]]:
+    return lambda preset: [preset.adapter_dir(role)]
 
 
 def _adapter(role: str) -> Callable[[Preset, int], dict[str, Any]]:
@@ -99,7 +103,7 @@ STAGES: tuple[Stage, ...] = (
     Stage("tokenizer", lambda p: [p.artifacts / "tokenizer"], _tokenizer),
     Stage("kanana_base", lambda p: [Path(p.kanana_base)], _pretrain("kanana")),
     Stage("polyglot_base", lambda p: [Path(p.polyglot_base)], _pretrain("polyglot")),
-    *(Stage(f"adapter_{r}", lambda p, r=r: [p.adapter_dir(r)], _adapter(r)) for r in ROLES),
+    *(Stage(f"adapter_{r}", _adapter_outputs(r), _adapter(r)) for r in ROLES),
     Stage("sbert_encoder", lambda p: [Path(p.sbert_base)], _encoder),
     Stage("sbert_ethics", lambda p: [p.sbert_dir("ethics")], _sbert("ethics")),
     Stage("sbert_memory", lambda p: [p.sbert_dir("memory")], _sbert("memory")),

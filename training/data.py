@@ -11,14 +11,14 @@ import unicodedata
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Final, Literal
 
 from engine.rules import prompts
 from engine.runtime.presets import DATA_DIR, ROLES
 
 FINETUNE_CSV = DATA_DIR / "OhLoRA_fine_tuning_v3.csv"
 Split = Literal["train", "valid"]
-NORMAL_FORM = "NFC"  # never NFKC: it would rewrite ㅋ, full-width and emoji sequences
+NORMAL_FORM: Final = "NFC"  # never NFKC: it would rewrite ㅋ, full-width and emoji sequences
 
 
 def nfc(text: str) -> str:

@@ -146,7 +146,7 @@ def kiwi_embeddings(tokens: list[str], dim: int, *, scale: float = 0.02):
             continue
         try:
             kiwi.morpheme_similarity((form, tag), (form, tag))
-        except Exception:  # noqa: BLE001 - Kiwi raises ValueError for unknown morphemes
+        except ValueError:  # Kiwi's answer for a morpheme it does not know
             continue
         known.append((token, (form, tag)))
     n = len(known)

@@ -92,7 +92,7 @@ def tiny_config(
             num_hidden_layers=layers,
             num_attention_heads=heads,
             intermediate_size=ffn,
-            rotary_pct=NEOX_ROTARY_PCT,
+            rope_parameters={"partial_rotary_factor": NEOX_ROTARY_PCT},  # was `rotary_pct`
             max_position_embeddings=MAX_POSITIONS,
             tie_word_embeddings=True,
             initializer_range=INIT_RANGE,

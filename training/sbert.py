@@ -207,14 +207,14 @@ def _category_loss_class():
         def forward(self, sentence_features, labels):
             features = list(sentence_features)
             prompts = self.model(features[0])["sentence_embedding"]
-            names = []
+            firsts = []
             for column in features[1:]:
                 first = {
                     k: (v[:1] if isinstance(v, torch.Tensor) and v.dim() > 0 else v)
                     for k, v in column.items()
                 }
-                names.append(self.model(first)["sentence_embedding"])
-            names = torch.cat(names, dim=0)
+                firsts.append(self.model(first)["sentence_embedding"])
+            names = torch.cat(firsts, dim=0)
             cos = (
                 torch.nn.functional.normalize(prompts, dim=-1)
                 @ torch.nn.functional.normalize(names, dim=-1).T
@@ -608,6 +608,8 @@ def _memory_matrix_loss_class():
         B×B pairs of the batch whose label is known. Each text is encoded once per batch instead of once per pair.
         """
 
+        table: torch.Tensor  # a buffer (`register_buffer`), so it moves with the model
+
         def __init__(self, model, table, same_side_weight: float = 0.0):
             super().__init__(model)
             self.register_buffer("table", table, persistent=False)
@@ -666,7 +668,7 @@ def _memory_training_set(
         # Labels depend only on the two combs' key classes (§4.3), so rows are (memory, prompt,
         # class) and the table is class × class, built from the training combs' rows alone.
         classes = [memory_key_class(m) for m, _ in combs]
-        class_ids: dict[tuple, int] = {}
+        class_ids: dict[tuple[str, ...] | None, int] = {}
         for i in train_combs:
             class_ids.setdefault(classes[i], len(class_ids))
         table = torch.full((len(class_ids), len(class_ids)), float("nan"))
