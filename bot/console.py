@@ -1,6 +1,6 @@
 """The local console chat: a Korean REPL over the same service as the bot.
 
-Its commands are the bot's (`/memory`, `/forget`, `/reset`), parsed the same way and answered
+Its commands are the bot's (`/memory`, `/forget`, `/reset`, `/mystatus`, `/forget-me`), parsed the same way and answered
 with the same catalogue strings; only the confirmation button is Discord's alone (the console
 acts at once: the one local user typed the command themselves).
 """
@@ -90,6 +90,11 @@ class Console:
             self.say(await self.forget(arg))
         elif name == "/reset":
             self.say(await self.reset())
+        elif name == "/mystatus":
+            history = await self.service.my_status(CONSOLE_USER)
+            self.say(messages.status_lines(history, self.service.tz, self.service.clock()))
+        elif name == "/forget-me":
+            self.say(messages.forget_me_done(await self.service.forget_me(CONSOLE_USER)))
         else:
             self.say(messages.CONSOLE_HELP)
         return True

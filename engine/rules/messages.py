@@ -55,7 +55,8 @@ HELP = (
 )
 CONSOLE_HELP = (
     "명령어: /memory (기억 보기), /forget [항목|all] (기억 지우기), "
-    "/reset (대화 요약 지우기), /quit (끝내기)"
+    "/reset (대화 요약 지우기), /mystatus (내 경고와 차단), "
+    "/forget-me (기억과 대화 기록 모두 지우기), /quit (끝내기)"
 )
 CONSOLE_GREETING = f"오로라 {OHLORA_EMOJI} 와 대화를 시작합니다. {CONSOLE_HELP}"
 CONSOLE_PROMPT = "👤 나 : "

@@ -11,6 +11,7 @@ from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
 from typing import Any, NoReturn
+from zoneinfo import ZoneInfo
 
 from bot.console import CONSOLE_USER, Console
 from engine.api import build_engine
@@ -66,3 +67,24 @@ async def test_the_console_shows_yesterdays_tomorrow_as_today_then_nothing(
     shown = await _console(repo, clock, tmp_path, "/memory\n")
     assert "시험" not in shown
     assert (await repo.list_memories(CONSOLE_USER, clock())) == []
+
+
+async def test_the_console_offers_mystatus_and_forget_me_like_the_bot(
+    repo: Repository, tmp_path: Path
+) -> None:
+    """The console's /mystatus and /forget-me go through the same service and strings as the
+    bot's: the warning is listed; forget-me drops memories and keeps the sanction."""
+    from engine.api import messages
+    from engine.rules.sanctions import SanctionLadder
+
+    clock = Clock(_at(DAY_D, 0, 12))
+    await repo.upsert_memory(CONSOLE_USER, "좋아하는 가수", "아이유", clock())
+    await repo.record_offence(CONSOLE_USER, ["politics"], SanctionLadder(), clock())
+    history = await repo.sanction_history(CONSOLE_USER)
+
+    shown = await _console(repo, clock, tmp_path, "/mystatus\n/forget-me\n/mystatus\n")
+    status = messages.status_lines(history, ZoneInfo("Asia/Seoul"), clock())
+    assert status != messages.NO_SANCTIONS and shown.count(status) == 2
+    assert "지웠어요: 기억 1개" in shown
+    assert await repo.list_memories(CONSOLE_USER, clock()) == []
+    assert await repo.sanction_history(CONSOLE_USER) == history
