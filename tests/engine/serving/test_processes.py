@@ -8,6 +8,7 @@ import signal
 import threading
 import time
 from functools import partial
+from pathlib import Path
 from typing import Any, ClassVar
 
 import pytest
@@ -78,6 +79,26 @@ def _gone(pid: int) -> bool:
         except ProcessLookupError:
             return True
         time.sleep(0.05)
+    return False
+
+
+def _delivered(pid: int, sig: signal.Signals) -> bool:
+    """Wait until `sig` is no longer pending for `pid` (Linux: /proc/PID/status), so what the
+    signal does has happened before the test goes on — a condition, not a sleep."""
+    bit = 1 << (sig - 1)
+    deadline = time.monotonic() + WAIT_S
+    while time.monotonic() < deadline:
+        try:
+            status = Path(f"/proc/{pid}/status").read_text()
+        except FileNotFoundError:
+            return True  # it is gone: the signal was delivered (and was fatal)
+        pending = 0
+        for line in status.splitlines():
+            if line.startswith(("SigPnd:", "ShdPnd:")):
+                pending |= int(line.split()[1], 16)
+        if not pending & bit:
+            return True
+        time.sleep(0.01)
     return False
 
 
@@ -193,7 +214,7 @@ def test_ctrl_c_reaches_the_child_but_does_not_stop_it(echo: ModelProcess) -> No
     echo.wait_ready()
     assert echo.pid is not None
     os.kill(echo.pid, signal.SIGINT)  # what a terminal does to the whole process group
-    time.sleep(0.2)
+    assert _delivered(echo.pid, signal.SIGINT)  # ignored, handled, or fatal: not still pending
     assert echo.call(Memories(["a"])) == ["A"] and echo.restarts == 0
 
 
