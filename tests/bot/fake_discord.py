@@ -225,6 +225,7 @@ class FakeDiscord:
         self.ids = itertools.count(900_000_000_000_010_000)
         self.calls: list[tuple[str, str]] = []
         self.messages: dict[str, Sent] = {}
+        self.user_messages: dict[str, dict[str, Any]] = {}  # what users sent, by id (for edits)
         self.typing: list[str] = []
         self.commands: list[dict[str, Any]] = []
         self.identifies = 0
@@ -566,21 +567,15 @@ class FakeDiscord:
             original = self.messages.get(reply_to)
             if original is not None:
                 data["referenced_message"] = self._message_payload(original)
+        self.user_messages[mid] = data
         await self.dispatch("MESSAGE_CREATE", data)
         return mid
 
-    async def edit(
-        self, message_id: str, content: str, *, channel: str = DM, author: dict[str, Any] = MINSU
-    ) -> None:
-        data: dict[str, Any] = {
-            "id": message_id,
-            "channel_id": channel,
-            "content": content,
-            "author": author,
-            "edited_timestamp": TIMESTAMP,
-        }
-        if channel != DM:
-            data["guild_id"] = GUILD
+    async def edit(self, message_id: str, content: str) -> None:
+        """A user edits their message: since API v10 Discord sends MESSAGE_UPDATE with the
+        whole message object (a partial one makes discord.py's parser raise)."""
+        data = dict(self.user_messages[message_id], content=content, edited_timestamp=TIMESTAMP)
+        self.user_messages[message_id] = data
         await self.dispatch("MESSAGE_UPDATE", data)
 
     async def delete(self, message_id: str, *, channel: str = DM) -> None:
