@@ -197,10 +197,11 @@ class OhLoraService:
     def reach(self, who: Moderator) -> Reach:
         """A global admin sees every decision; a server's moderator only that server's, so a
         blocked user's own server lifts nothing earned elsewhere. Raises `NotAllowed`."""
+        if not self.may_moderate(who):
+            raise NotAllowed(who.user_id)
         if self.is_global_admin(who.user_id):
             return Reach(EVERYWHERE, who.guild_id)
-        if who.guild_id is None or not who.moderates_here:
-            raise NotAllowed(who.user_id)
+        assert who.guild_id is not None  # may_moderate: a moderator asks in a server
         return Reach(who.guild_id, who.guild_id)
 
     async def sanctions_of(self, who: Moderator, target_id: str) -> Listed[SanctionRecord]:
