@@ -16,6 +16,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from engine.api import (
+    MetricsUnavailable,
     Settings,
     build_engine,
     describe_error,
@@ -160,6 +161,9 @@ def main(argv: list[str] | None = None) -> int:
         return asyncio.run(serve_console(settings))
     except cannot_load as exc:
         print(f"모델을 불러올 수 없습니다 / cannot load the models: {exc}", file=sys.stderr)
+        return EXIT_NOT_READY
+    except MetricsUnavailable as exc:
+        print(f"메트릭을 열 수 없습니다 / {exc}", file=sys.stderr)
         return EXIT_NOT_READY
     except KeyboardInterrupt:  # Ctrl+C: in-flight work was finished by serve_console's cleanup
         print(f"\n{messages.GOODBYE}")

@@ -9,42 +9,92 @@ without an injected backend, and by `model_load_errors`.
 from __future__ import annotations
 
 from engine.build import MaintenanceFactory, build_engine, prepare_storage
+from engine.metrics import MetricsUnavailable
+from engine.moderation import (
+    APPEAL_WINDOW,
+    MAX_APPEALS_PER_BLOCK,
+    MAX_APPEALS_PER_DAY,
+    MAX_REASON_CHARS,
+    AdminAction,
+    AppealDecision,
+    AppealNotFound,
+    AppealOutcome,
+    AppealResult,
+    CaseNotFound,
+    ConfigChange,
+    DecideOutcome,
+    LevelDecay,
+    LiftResult,
+    Listed,
+    Moderation,
+    Moderator,
+    NeedsServer,
+    NotAllowed,
+    Reach,
+    UnbanOutcome,
+    UnbanResult,
+    case_guilds,
+)
 from engine.pipeline import BackgroundResult, TurnKind, TurnResult
 from engine.rules import messages
 from engine.rules.commands import FORGET_ALL, ForgetTarget, parse_forget_target
 from engine.rules.sanctions import OHLORA_EMOJI
 from engine.rules.sanitize import cap_raw
 from engine.service import (
-    AdminAction,
     ForgetCheck,
-    Listed,
     Maintenance,
     MemoryView,
-    Moderator,
-    NotAllowed,
     OhLoraService,
-    Reach,
-    UnbanOutcome,
-    UnbanResult,
 )
 from engine.settings import Settings, describe_error
-from storage.records import AuditRecord, DeletionReport, MemoryRecord, SanctionRecord
+from storage.records import (
+    AppealRecord,
+    AppealStatus,
+    AuditRecord,
+    CaseKind,
+    CaseRecord,
+    DeletionReport,
+    GuildSettingsRecord,
+    MemoryRecord,
+    SanctionRecord,
+)
 
 __all__ = [
+    "APPEAL_WINDOW",
     "FORGET_ALL",
+    "MAX_APPEALS_PER_BLOCK",
+    "MAX_APPEALS_PER_DAY",
+    "MAX_REASON_CHARS",
     "OHLORA_EMOJI",
     "AdminAction",
+    "AppealDecision",
+    "AppealNotFound",
+    "AppealOutcome",
+    "AppealRecord",
+    "AppealResult",
+    "AppealStatus",
     "AuditRecord",
     "BackgroundResult",
+    "CaseKind",
+    "CaseNotFound",
+    "CaseRecord",
+    "ConfigChange",
+    "DecideOutcome",
     "DeletionReport",
     "ForgetCheck",
     "ForgetTarget",
+    "GuildSettingsRecord",
+    "LevelDecay",
+    "LiftResult",
     "Listed",
     "Maintenance",
     "MaintenanceFactory",
     "MemoryRecord",
     "MemoryView",
+    "MetricsUnavailable",
+    "Moderation",
     "Moderator",
+    "NeedsServer",
     "NotAllowed",
     "OhLoraService",
     "Reach",
@@ -56,6 +106,7 @@ __all__ = [
     "UnbanResult",
     "build_engine",
     "cap_raw",
+    "case_guilds",
     "describe_error",
     "messages",
     "model_load_errors",

@@ -8,18 +8,21 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import sys
 from collections.abc import AsyncIterator, Callable
 from contextlib import AsyncExitStack, asynccontextmanager
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from engine.maintenance import DailyMaintenance
+from engine.metrics import ChildProcess, Health, Metrics, MetricsServer, check_health
 from engine.pipeline import Engine
 from engine.service import Maintenance, OhLoraService
 from engine.serving.worker import ModelWorker
 from engine.settings import Settings
-from storage import Database, Repository
+from storage import Database, DatabaseOptions, Repository
 from storage.instances import new_instance_id
+from storage.locks import UserLocks
 
 if TYPE_CHECKING:
     from engine.serving.backend import Backend
@@ -42,10 +45,20 @@ def default_threads() -> int:
     return max(1, (os.cpu_count() or MODEL_WORKERS) // MODEL_WORKERS)
 
 
+def database_options(settings: Settings) -> DatabaseOptions:
+    """The settings' connection pool and timeouts, as storage takes them."""
+    return DatabaseOptions(
+        pool_size=settings.db_pool_size,
+        max_overflow=settings.db_max_overflow,
+        pool_timeout_s=settings.db_pool_timeout_s,
+        statement_timeout_s=settings.db_statement_timeout_s,
+    )
+
+
 async def prepare_storage(settings: Settings) -> str:
     """Create the data folder and database on first run and apply pending migrations."""
     settings.data_dir.mkdir(parents=True, exist_ok=True)
-    db = Database(settings.resolved_database_url)
+    db = Database(settings.resolved_database_url, database_options(settings))
     try:
         await db.start()
     finally:
@@ -61,6 +74,8 @@ def new_engine(
     *,
     clock: Callable[[], datetime],
     polyglot_worker: ModelWorker | None = None,
+    metrics: Metrics | None = None,
+    user_locks: UserLocks | None = None,
 ) -> Engine:
     """The pipeline with every limit from the settings."""
     return Engine(
@@ -72,10 +87,24 @@ def new_engine(
         max_prompt_tokens=settings.max_prompt_tokens,
         max_message_chars=settings.max_message_chars,
         max_memory_items=settings.max_memory_items,
+        sanction_decay=settings.sanction_decay,
         block_notice_cooldown=timedelta(seconds=settings.block_notice_cooldown_s),
         max_batch=settings.batch_max_size,
         batch_window_s=settings.batch_window_ms / 1000,
+        metrics=metrics,
+        user_locks=user_locks,
     )
+
+
+def model_processes(backend: Backend) -> tuple[ChildProcess, ...]:
+    """The model child processes behind a backend (`SplitBackend.model_processes`), if any.
+
+    Without torch loaded there is no split backend: its module is looked up, not imported."""
+    split = sys.modules.get("engine.serving.processes")
+    if split is not None and isinstance(backend, split.SplitBackend):
+        processes: tuple[ChildProcess, ...] = backend.model_processes
+        return processes
+    return ()
 
 
 @asynccontextmanager
@@ -110,7 +139,7 @@ async def build_engine(
     worker_threads = default_threads() if threads is None else (threads or None)
     async with AsyncExitStack() as stack:
         if repo is None:
-            db = Database(settings.resolved_database_url)
+            db = Database(settings.resolved_database_url, database_options(settings))
             stack.push_async_callback(db.close)
             # Every turn records this process, so a start-up fails only the turns of dead
             # processes (a console opened beside a running bot leaves the bot's turns alone).
@@ -138,6 +167,11 @@ async def build_engine(
 
             backend = await started[0].run(load_backend, settings, worker_threads)
             loaded.append(backend)
+        metrics = Metrics()
+        stack.callback(repo.db.on_error(metrics.database_error))
+        # A user's turns stay one at a time across processes on one PostgreSQL database.
+        user_locks = UserLocks.for_url(repo.db.url, settings.db_lock_pool_size)
+        stack.push_async_callback(user_locks.close)  # after the turns drained
         engine = new_engine(
             settings,
             repo,
@@ -145,7 +179,11 @@ async def build_engine(
             started[0],
             clock=clock,
             polyglot_worker=started[1] if len(started) > 1 else None,
+            metrics=metrics,
+            user_locks=user_locks,
         )
+        children = model_processes(backend)
+        metrics.watch(engine.batchers.items(), started, children)
         service = OhLoraService(
             engine,
             repo,
@@ -159,4 +197,16 @@ async def build_engine(
             await daily.start()
             stack.push_async_callback(daily.stop)
             service.maintenance = daily
+        if settings.metrics_port is not None:
+            ping = repo.ping
+
+            async def health() -> Health:
+                return await check_health(ping, started, children)
+
+            server = MetricsServer(
+                metrics.registry, health, host=settings.metrics_host, port=settings.metrics_port
+            )
+            await server.start()
+            stack.push_async_callback(server.stop)  # first: no scrape sees a half-closed engine
+            service.metrics_server = server
         yield service

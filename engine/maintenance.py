@@ -7,7 +7,9 @@ The database records the last day boundary applied, and every run applies the bo
 passed since then in one transaction with that record. So a service that was down at 04:00
 catches up when it starts (one missed boundary ages as one run does, two or more expire both
 kinds), a late or repeated run does nothing twice, and processes sharing the database (the bot
-and a console) never age a day twice.
+and a console, or several Discord shards' processes on one PostgreSQL database, each with its
+04:00 job) never age a day twice: the run that locks the state row first claims the day, and
+one that finds the day recorded ages nothing (its block closing and purging find nothing left).
 """
 
 from __future__ import annotations

@@ -11,12 +11,14 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
+from engine.metrics import Metrics
 from engine.rules import messages
 from engine.rules.bounded import Held, KeyedLocks, Lru
 from engine.rules.ethics_rules import triggered_categories
@@ -43,7 +45,8 @@ from engine.serving.backend import (
 from engine.serving.batching import DEFAULT_MAX_BATCH, DEFAULT_WINDOW_S, Batcher
 from engine.serving.worker import PRIORITY_BACKGROUND, PRIORITY_PREPARE, PRIORITY_REPLY, ModelWorker
 from engine.settings import DEFAULT_MAX_MEMORY_ITEMS
-from storage import DeletionReport, MemoryRecord, Repository, TurnStatus
+from storage import CaseRecord, DeletionReport, MemoryRecord, Repository, TurnStatus
+from storage.locks import HeldUserLock, UserLocks
 from storage.models import KEY_LEN
 
 log = logging.getLogger(__name__)
@@ -91,6 +94,10 @@ class TurnKind(StrEnum):
     FAILED = "failed"
 
 
+# Turns the reply model answered: their time is the reply latency (`Metrics.reply_latency`).
+ANSWERED_KINDS = frozenset({TurnKind.REPLY, TurnKind.WARNING, TurnKind.BLOCKED})
+
+
 @dataclass(frozen=True)
 class BackgroundResult:
     summary: str
@@ -107,6 +114,8 @@ class TurnResult:
     reply: str | None = None
     notice: str | None = None
     memory_used: str | None = None
+    # The numbered case a warning or block turn wrote (the bot posts it to the mod-logs).
+    case: CaseRecord | None = None
     background: asyncio.Task[BackgroundResult | None] | None = field(default=None, repr=False)
 
     @property
@@ -165,14 +174,20 @@ class Engine:
         batch_window_s: float = DEFAULT_WINDOW_S,
         polyglot_worker: ModelWorker | None = None,
         max_memory_items: int = DEFAULT_MAX_MEMORY_ITEMS,
+        metrics: Metrics | None = None,
+        sanction_decay: timedelta | None = None,
+        user_locks: UserLocks | None = None,
     ) -> None:
         self.repo = repo
+        self.metrics = metrics or Metrics()
         self.backend = backend
         self.worker = worker
         self.clock = clock
         self.max_prompt_tokens = max_prompt_tokens
         self.max_message_chars = max_message_chars
         self.ladder = ladder or SanctionLadder()
+        # Ended sanctions older than this no longer count toward the next level (None: never).
+        self.sanction_decay = sanction_decay
         self.block_notice_cooldown = block_notice_cooldown
         self.max_memory_items = max_memory_items
         # user -> (when the notice was last shown, the block end it named)
@@ -244,7 +259,13 @@ class Engine:
             self._summary = self.batchers[Call.SUMMARY] = batcher(
                 backend.summaries, PRIORITY_BACKGROUND
             )
+        for call, batcher_of_call in self.batchers.items():  # reported under the call's name
+            batcher_of_call.name = str(call)
+            batcher_of_call.observer = self.metrics
         self._locks = KeyedLocks()  # one per user with a turn in progress (or waiting)
+        # Then the database's user lock, which other processes on the database see (the
+        # in-process lock first, so only one coroutine per user waits on the database).
+        self.user_locks = user_locks or UserLocks()
         self._background: set[asyncio.Task[Any]] = set()
 
     async def handle(
@@ -259,19 +280,19 @@ class Engine:
 
         `guild_id` is the server the message was written in (None: DMs, the console); the
         turn and any decision it earns remember it, so moderators see their own server's."""
-        lock = await self._locks.acquire(user_id)
+        lock = await self._turn_lock(user_id)
         coming = _Coming(self)
         try:
             result, reply = await self._reply_path(
                 _Where(user_id, channel_id, message_id, guild_id), text, coming
             )
         except BaseException:
-            lock.release()
+            await lock.release()
             raise
         finally:
             coming.arrived()
         if reply is None or result.turn_id is None:
-            lock.release()
+            await lock.release()
             return result
         task = asyncio.create_task(
             self._background_roles(user_id, channel_id, result.turn_id, reply, lock)
@@ -286,26 +307,44 @@ class Engine:
 
         It takes the user's turn lock, so it waits for a running turn and its background
         roles: nothing they write can land after the deletion."""
-        async with self._locks.holding(user_id):
+        async with self._holding(user_id):
             self._evictions.pop(user_id)
             return await self.repo.delete_user_data(user_id)
 
     async def reset_conversation(self, user_id: str, channel_id: str) -> None:
         """`/reset`: an empty summary for this channel, after the user's running turn (which
         would write its summary back otherwise)."""
-        async with self._locks.holding(user_id):
+        async with self._holding(user_id):
             await self.repo.set_summary(user_id, channel_id, "", self.clock())
 
     async def forget_memory(self, user_id: str, key: str) -> bool:
         """`/forget item`, after the user's running turn (whose memory role could write the
         item back)."""
-        async with self._locks.holding(user_id):
+        async with self._holding(user_id):
             return await self.repo.forget_memory(user_id, key)
 
     async def forget_all_memories(self, user_id: str) -> int:
         """`/forget all`, after the user's running turn, as `forget_memory`."""
-        async with self._locks.holding(user_id):
+        async with self._holding(user_id):
             return await self.repo.forget_all_memories(user_id)
+
+    async def _turn_lock(self, user_id: str) -> _TurnLock:
+        """The user's turn lock: this process's first, then the database's."""
+        local = await self._locks.acquire(user_id)
+        try:
+            shared = await self.user_locks.acquire(user_id)
+        except BaseException:
+            local.release()
+            raise
+        return _TurnLock(local, shared)
+
+    @asynccontextmanager
+    async def _holding(self, user_id: str) -> AsyncIterator[None]:
+        lock = await self._turn_lock(user_id)
+        try:
+            yield
+        finally:
+            await lock.release()
 
     def take_evictions(self, user_id: str) -> int:
         """Items the cap evicted for this user since the last call (`/memory` tells them)."""
@@ -318,6 +357,20 @@ class Engine:
 
     # ---- the reply path -----------------------------------------------------------
     async def _reply_path(
+        self, where: _Where, text: str, coming: _Coming
+    ) -> tuple[TurnResult, _Reply | None]:
+        """The turn up to its answer, counted by kind and timed (`Metrics.turn`)."""
+        started = time.perf_counter()
+        try:
+            result, reply = await self._turn(where, text, coming)
+        except Exception:  # storage failed before the turn could be answered: the caller's
+            self.metrics.turn(TurnKind.FAILED, time.perf_counter() - started, answered=False)
+            raise
+        kind = result.kind
+        self.metrics.turn(kind, time.perf_counter() - started, answered=kind in ANSWERED_KINDS)
+        return result, reply
+
+    async def _turn(
         self, where: _Where, text: str, coming: _Coming
     ) -> tuple[TurnResult, _Reply | None]:
         user_id = where.user_id
@@ -333,6 +386,7 @@ class Engine:
             notice = None
             if self._notice_due(user_id, block.expires_at, now):
                 notice = block_notice(block.expires_at.astimezone(now.tzinfo), block.categories)
+                notice = f"{notice}\n{messages.APPEAL_HINT}"
                 self._notices.put(user_id, (now, block.expires_at))
             turn_id = await self._start_turn(where, text, now)
             await self.repo.finish_turn(turn_id, TurnStatus.BLOCKED, now, reply=None)
@@ -399,8 +453,10 @@ class Engine:
             ethics_scores=scores,
             timings=timings,
         )
+        # Stamped when the turn finished (not `now`, its start), so the stored [created,
+        # completed] span is the turn's: one user's spans never overlap (bench.load checks).
         if not categories:
-            await self.repo.finish_turn(turn_id, TurnStatus.COMPLETED, now, **fields)
+            await self.repo.finish_turn(turn_id, TurnStatus.COMPLETED, self.clock(), **fields)
             return (
                 TurnResult(TurnKind.REPLY, turn_id, reply=reply, memory_used=memory_used),
                 _Reply(final_input, reply),
@@ -413,14 +469,17 @@ class Engine:
             now,
             turn_id=turn_id,
             guild_id=where.guild_id,
+            decay=self.sanction_decay,
         )
         decision = decided.decision
         assert isinstance(decision, SanctionDecision)  # what `self.ladder` decides
+        self.metrics.sanctioned(decision.entries)
         if decided.is_block:
-            await self.repo.finish_turn(turn_id, TurnStatus.BLOCKED, now, **fields)
+            await self.repo.finish_turn(turn_id, TurnStatus.BLOCKED, self.clock(), **fields)
             self._notices.pop(user_id)
-            return TurnResult(TurnKind.BLOCKED, turn_id, notice=block_message(decision)), None
-        await self.repo.finish_turn(turn_id, TurnStatus.COMPLETED, now, **fields)
+            notice = f"{block_message(decision)}\n{messages.APPEAL_HINT}"
+            return TurnResult(TurnKind.BLOCKED, turn_id, notice=notice, case=decided.case), None
+        await self.repo.finish_turn(turn_id, TurnStatus.COMPLETED, self.clock(), **fields)
         return (
             TurnResult(
                 TurnKind.WARNING,
@@ -428,6 +487,7 @@ class Engine:
                 reply=reply,
                 notice=warning_message(decision),
                 memory_used=memory_used,
+                case=decided.case,
             ),
             _Reply(final_input, reply),
         )
@@ -460,7 +520,7 @@ class Engine:
 
     # ---- after the reply ---------------------------------------------------------------
     async def _background_roles(
-        self, user_id: str, channel_id: str, turn_id: int, done: _Reply, lock: Held
+        self, user_id: str, channel_id: str, turn_id: int, done: _Reply, lock: _TurnLock
     ) -> BackgroundResult | None:
         """Summary, memory extraction and expression, at background priority."""
         try:
@@ -484,6 +544,7 @@ class Engine:
                     max_items=self.max_memory_items,
                     source_turn_id=turn_id,
                 )
+                self.metrics.remembered(len(stored.evicted))
                 if stored.evicted:
                     self._evictions.put(
                         user_id, (self._evictions.get(user_id) or 0) + len(stored.evicted)
@@ -494,7 +555,22 @@ class Engine:
             log.exception("background roles of turn %s failed", turn_id)
             return None
         finally:
-            lock.release()
+            await lock.release()
+
+
+@dataclass
+class _TurnLock:
+    """A user's turn lock in both stages; `release` gives back the database's, then this
+    process's (so the next coroutine here queues on the database only once it is free)."""
+
+    local: Held
+    shared: HeldUserLock
+
+    async def release(self) -> None:
+        try:
+            await self.shared.release()
+        finally:
+            self.local.release()
 
 
 def _fits(item: MemoryItem) -> bool:

@@ -2,25 +2,38 @@
 
 The Discord cogs and the console call these methods and render what they return with
 `engine.rules.messages`, so both give the same answers for the same data. The authority
-rules of the moderator commands live here too (who sees and lifts which decisions); a front
-end only says who is asking, where, and whether that place lets them moderate.
+rules of the moderator commands (who sees and lifts which decisions) and the moderation
+workflow (cases, appeals, mod roles, server settings) are `engine.moderation`'s, reached as
+`service.moderation`; a front end only says who is asking, where, with which roles, and
+whether that place lets them moderate.
 """
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, tzinfo
-from enum import StrEnum
-from typing import Generic, Protocol, TypeVar
+from typing import Protocol
 
+from engine.metrics import Metrics, MetricsServer
+from engine.moderation import (
+    AdminAction,
+    Listed,
+    Moderation,
+    Moderator,
+    Reach,
+    UnbanResult,
+)
 from engine.pipeline import Engine, TurnResult
 from engine.rules.commands import ForgetTarget
-from storage import AuditRecord, DeletionReport, MemoryRecord, Repository, SanctionRecord
-from storage.records import EVERYWHERE, Everywhere, GuildScope
-
-log = logging.getLogger(__name__)
+from storage import (
+    AuditRecord,
+    DeletionReport,
+    MemoryRecord,
+    ModerationRepository,
+    Repository,
+    SanctionRecord,
+)
 
 
 class Maintenance(Protocol):
@@ -28,40 +41,6 @@ class Maintenance(Protocol):
 
     async def start(self) -> None: ...
     async def stop(self) -> None: ...
-
-
-class AdminAction(StrEnum):
-    """Audit actions the service writes (`unban` itself is written by `Repository.lift_blocks`)."""
-
-    VIEW_SANCTIONS = "view_sanctions"
-    VIEW_LOG = "view_log"
-    UNBAN_REFUSED = "unban_refused"
-
-
-class NotAllowed(Exception):
-    """The caller may not use a moderator operation here; nothing was read or changed."""
-
-
-@dataclass(frozen=True)
-class Moderator:
-    """Who asks for a moderator operation: their id, the server they ask in (None: a DM or the
-    console), and whether that server lets them moderate (Discord's Moderate Members)."""
-
-    user_id: str
-    guild_id: str | None
-    moderates_here: bool = False
-
-
-@dataclass(frozen=True)
-class Reach:
-    """Whose decisions a moderator sees and lifts, and where they act (the audit's server)."""
-
-    scope: GuildScope
-    guild_id: str | None
-
-    @property
-    def everywhere(self) -> bool:
-        return isinstance(self.scope, Everywhere)
 
 
 @dataclass(frozen=True)
@@ -85,31 +64,6 @@ class ForgetCheck:
         return self.target.everything or self.count > 0
 
 
-class UnbanOutcome(StrEnum):
-    SELF_REFUSED = "self_refused"  # nobody lifts their own block; audited, nothing changed
-    LIFTED = "lifted"
-    NOTHING_IN_REACH = "nothing_in_reach"  # still blocked by decisions outside the reach
-    NOT_BLOCKED = "not_blocked"
-
-
-@dataclass(frozen=True)
-class UnbanResult:
-    outcome: UnbanOutcome
-    lifted: int = 0
-    still_blocked: bool = False
-
-
-T = TypeVar("T")
-
-
-@dataclass(frozen=True)
-class Listed(Generic[T]):
-    """Rows read for a moderator, with the reach they were read in (for `where` labels)."""
-
-    rows: tuple[T, ...]
-    reach: Reach
-
-
 class OhLoraService:
     """One instance per process, shared by every front end."""
 
@@ -128,6 +82,21 @@ class OhLoraService:
         self.tz = tz
         self.clock = clock or engine.clock
         self.maintenance: Maintenance | None = None  # set by `build_engine` once started
+        # Cases, lifts, appeals, mod roles and server settings (`engine.moderation`).
+        self.moderation = Moderation(
+            repo,
+            ModerationRepository(repo.db),
+            admin_ids=admin_ids,
+            clock=self.clock,
+            decay=engine.sanction_decay,
+        )
+        # `/metrics` and `/healthz`, when `OHLORA_METRICS_PORT` is set (`build_engine`)
+        self.metrics_server: MetricsServer | None = None
+
+    @property
+    def metrics(self) -> Metrics:
+        """The engine's instruments (served or not)."""
+        return self.engine.metrics
 
     @property
     def max_message_chars(self) -> int:
@@ -184,29 +153,21 @@ class OhLoraService:
         """Memories, summaries and turns go; sanctions and the audit log stay."""
         return await self.engine.forget_user(user_id)
 
-    # ---- moderators --------------------------------------------------------------------
+    # ---- moderators (the rules: `engine.moderation`) ----------------------------------------
     def is_global_admin(self, user_id: str) -> bool:
-        return user_id in self.admin_ids
+        return self.moderation.is_global_admin(user_id)
 
-    def may_moderate(self, who: Moderator) -> bool:
-        """A global admin anywhere; else a moderator of the server they ask in (never a DM)."""
-        return self.is_global_admin(who.user_id) or (
-            who.guild_id is not None and who.moderates_here
-        )
+    async def may_moderate(self, who: Moderator) -> bool:
+        """A global admin anywhere; in a server, Moderate Members or one of its mod roles."""
+        return await self.moderation.may_moderate(who)
 
-    def reach(self, who: Moderator) -> Reach:
-        """A global admin sees every decision; a server's moderator only that server's, so a
-        blocked user's own server lifts nothing earned elsewhere. Raises `NotAllowed`."""
-        if not self.may_moderate(who):
-            raise NotAllowed(who.user_id)
-        if self.is_global_admin(who.user_id):
-            return Reach(EVERYWHERE, who.guild_id)
-        assert who.guild_id is not None  # may_moderate: a moderator asks in a server
-        return Reach(who.guild_id, who.guild_id)
+    async def reach(self, who: Moderator) -> Reach:
+        """Whose decisions the caller sees and lifts; raises `NotAllowed`."""
+        return await self.moderation.reach(who)
 
     async def sanctions_of(self, who: Moderator, target_id: str) -> Listed[SanctionRecord]:
         """A user's decisions in the caller's reach, oldest first; the view is audited."""
-        reach = self.reach(who)
+        reach = await self.reach(who)
         history = await self.repo.sanction_history(target_id, scope=reach.scope)
         await self.repo.audit(
             who.user_id,
@@ -222,20 +183,20 @@ class OhLoraService:
         self, who: Moderator, offset: int, limit: int
     ) -> Listed[SanctionRecord]:
         """One page of the decisions in reach, newest first."""
-        reach = self.reach(who)
+        reach = await self.reach(who)
         rows = await self.repo.recent_sanctions(scope=reach.scope, limit=limit, offset=offset)
         return Listed(tuple(rows), reach)
 
     async def recent_audit(self, who: Moderator, offset: int, limit: int) -> Listed[AuditRecord]:
         """One page of the audit entries of actions taken in reach, newest first."""
-        reach = self.reach(who)
+        reach = await self.reach(who)
         rows = await self.repo.recent_audit(scope=reach.scope, limit=limit, offset=offset)
         return Listed(tuple(rows), reach)
 
     async def log_viewed(self, who: Moderator) -> None:
         """Audit that the caller read the sanction log (after the first page was read, so the
         log does not show its own viewing)."""
-        reach = self.reach(who)
+        reach = await self.reach(who)
         await self.repo.audit(
             who.user_id,
             AdminAction.VIEW_LOG,
@@ -246,32 +207,6 @@ class OhLoraService:
         )
 
     async def unban(self, who: Moderator, target_id: str, reason: str) -> UnbanResult:
-        """Lift the target's blocks decided in the caller's reach; audited either way. Nobody
-        lifts their own block, global admins included (another admin can)."""
-        reach, now = self.reach(who), self.clock()
-        if who.user_id == target_id:
-            await self.repo.audit(
-                who.user_id,
-                AdminAction.UNBAN_REFUSED,
-                target_id,
-                f"self reason={reason}",
-                now,
-                guild_id=reach.guild_id,
-            )
-            return UnbanResult(UnbanOutcome.SELF_REFUSED)
-        lifted = await self.repo.lift_blocks(
-            target_id, who.user_id, reason, now, scope=reach.scope, guild_id=reach.guild_id
-        )
-        still = await self.repo.active_block(target_id, now) is not None
-        log.info(
-            "admin %s lifted %d blocks of %s (scope %s)",
-            who.user_id,
-            lifted,
-            target_id,
-            reach.scope,
-        )
-        if lifted:
-            return UnbanResult(UnbanOutcome.LIFTED, lifted, still)
-        if still:
-            return UnbanResult(UnbanOutcome.NOTHING_IN_REACH, 0, True)
-        return UnbanResult(UnbanOutcome.NOT_BLOCKED)
+        """Lift the target's blocks decided in the caller's reach, with a new case; audited
+        either way. Nobody lifts their own block, global admins included (another admin can)."""
+        return await self.moderation.lift(who, reason=reason, user_id=target_id)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from datetime import UTC, datetime, tzinfo
+from datetime import UTC, datetime, timedelta, tzinfo
 from pathlib import Path
 from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -36,6 +36,9 @@ DEFAULT_RATE_LIMIT_PER_MINUTE = 12
 DEFAULT_MAX_MEMORY_ITEMS = 50
 MAX_MEMORY_ITEMS_CEILING = 1000
 DEFAULT_TURN_RETENTION_DAYS = 30
+# Days after which an ended sanction no longer counts toward the next level (None: never, as
+# upstream's ladder); at most about ten years, longer than any block.
+MAX_SANCTION_DECAY_DAYS = 3660
 DEFAULT_BATCH_MAX_SIZE = 16  # rows per model batch (cross-user)
 MAX_BATCH_SIZE = 256
 DEFAULT_BATCH_WINDOW_MS = (
@@ -54,6 +57,22 @@ DEFAULT_REMOTE_BREAKER_COOLDOWN_S = 30.0  # then, how long until one call probes
 MAX_BREAKER_COOLDOWN_S = 3600.0
 DEFAULT_MODEL_CALL_TIMEOUT_S = 300.0  # a model child silent this long on a call is hung: restarted
 MAX_MODEL_CALL_TIMEOUT_S = 3600.0
+# Scale-out (several processes on one PostgreSQL database): connections each process keeps for
+# the per-user turn lock (storage.locks; each holds one user's lock through a turn, so this is
+# the users with a turn in flight at once in one process), and Discord's shard limits.
+DEFAULT_DB_LOCK_POOL_SIZE = 32
+MAX_DB_LOCK_POOL_SIZE = 1000
+MAX_SHARD_COUNT = 10_000
+# The database's connection pool and timeouts (a server database: PostgreSQL; SQLite has one
+# writer and ignores them); storage.db.DatabaseOptions takes them.
+DEFAULT_DB_POOL_SIZE = 5
+DEFAULT_DB_MAX_OVERFLOW = 10
+MAX_DB_POOL_SIZE = 1000
+DEFAULT_DB_POOL_TIMEOUT_S = 30.0
+DEFAULT_DB_STATEMENT_TIMEOUT_S = 60.0
+MAX_DB_TIMEOUT_S = 3600.0
+DEFAULT_METRICS_HOST = "127.0.0.1"  # metrics and health stay on this machine unless opened up
+MAX_PORT = 65_535
 
 
 class Settings(BaseSettings):
@@ -95,6 +114,12 @@ class Settings(BaseSettings):
         default=DEFAULT_MAX_MEMORY_ITEMS, ge=1, le=MAX_MEMORY_ITEMS_CEILING
     )
     turn_retention_days: int = Field(default=DEFAULT_TURN_RETENTION_DAYS, ge=1)
+    sanction_decay_days: int | None = Field(
+        default=None,
+        ge=1,
+        le=MAX_SANCTION_DECAY_DAYS,
+        description="days after its end a sanction stops counting toward the next level",
+    )
     batch_max_size: int = Field(default=DEFAULT_BATCH_MAX_SIZE, ge=1, le=MAX_BATCH_SIZE)
     batch_window_ms: int = Field(default=DEFAULT_BATCH_WINDOW_MS, ge=0, le=1000)
     # Decoding steps per batch call: an unfinished row continues in the next batch of its role,
@@ -128,10 +153,77 @@ class Settings(BaseSettings):
     model_call_timeout_s: float = Field(
         default=DEFAULT_MODEL_CALL_TIMEOUT_S, gt=0, le=MAX_MODEL_CALL_TIMEOUT_S
     )
+    # Prometheus `/metrics` and `/healthz` on this port (engine.metrics); unset: not served,
+    # 0: any free port.
+    metrics_port: int | None = Field(default=None, ge=0, le=MAX_PORT)
+    metrics_host: str = Field(default=DEFAULT_METRICS_HOST, min_length=1)
+    # The database pool of each process (PostgreSQL): connections kept open, extra ones under
+    # load, how long a request waits for a free one; a statement running longer than the
+    # statement timeout (a lock wait included) is cancelled by the server (unset: no limit).
+    db_pool_size: int = Field(default=DEFAULT_DB_POOL_SIZE, ge=1, le=MAX_DB_POOL_SIZE)
+    db_max_overflow: int = Field(default=DEFAULT_DB_MAX_OVERFLOW, ge=0, le=MAX_DB_POOL_SIZE)
+    db_pool_timeout_s: float = Field(default=DEFAULT_DB_POOL_TIMEOUT_S, gt=0, le=MAX_DB_TIMEOUT_S)
+    db_statement_timeout_s: float | None = Field(
+        default=DEFAULT_DB_STATEMENT_TIMEOUT_S, gt=0, le=MAX_DB_TIMEOUT_S
+    )
+    db_lock_pool_size: int = Field(
+        default=DEFAULT_DB_LOCK_POOL_SIZE, ge=1, le=MAX_DB_LOCK_POOL_SIZE
+    )
+    # Discord shards (discord.py's AutoShardedBot): unset, Discord's recommended count, all in
+    # this process; with a count, `shard_ids` picks this process's share (default: all of them).
+    # Discord sends DMs to shard 0 only: the process holding shard 0 serves DMs.
+    shard_count: int | None = Field(default=None, ge=1, le=MAX_SHARD_COUNT)
+    shard_ids: Annotated[tuple[int, ...] | None, NoDecode] = Field(
+        default=None, description="comma list of this process's shards, each below shard_count"
+    )
 
     @field_validator("discord_token", mode="before")
     @classmethod
     def _blank_token_is_none(cls, value: Any) -> Any:
+        return None if isinstance(value, str) and not value.strip() else value
+
+    @field_validator("db_statement_timeout_s", mode="before")
+    @classmethod
+    def _blank_statement_timeout_is_off(cls, value: Any) -> Any:
+        return None if isinstance(value, str) and not value.strip() else value
+
+    @field_validator("metrics_port", mode="before")
+    @classmethod
+    def _blank_port_is_off(cls, value: Any) -> Any:
+        return None if isinstance(value, str) and not value.strip() else value
+
+    @field_validator("shard_count", mode="before")
+    @classmethod
+    def _blank_shard_count_is_off(cls, value: Any) -> Any:
+        return None if isinstance(value, str) and not value.strip() else value
+
+    @field_validator("shard_ids", mode="before")
+    @classmethod
+    def _comma_separated_shards(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            parts = [p.strip() for p in value.split(",") if p.strip()]
+            for part in parts:
+                if not part.isdigit():
+                    raise ValueError(f"{part!r} is not a shard id (digits only)")
+            return tuple(sorted({int(p) for p in parts})) or None
+        return value
+
+    @model_validator(mode="after")
+    def _shards_within_the_count(self) -> Settings:
+        if self.shard_ids is None:
+            return self
+        if self.shard_count is None:
+            raise ValueError("OHLORA_SHARD_IDS needs OHLORA_SHARD_COUNT")
+        outside = [i for i in self.shard_ids if i >= self.shard_count]
+        if outside:
+            raise ValueError(
+                f"shard ids {outside} are not below OHLORA_SHARD_COUNT={self.shard_count}"
+            )
+        return self
+
+    @field_validator("sanction_decay_days", mode="before")
+    @classmethod
+    def _blank_decay_is_off(cls, value: Any) -> Any:
         return None if isinstance(value, str) and not value.strip() else value
 
     @field_validator("timezone")
@@ -175,6 +267,11 @@ class Settings(BaseSettings):
             "kanana": self.openai_base_url,
             "polyglot": self.openai_polyglot_base_url or self.openai_base_url,
         }
+
+    @property
+    def sanction_decay(self) -> timedelta | None:
+        days = self.sanction_decay_days
+        return None if days is None else timedelta(days=days)
 
     @property
     def tz(self) -> tzinfo:

@@ -1,12 +1,18 @@
 """Storage: SQLAlchemy async models, Alembic migrations and the repository API (SQL only)."""
 
-from storage.db import Database
+from storage.db import Database, DatabaseOptions
+from storage.moderation import ModerationRepository
 from storage.records import (
     ActiveBlock,
     AgingReport,
+    AppealRecord,
+    AppealStatus,
     AuditRecord,
+    CaseKind,
+    CaseRecord,
     DailyRun,
     DeletionReport,
+    GuildSettingsRecord,
     MemoryRecord,
     RecordedDecision,
     SanctionRecord,
@@ -18,11 +24,18 @@ from storage.repository import Repository
 __all__ = [
     "ActiveBlock",
     "AgingReport",
+    "AppealRecord",
+    "AppealStatus",
     "AuditRecord",
+    "CaseKind",
+    "CaseRecord",
     "DailyRun",
     "Database",
+    "DatabaseOptions",
     "DeletionReport",
+    "GuildSettingsRecord",
     "MemoryRecord",
+    "ModerationRepository",
     "RecordedDecision",
     "Repository",
     "SanctionRecord",

@@ -1,17 +1,20 @@
-"""Engine creation, SQLite tuning and Alembic migrations applied at start-up."""
+"""Engine creation (SQLite tuning, PostgreSQL pool and timeouts), dialect-portable upserts and
+Alembic migrations applied at start-up."""
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import event
-from sqlalchemy.engine import Connection, make_url
+from sqlalchemy import event, text
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import Connection, ExceptionContext, make_url
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
@@ -24,10 +27,35 @@ MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 SQLITE_BUSY_TIMEOUT_MS = 30_000
 # Execution option that makes a transaction take the write lock up front (BEGIN IMMEDIATE).
 WRITE_OPTION = "ohlora_write"
+SQLITE = "sqlite"
+POSTGRESQL = "postgresql"
+# PostgreSQL advisory lock held (transaction-scoped) around the migrations, so processes that
+# start together on one database upgrade one after the other: "OhLoRAmg" as a 64-bit number.
+MIGRATION_LOCK_KEY = int.from_bytes(b"OhLoRAmg", "big")
+# Connection pool and timeouts for a server database (SQLAlchemy's own defaults for the pool).
+DEFAULT_POOL_SIZE = 5
+DEFAULT_MAX_OVERFLOW = 10
+DEFAULT_POOL_TIMEOUT_S = 30.0
+DEFAULT_STATEMENT_TIMEOUT_S = 60.0
+MS_PER_S = 1000
+
+
+@dataclass(frozen=True)
+class DatabaseOptions:
+    """How a server database (PostgreSQL) is used: the connection pool and the timeouts.
+
+    SQLite ignores them: one file, one writer at a time, queued by `Database` itself.
+    """
+
+    pool_size: int = DEFAULT_POOL_SIZE  # connections kept open
+    max_overflow: int = DEFAULT_MAX_OVERFLOW  # extra connections under load, closed after
+    pool_timeout_s: float = DEFAULT_POOL_TIMEOUT_S  # wait for a free connection, then fail
+    # The server cancels a statement running longer (a lock wait included); None: no limit.
+    statement_timeout_s: float | None = DEFAULT_STATEMENT_TIMEOUT_S
 
 
 def is_sqlite(url: str) -> bool:
-    return make_url(url).get_backend_name() == "sqlite"
+    return make_url(url).get_backend_name() == SQLITE
 
 
 def ensure_sqlite_dir(url: str) -> None:
@@ -41,18 +69,36 @@ def _lenient_text(raw: bytes) -> str:
     return raw.decode("utf-8", errors="replace")
 
 
-def create_engine(url: str) -> AsyncEngine:
+def _server_engine(url: str, options: DatabaseOptions) -> AsyncEngine:
+    """A pooled engine for a server database: connections checked before use (a restarted
+    server costs no failed request), the statement timeout set per connection (asyncpg's
+    `server_settings`)."""
+    connect_args: dict[str, Any] = {}
+    if options.statement_timeout_s is not None and make_url(url).get_backend_name() == POSTGRESQL:
+        timeout_ms = int(options.statement_timeout_s * MS_PER_S)
+        connect_args["server_settings"] = {"statement_timeout": str(timeout_ms)}
+    return create_async_engine(
+        url,
+        pool_size=options.pool_size,
+        max_overflow=options.max_overflow,
+        pool_timeout=options.pool_timeout_s,
+        pool_pre_ping=True,
+        connect_args=connect_args,
+    )
+
+
+def create_engine(url: str, options: DatabaseOptions | None = None) -> AsyncEngine:
     """An async engine; for SQLite: WAL, busy timeout, foreign keys, and our own BEGIN.
 
     pysqlite's legacy transaction control never BEGINs before a SELECT, so a read-then-write
     escalation could race; SQLAlchemy's documented recipe takes BEGIN over, and write
     transactions use BEGIN IMMEDIATE so concurrent writers queue on the lock instead of
-    failing to upgrade a read snapshot.
+    failing to upgrade a read snapshot. A server database gets `options`' pool and timeouts.
     """
+    if not is_sqlite(url):
+        return _server_engine(url, options or DatabaseOptions())
     ensure_sqlite_dir(url)
     engine = create_async_engine(url)
-    if not is_sqlite(url):
-        return engine
 
     @event.listens_for(engine.sync_engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:
@@ -61,9 +107,9 @@ def create_engine(url: str) -> AsyncEngine:
         # with U+FFFD instead of failing the whole query.
         dbapi_connection.driver_connection.text_factory = _lenient_text
         cursor = dbapi_connection.cursor()
-        for pragma in (
-            "journal_mode=WAL",
+        for pragma in (  # the busy timeout first: switching a new file to WAL takes a lock
             f"busy_timeout={SQLITE_BUSY_TIMEOUT_MS}",
+            "journal_mode=WAL",
             "foreign_keys=ON",
             "synchronous=NORMAL",
         ):
@@ -86,23 +132,61 @@ def alembic_config(url: str) -> Config:
 
 
 async def migrate(engine: AsyncEngine, revision: str = "head") -> None:
-    """Bring the schema to `revision` on the engine's own connection (no second loop)."""
+    """Bring the schema to `revision` on the engine's own connection (no second loop), in one
+    transaction.
+
+    On PostgreSQL the transaction first takes an advisory lock, so processes starting at once
+    upgrade in turn: the later one then finds the schema at `revision` and does nothing,
+    instead of creating the same tables twice (DDL is transactional there). On SQLite the
+    transaction is a write one (BEGIN IMMEDIATE), which takes the file's write lock before
+    Alembic reads the current revision, to the same effect.
+    """
     cfg = alembic_config(engine.url.render_as_string(hide_password=False))
 
     def _upgrade(connection: Connection) -> None:
         cfg.attributes["connection"] = connection
         command.upgrade(cfg, revision)
 
-    async with engine.begin() as conn:
+    async with engine.execution_options(**{WRITE_OPTION: True}).begin() as conn:
+        if conn.dialect.name == POSTGRESQL:
+            await conn.execute(
+                text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK_KEY}
+            )
         await conn.run_sync(_upgrade)
+
+
+def upsert(
+    session: AsyncSession,
+    model: type[Any],
+    values: dict[str, Any],
+    keys: tuple[str, ...],
+    update: tuple[str, ...] = (),
+) -> Any:
+    """`INSERT … ON CONFLICT (keys) DO UPDATE SET update… / DO NOTHING` in the session's
+    dialect (SQLite's and PostgreSQL's inserts spell it alike): one race-free statement where a
+    select-then-insert would let two transactions insert the same key. On PostgreSQL the row,
+    new or existing, stays locked by the transaction to its end once it is updated."""
+    dialect = session.get_bind().dialect.name
+    if dialect == POSTGRESQL:
+        statement: Any = postgresql.insert(model).values(**values)
+    elif dialect == SQLITE:
+        statement = sqlite.insert(model).values(**values)
+    else:
+        raise NotImplementedError(f"no upsert for the {dialect} dialect (SQLite or PostgreSQL)")
+    if not update:
+        return statement.on_conflict_do_nothing(index_elements=list(keys))
+    return statement.on_conflict_do_update(
+        index_elements=list(keys), set_={name: statement.excluded[name] for name in update}
+    )
 
 
 class Database:
     """Owns the engine and hands out read sessions and serialized write sessions."""
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, options: DatabaseOptions | None = None) -> None:
         self.url = url
-        self.engine = create_engine(url)
+        self.options = options or DatabaseOptions()
+        self.engine = create_engine(url, self.options)
         self._read = async_sessionmaker(self.engine, expire_on_commit=False)
         self._write = async_sessionmaker(
             self.engine.execution_options(**{WRITE_OPTION: True}), expire_on_commit=False
@@ -115,6 +199,21 @@ class Database:
 
     async def close(self) -> None:
         await self.engine.dispose()
+
+    async def ping(self) -> None:
+        """`SELECT 1` on a fresh checkout: raises if the database cannot answer (health check)."""
+        async with self.engine.connect() as conn:
+            await conn.execute(text("SELECT 1"))
+
+    def on_error(self, report: Callable[[BaseException], None]) -> Callable[[], None]:
+        """Call `report` with the driver's error whenever a statement or a connection fails
+        (SQLAlchemy's `handle_error` event); returns the function that stops reporting."""
+
+        def handle_error(context: ExceptionContext) -> None:
+            report(context.original_exception)
+
+        event.listen(self.engine.sync_engine, "handle_error", handle_error)
+        return lambda: event.remove(self.engine.sync_engine, "handle_error", handle_error)
 
     @asynccontextmanager
     async def reading(self) -> AsyncIterator[AsyncSession]:

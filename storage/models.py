@@ -7,6 +7,7 @@ from typing import Any
 
 from sqlalchemy import (
     JSON,
+    Boolean,
     Date,
     DateTime,
     ForeignKey,
@@ -190,3 +191,89 @@ class MaintenanceState(Base):
     # The last day boundary applied (the date its 04:00 began, in the service's zone); None: never.
     day: Mapped[date | None] = mapped_column(Date)
     ran_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+
+# ---- moderation (migration 0006) ---------------------------------------------------------
+CASE_KIND_LEN = 24
+# A case keeps at most this much of the message behind a decision (mod-logs show it hidden
+# behind a spoiler); it goes with the turn texts' retention purge and with forget-me.
+MAX_EXCERPT_CHARS = 200
+
+
+class Case(Base):
+    """One numbered mod-log entry: a sanction decision or an admin action.
+
+    One global sequence (`id` is the case number): a block is global and is posted to every
+    server the user shares with the bot, so the same decision carries the same number in
+    each mod-log (Red numbers per server, which would give one decision many numbers).
+    """
+
+    __tablename__ = "cases"
+    __table_args__ = (Index("ix_cases_user_created", "user_id", "created_at"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    kind: Mapped[str] = mapped_column(String(CASE_KIND_LEN))
+    user_id: Mapped[str | None] = mapped_column(String(ID_LEN))
+    guild_id: Mapped[str | None] = mapped_column(String(ID_LEN), index=True)
+    actor_id: Mapped[str] = mapped_column(String(ID_LEN))
+    decision_id: Mapped[str | None] = mapped_column(String(36), index=True)
+    ref_case_id: Mapped[int | None] = mapped_column(ForeignKey("cases.id", ondelete="SET NULL"))
+    categories: Mapped[list[str]] = mapped_column(JSON, default=list)
+    levels: Mapped[list[int]] = mapped_column(JSON, default=list)
+    period_seconds: Mapped[int | None] = mapped_column(Integer)
+    expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    excerpt: Mapped[str | None] = mapped_column(String(MAX_EXCERPT_CHARS))
+    reason: Mapped[str | None] = mapped_column(Text)
+    detail: Mapped[str] = mapped_column(Text, default="")
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, index=True)
+
+
+class Appeal(Base):
+    """A blocked user's request to lift one block (its case).
+
+    `open_case_id` holds the block's case while the appeal is open and NULL once decided: a
+    plain unique constraint (NULLs never collide, in SQLite and PostgreSQL alike) allows one
+    open appeal per block without a dialect's partial index.
+    """
+
+    __tablename__ = "appeals"
+    __table_args__ = (Index("ix_appeals_user_created", "user_id", "created_at"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    case_id: Mapped[int] = mapped_column(ForeignKey("cases.id", ondelete="RESTRICT"), index=True)
+    open_case_id: Mapped[int | None] = mapped_column(Integer, unique=True)
+    user_id: Mapped[str] = mapped_column(String(ID_LEN))
+    # The block's server (None: a DM): who may decide is who may lift it.
+    guild_id: Mapped[str | None] = mapped_column(String(ID_LEN), index=True)
+    reason: Mapped[str] = mapped_column(Text)
+    status: Mapped[str] = mapped_column(String(STATUS_LEN), default="open")
+    decided_by: Mapped[str | None] = mapped_column(String(ID_LEN))
+    decided_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    note: Mapped[str | None] = mapped_column(Text)
+    decision_case_id: Mapped[int | None] = mapped_column(
+        ForeignKey("cases.id", ondelete="SET NULL")
+    )
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
+class GuildSettings(Base):
+    """Per-server settings; a server without a row has the defaults (no mod-log, no DM notice).
+    Issue 18's chat channels will join this table."""
+
+    __tablename__ = "guild_settings"
+
+    guild_id: Mapped[str] = mapped_column(String(ID_LEN), primary_key=True)
+    modlog_channel_id: Mapped[str | None] = mapped_column(String(ID_LEN))
+    dm_notice: Mapped[bool] = mapped_column(Boolean, default=False)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
+class GuildModRole(Base):
+    """A role whose members moderate one server, beside Moderate Members holders."""
+
+    __tablename__ = "guild_mod_roles"
+
+    guild_id: Mapped[str] = mapped_column(String(ID_LEN), primary_key=True)
+    role_id: Mapped[str] = mapped_column(String(ID_LEN), primary_key=True)
+    added_by: Mapped[str] = mapped_column(String(ID_LEN))
+    added_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)

@@ -103,6 +103,7 @@ class RecordedDecision:
     decision: LadderDecision
     records: tuple[SanctionRecord, ...]
     expires_at: datetime
+    case: CaseRecord | None = None  # its numbered case, written in the same transaction
 
     @property
     def is_block(self) -> bool:
@@ -178,3 +179,81 @@ class DeletionReport:
     memories: int
     turns: int
     conversations: int
+
+
+# ---- moderation ----------------------------------------------------------------------------
+class CaseKind(StrEnum):
+    """What a case records: a sanction decision, or what an admin did."""
+
+    WARNING = "warning"
+    BLOCK = "block"
+    LIFT = "lift"
+    LIFT_REFUSED = "lift_refused"  # someone tried to lift their own block
+    APPEAL_ACCEPTED = "appeal_accepted"
+    APPEAL_DENIED = "appeal_denied"
+    MOD_ROLE_ADDED = "mod_role_added"
+    MOD_ROLE_REMOVED = "mod_role_removed"
+    SETTINGS_CHANGED = "settings_changed"
+
+
+# Cases that record a sanction decision (the rest record admin actions).
+DECISION_KINDS = frozenset({CaseKind.WARNING, CaseKind.BLOCK})
+
+
+class AppealStatus(StrEnum):
+    OPEN = "open"
+    ACCEPTED = "accepted"
+    DENIED = "denied"
+
+
+@dataclass(frozen=True)
+class CaseRecord:
+    """One numbered case; `id` is the case number."""
+
+    id: int
+    kind: CaseKind
+    user_id: str | None
+    guild_id: str | None
+    actor_id: str
+    decision_id: str | None
+    ref_case_id: int | None
+    categories: tuple[str, ...]
+    levels: tuple[int, ...]
+    period: timedelta | None
+    expires_at: datetime | None
+    excerpt: str | None
+    reason: str | None
+    detail: str
+    created_at: datetime
+
+    @property
+    def is_block(self) -> bool:
+        return self.kind is CaseKind.BLOCK
+
+    @property
+    def level(self) -> int | None:
+        return max(self.levels) if self.levels else None
+
+
+@dataclass(frozen=True)
+class AppealRecord:
+    id: int
+    case_id: int  # the block's case
+    user_id: str
+    guild_id: str | None  # the block's server
+    reason: str
+    status: AppealStatus
+    decided_by: str | None
+    decided_at: datetime | None
+    note: str | None
+    decision_case_id: int | None
+    created_at: datetime
+
+
+@dataclass(frozen=True)
+class GuildSettingsRecord:
+    """A server's settings (the defaults when it never set any)."""
+
+    guild_id: str
+    modlog_channel_id: str | None = None
+    dm_notice: bool = False

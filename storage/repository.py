@@ -12,7 +12,7 @@ from sqlalchemy import case, delete, func, select, true, update
 from sqlalchemy.engine import CursorResult, Result
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from storage.db import Database
+from storage.db import Database, upsert
 from storage.instances import instance_dead
 from storage.models import (
     AuditEntry,
@@ -23,6 +23,7 @@ from storage.models import (
     Turn,
     User,
 )
+from storage.moderation import add_decision_case, counts_toward_level, forget_excerpts
 from storage.records import (
     EVERYWHERE,
     ActiveBlock,
@@ -160,12 +161,21 @@ async def _evict(
 
 
 async def _ensure_user(session: AsyncSession, user_id: str, now: datetime) -> None:
-    user = await session.get(User, user_id)
-    if user is None:
-        session.add(User(id=user_id, created_at=now, last_seen_at=now))
-        await session.flush()
-    else:
-        user.last_seen_at = now
+    """Create or touch the user's row, which then stays locked to the end of the transaction.
+
+    One upsert, so two first offences of a new user never both insert the row. On PostgreSQL
+    the locked row serializes every read-then-write of one user (escalation levels, memory
+    keys, summaries) across connections and processes, as SQLite's write lock does there.
+    """
+    await session.execute(
+        upsert(
+            session,
+            User,
+            {"id": user_id, "created_at": now, "last_seen_at": now},
+            keys=("id",),
+            update=("last_seen_at",),
+        )
+    )
 
 
 class Repository:
@@ -175,6 +185,10 @@ class Repository:
         self.db = db
         # Stamped on every turn this process starts (see `fail_interrupted_turns`).
         self.instance_id = instance_id
+
+    async def ping(self) -> None:
+        """Raises unless the database answers a trivial query (the service's health check)."""
+        await self.db.ping()
 
     # ---- sanctions -------------------------------------------------------------------
     async def active_block(self, user_id: str, now: datetime) -> ActiveBlock | None:
@@ -197,18 +211,26 @@ class Repository:
         now: datetime,
         turn_id: int | None = None,
         guild_id: str | None = None,
+        decay: timedelta | None = None,
     ) -> RecordedDecision:
         """Read the user's highest levels and write the new ones in ONE write transaction.
 
-        The write transaction holds SQLite's write lock from its first statement, so two
-        concurrent offences can never read the same previous level.
+        The write transaction holds SQLite's write lock from its first statement, and on
+        PostgreSQL the user's row lock (`_ensure_user`, before the read), so two concurrent
+        offences can never read the same previous level. With `decay`, sanctions
+        that ended longer ago no longer count (`storage.moderation.counts_toward_level`); the
+        decision's numbered case is written in the same transaction.
         """
         wanted = sorted({str(c) for c in categories})
         async with self.db.writing() as s:
             await _ensure_user(s, user_id, now)
             result = await s.execute(
                 select(Sanction.category, func.max(Sanction.level))
-                .where(Sanction.user_id == user_id, Sanction.category.in_(wanted))
+                .where(
+                    Sanction.user_id == user_id,
+                    Sanction.category.in_(wanted),
+                    counts_toward_level(now, decay),
+                )
                 .group_by(Sanction.category)
             )
             previous = {category: level for category, level in result.all()}
@@ -233,7 +255,8 @@ class Repository:
             s.add_all(rows)
             await s.flush()
             records = tuple(_sanction(r) for r in rows)
-        return RecordedDecision(decision_id, decision, records, expires)
+            case = await add_decision_case(s, rows, now)
+        return RecordedDecision(decision_id, decision, records, expires, case)
 
     async def lift_blocks(
         self,
@@ -543,6 +566,7 @@ class Repository:
                 delete(Conversation).where(Conversation.user_id == user_id)
             )
             turns = await s.execute(delete(Turn).where(Turn.user_id == user_id))
+            await forget_excerpts(s, user_id=user_id)  # the cases stay, the user's words go
             return DeletionReport(
                 memories=_rowcount(memories),
                 turns=_rowcount(turns),
@@ -661,4 +685,5 @@ async def _purge_turn_texts(session: AsyncSession, before: datetime) -> int:
             memory_item_used=None,
         )
     )
+    await forget_excerpts(session, before=before)  # the cases' copies of those words too
     return _rowcount(result)

@@ -21,7 +21,7 @@ import time
 from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, Protocol, TypeVar
 
 from engine.serving.breaker import BackendUnavailable
 from engine.serving.worker import ModelWorker, release_accelerator_memory
@@ -39,6 +39,29 @@ EXPECT_POLL_S = 0.002
 MAX_RECORDED_BATCHES = 10_000  # sizes of the latest batches kept (the bench's means)
 # Failures of the backend as a whole, not of a row: no row-by-row retry after these.
 WHOLE_BATCH_FAILURES: tuple[type[BaseException], ...] = (BackendUnavailable, TimeoutError)
+
+
+class BatchObserver(Protocol):
+    """Told about each batcher's batches (`engine.metrics.Metrics` counts them); called on the
+    model worker's thread and the event loop, so it must be thread-safe and quick."""
+
+    def batched(self, call: str, rows: int) -> None: ...
+    def retried(self, call: str, rows: int) -> None: ...
+    def failed(self, call: str, rows: int) -> None: ...
+
+
+class _Unobserved:
+    def batched(self, call: str, rows: int) -> None:
+        pass
+
+    def retried(self, call: str, rows: int) -> None:
+        pass
+
+    def failed(self, call: str, rows: int) -> None:
+        pass
+
+
+UNOBSERVED: BatchObserver = _Unobserved()
 
 
 @dataclass(frozen=True)
@@ -70,6 +93,7 @@ class Batcher(Generic[Row, Out]):
         expect: Callable[[], int] | None = None,
         lane: Callable[[Row], int] | None = None,
         name: str | None = None,
+        observer: BatchObserver = UNOBSERVED,
     ) -> None:
         if max_batch < 1:
             raise ValueError("max_batch must be at least 1")
@@ -81,7 +105,8 @@ class Batcher(Generic[Row, Out]):
         self.expect = expect  # rows known to be on their way (e.g. turns still before the reply)
         # Rows of a lower lane are taken first (replies before summaries sharing one batch).
         self.lane = lane
-        self.name = name or getattr(fn, "__name__", "batch")
+        self.name: str = name or str(getattr(fn, "__name__", "batch"))
+        self.observer = observer
         self._waiting: list[_Waiting[Row]] = []
         self._lock = threading.Lock()  # rows are taken on the worker thread
         self._jobs = 0  # jobs queued on the worker and not yet started
@@ -90,6 +115,11 @@ class Batcher(Generic[Row, Out]):
         self.busy_s = 0.0  # model time spent in this batcher's jobs
         # Running job tasks: the event loop keeps only weak references to tasks.
         self._tasks: set[asyncio.Task[None]] = set()
+
+    @property
+    def waiting(self) -> int:
+        """Rows waiting for a batch (the queue depth; read without the lock, for metrics)."""
+        return len(self._waiting)
 
     async def __call__(self, row: Row) -> Out:
         future: asyncio.Future[Out] = asyncio.get_running_loop().create_future()
@@ -134,6 +164,7 @@ class Batcher(Generic[Row, Out]):
             with self._lock:
                 self._jobs -= 1
                 stranded, self._waiting = self._waiting, []
+            self.observer.failed(self.name, len(stranded))
             for waiting in stranded:
                 if not waiting.future.done():
                     waiting.future.set_exception(exc)
@@ -150,6 +181,7 @@ class Batcher(Generic[Row, Out]):
             else:
                 waiting.future.set_exception(value)
         if retry:
+            self.observer.retried(self.name, len(retry))
             self._queue(retry, front=True)
 
     def _take_and_run(self) -> list[tuple[_Waiting[Row], tuple[bool, Any]]]:
@@ -171,6 +203,7 @@ class Batcher(Generic[Row, Out]):
         if not batch:
             return []
         self.batch_sizes.append(len(batch))
+        self.observer.batched(self.name, len(batch))
         rows = [w.row for w in batch]
         started = time.perf_counter()
         try:
@@ -185,11 +218,14 @@ class Batcher(Generic[Row, Out]):
             release_accelerator_memory()
             if len(rows) == 1 or isinstance(exc, WHOLE_BATCH_FAILURES):
                 log.warning("model batch %s of %d failed: %r", self.name, len(rows), exc)
+                self.observer.failed(self.name, len(rows))
                 return [(w, (False, exc)) for w in batch]
             log.warning(
                 "model batch %s of %d failed (%r); retrying row by row", self.name, len(rows), exc
             )
-            return [(w, self._one(w.row)) for w in batch]
+            results = [(w, self._one(w.row)) for w in batch]
+            self.observer.failed(self.name, sum(not ok for _, (ok, _value) in results))
+            return results
 
     def _one(self, row: Row) -> tuple[bool, Any]:
         try:

@@ -442,6 +442,12 @@ class ModelProcess:
     def pid(self) -> int | None:
         return self._process.pid if self._process is not None else None
 
+    @property
+    def alive(self) -> bool:
+        """The child runs (the health check); a dead one is replaced on the next call."""
+        process = self._process
+        return process is not None and process.is_alive()
+
     def close(self) -> None:
         """Ask the child to exit after its current call; kill it if it does not."""
         with self._lock:
@@ -515,6 +521,13 @@ class SplitBackend:
         assert ready.ethics_thresholds is not None and ready.normal_veto is not None
         self.ethics_thresholds = ready.ethics_thresholds
         self.normal_veto = ready.normal_veto
+
+    @property
+    def model_processes(self) -> tuple[ModelProcess, ...]:
+        """The child processes behind this backend (the health check and metrics)."""
+        if isinstance(self.local, ProcessRoles):
+            return (self.child, self.local.process)
+        return (self.child,)
 
     def count_tokens(self, texts: list[str]) -> list[int]:
         return self.local.count_tokens(texts)

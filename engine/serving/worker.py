@@ -49,6 +49,7 @@ class ModelWorker:
     """A single model thread behind a priority queue."""
 
     def __init__(self, name: str = "ohlora-model", threads: int | None = None) -> None:
+        self.name = name
         self.threads = threads  # torch intra-op threads for this worker's work (None: torch's)
         self._queue: queue.PriorityQueue[_Job] = queue.PriorityQueue()
         self._seq = itertools.count()
@@ -81,6 +82,11 @@ class ModelWorker:
     @property
     def pending(self) -> int:
         return self._queue.qsize()
+
+    @property
+    def alive(self) -> bool:
+        """Started and still serving (the health check)."""
+        return self._started and self._thread.is_alive()
 
     def _serve(self) -> None:
         if self.threads is not None:
