@@ -27,6 +27,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
+from datetime import datetime, timedelta, tzinfo
 from typing import TYPE_CHECKING, Any
 
 import discord
@@ -34,9 +35,9 @@ from discord import app_commands
 from discord.ext import commands
 
 from bot.config import PAGE_ROWS, PAGER_TIMEOUT_S
-from bot.interactions import owner_only, send_private
+from bot.interactions import CASE_EVENT, owner_only, send_private
 from bot.text import DISCORD_MESSAGE_LIMIT
-from engine.api import Moderator, NotAllowed, Reach, UnbanOutcome, messages
+from engine.api import Moderator, NotAllowed, Reach, messages
 
 if TYPE_CHECKING:
     from bot.client import OhLoraBot
@@ -53,18 +54,20 @@ def moderator(interaction: discord.Interaction) -> Moderator:
     resolved for the channel; a DM carries none)."""
     guild_id = None if interaction.guild_id is None else str(interaction.guild_id)
     moderates = guild_id is not None and bool(interaction.permissions.moderate_members)
-    return Moderator(str(interaction.user.id), guild_id, moderates)
+    roles = getattr(interaction.user, "roles", ())  # a Member's; a DM's User has none
+    role_ids = frozenset(str(r.id) for r in roles)
+    return Moderator(str(interaction.user.id), guild_id, moderates, role_ids)
 
 
-def is_moderator_here(interaction: discord.Interaction) -> bool:
+async def is_moderator_here(interaction: discord.Interaction) -> bool:
     """The command's check, run before its body, so a refusal changes nothing."""
     bot: OhLoraBot = interaction.client  # type: ignore[assignment]
-    return bot.service.may_moderate(moderator(interaction))
+    return await bot.service.may_moderate(moderator(interaction))
 
 
-def reach_of(bot: OhLoraBot, interaction: discord.Interaction) -> Reach:
+async def reach_of(bot: OhLoraBot, interaction: discord.Interaction) -> Reach:
     try:
-        return bot.service.reach(moderator(interaction))
+        return await bot.service.reach(moderator(interaction))
     except NotAllowed as exc:  # `is_moderator_here` refused this already
         raise app_commands.CheckFailure("not a moderator here") from exc
 
@@ -162,6 +165,47 @@ def rows_of(lines: Sequence[str]) -> Fetch:
     return fetch
 
 
+DATE_FORMAT = "%Y-%m-%d"  # `/sanction-log since:` and `until:`
+DATE_CHARS = 10
+
+
+def day_start(text: str | None, tz: tzinfo) -> datetime | None:
+    """`2026-11-25`: the start of that day in the service's time zone; ValueError if not."""
+    if text is None:
+        return None
+    return datetime.strptime(text.strip(), DATE_FORMAT).replace(tzinfo=tz)
+
+
+async def send_cases(
+    bot: OhLoraBot,
+    interaction: discord.Interaction,
+    *,
+    user_id: str | None = None,
+    category: str | None = None,
+    since: datetime | None = None,
+    until: datetime | None = None,
+) -> None:
+    """The numbered cases in the caller's reach, newest first, page by page (`/sanction-log`
+    with filters, and a mod-log case's 기록 보기 button)."""
+    who, tz = moderator(interaction), bot.service.tz
+
+    async def cases(offset: int, limit: int) -> list[str]:
+        listed = await bot.service.moderation.sanction_log(
+            who,
+            user_id=user_id,
+            category=category,
+            since=since,
+            until=until,
+            offset=offset,
+            limit=limit,
+        )
+        return [messages.case_line(c, tz) for c in listed.rows]
+
+    pages = Pages(messages.CASES_TITLE, [Section("", cases, messages.NO_CASES)])
+    view = PagerView(interaction.user.id, pages)
+    await send_first_page(interaction, view, await view.show(0))
+
+
 # ---- the commands ----------------------------------------------------------------------
 class AdminCog(commands.Cog, name="Admin"):
     def __init__(self, bot: OhLoraBot) -> None:
@@ -184,11 +228,21 @@ class AdminCog(commands.Cog, name="Admin"):
     @app_commands.check(is_moderator_here)
     async def sanctions(self, interaction: discord.Interaction, user: discord.User) -> None:
         await interaction.response.defer(ephemeral=True, thinking=True)
-        reach_of(self.bot, interaction)
-        listed = await self.service.sanctions_of(moderator(interaction), str(user.id))
+        await reach_of(self.bot, interaction)
+        who = moderator(interaction)
+        listed = await self.service.sanctions_of(who, str(user.id))
+        numbers = await self.service.moderation.case_numbers(
+            who, {r.decision_id for r in listed.rows}
+        )
         now, tz = self.bot.clock(), self.service.tz
         lines = [
-            messages.sanction_line(r, tz, now, where=self._where(listed.reach, r.guild_id))
+            messages.sanction_line(
+                r,
+                tz,
+                now,
+                where=self._where(listed.reach, r.guild_id),
+                case=numbers.get(r.decision_id),
+            )
             for r in reversed(listed.rows)
         ]
         pages = Pages(
@@ -210,31 +264,71 @@ class AdminCog(commands.Cog, name="Admin"):
         reason: app_commands.Range[str, 1, MAX_REASON_CHARS],
     ) -> None:
         await interaction.response.defer(ephemeral=True, thinking=True)
-        reach_of(self.bot, interaction)
+        await reach_of(self.bot, interaction)
         result = await self.service.unban(moderator(interaction), str(user.id), reason)
-        if result.outcome is UnbanOutcome.SELF_REFUSED:
-            text = messages.NOT_ON_YOURSELF
-        else:
-            text = messages.unban_answer(
-                user.display_name, lifted=result.lifted, still_blocked=result.still_blocked
-            )
-        await send_private(interaction, text)
+        await send_private(interaction, messages.lift_answer(user.display_name, result))
+        if result.case is not None:  # to the mod-logs (bot.modlog)
+            self.bot.dispatch(CASE_EVENT, result.case)
 
     @app_commands.command(name="sanction-log", description="(관리자) 최근 제재와 관리자 조치")
+    @app_commands.describe(
+        user="이 사용자의 사건만",
+        category="이 분류의 사건만",
+        since="이 날짜부터 (예: 2026-11-25)",
+        until="이 날짜까지 (예: 2026-11-30)",
+    )
+    @app_commands.choices(
+        category=[
+            app_commands.Choice(name=messages.category_label(c), value=c)
+            for c in messages.CATEGORY_CHOICES
+        ]
+    )
     @app_commands.guild_only()
     @app_commands.default_permissions(moderate_members=True)
     @app_commands.check(is_moderator_here)
-    async def sanction_log(self, interaction: discord.Interaction) -> None:
+    async def sanction_log(
+        self,
+        interaction: discord.Interaction,
+        user: discord.User | None = None,
+        category: str | None = None,
+        since: app_commands.Range[str, DATE_CHARS, DATE_CHARS] | None = None,
+        until: app_commands.Range[str, DATE_CHARS, DATE_CHARS] | None = None,
+    ) -> None:
+        """Without a filter: the recent decisions and admin actions; with one: the numbered
+        cases that match (newest first)."""
         await interaction.response.defer(ephemeral=True, thinking=True)
-        reach_of(self.bot, interaction)
+        await reach_of(self.bot, interaction)
         who, tz = moderator(interaction), self.service.tz
+        if user is not None or category is not None or since is not None or until is not None:
+            try:
+                start, end = day_start(since, tz), day_start(until, tz)
+            except ValueError:
+                await send_private(interaction, messages.BAD_DATE)
+                return
+            await send_cases(
+                self.bot,
+                interaction,
+                user_id=None if user is None else str(user.id),
+                category=category,
+                since=start,
+                until=None if end is None else end + timedelta(days=1),  # `until` is exclusive
+            )
+            return
 
         async def decisions(offset: int, limit: int) -> list[str]:
             now = self.bot.clock()
             listed = await self.service.recent_sanctions(who, offset, limit)
+            numbers = await self.service.moderation.case_numbers(
+                who, {s.decision_id for s in listed.rows}
+            )
             return [
                 messages.sanction_line(
-                    s, tz, now, with_user=True, where=self._where(listed.reach, s.guild_id)
+                    s,
+                    tz,
+                    now,
+                    with_user=True,
+                    where=self._where(listed.reach, s.guild_id),
+                    case=numbers.get(s.decision_id),
                 )
                 for s in listed.rows
             ]

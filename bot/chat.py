@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 import discord
 from discord.ext import commands
 
+from bot.interactions import SANCTION_EVENT
 from bot.ratelimit import RateLimiter, Verdict
 from bot.text import merge_texts, prompt_text, split_message
 from engine.api import TurnKind, TurnResult, messages
@@ -138,6 +139,8 @@ class ChatCog(commands.Cog, name="Chat"):
             await self._send(last, [messages.APOLOGY])
             return
         sent = await self._send(last, result.messages)
+        if result.case is not None:  # a warning or block: the mod-logs and DM (bot.modlog)
+            self.bot.dispatch(SANCTION_EVENT, result, last)
         await self._after(result, sent)
 
     async def _after(self, result: TurnResult, sent: list[discord.Message]) -> None:

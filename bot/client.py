@@ -2,8 +2,9 @@
 
 Shaped after discord.py's `examples/advanced_startup.py`. The bot never touches a model or
 SQL: chat and every command go through the engine's service (`engine.api.OhLoraService`).
-The cogs are discord.py extensions (`bot.chat`, `bot.user_commands`, `bot.admin`, each with
-`async def setup(bot)`), loaded in `setup_hook`; they import this module for types only.
+The cogs are discord.py extensions (`bot.chat`, `bot.user_commands`, `bot.admin`,
+`bot.modlog`, each with `async def setup(bot)`), loaded in `setup_hook`; they import this
+module for types only.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from engine.api import DeletionReport, OhLoraService, messages
 
 log = logging.getLogger(__name__)
 
-EXTENSIONS = ("bot.chat", "bot.user_commands", "bot.admin")
+EXTENSIONS = ("bot.chat", "bot.user_commands", "bot.admin", "bot.modlog")
 
 
 def default_intents() -> discord.Intents:
@@ -32,6 +33,16 @@ def default_intents() -> discord.Intents:
     intents = discord.Intents.default()
     intents.message_content = True
     return intents
+
+
+def shard_options(config: BotConfig) -> dict[str, Any]:
+    """`AutoShardedBot`'s shard arguments; none: Discord's recommended count, all here."""
+    if config.shard_count is None:
+        return {}
+    options: dict[str, Any] = {"shard_count": config.shard_count}
+    if config.shard_ids is not None:
+        options["shard_ids"] = list(config.shard_ids)
+    return options
 
 
 @runtime_checkable
@@ -42,8 +53,14 @@ class Accepting(Protocol):
     async def wait_idle(self) -> None: ...
 
 
-class OhLoraBot(commands.Bot):
-    """Hosts Oh-LoRA on Discord; one instance per process."""
+class OhLoraBot(commands.AutoShardedBot):
+    """Hosts Oh-LoRA on Discord; one instance per process.
+
+    Sharded as discord.py's `AutoShardedBot`: without a shard count, Discord's recommended
+    number of shards all run here; with `shard_count` and `shard_ids` (OHLORA_SHARD_COUNT,
+    OHLORA_SHARD_IDS), several processes on one PostgreSQL database split the guilds. Discord
+    sends DMs to shard 0 only, so the process holding shard 0 serves the DMs.
+    """
 
     def __init__(
         self,
@@ -59,7 +76,7 @@ class OhLoraBot(commands.Bot):
             intents=intents or default_intents(),
             help_command=None,
             allowed_mentions=discord.AllowedMentions.none(),  # a reply never pings anyone
-            **options,
+            **{**shard_options(config), **options},
         )
         self.service = service
         self.config = config
@@ -78,10 +95,12 @@ class OhLoraBot(commands.Bot):
 
     async def on_ready(self) -> None:
         log.info(
-            "connected as %s (%s) to %d guilds",
+            "connected as %s (%s) to %d guilds on shards %s of %s",
             self.user,
             getattr(self.user, "id", "?"),
             len(self.guilds),
+            sorted(self.shards),
+            self.shard_count,
         )
 
     async def on_app_command_error(

@@ -20,6 +20,10 @@ class BotConfig:
     show_expression: bool
     rate_limit_per_minute: int
     sync_commands: bool = True
+    # Discord shards this process runs (`AutoShardedBot`): None, Discord's recommended count,
+    # every shard here; with a count, `shard_ids` None means all of them.
+    shard_count: int | None = None
+    shard_ids: tuple[int, ...] | None = None
 
     @classmethod
     def from_settings(cls, settings: Settings) -> BotConfig:
@@ -27,4 +31,6 @@ class BotConfig:
             chat_channel_ids=settings.chat_channel_ids,
             show_expression=settings.show_expression,
             rate_limit_per_minute=settings.rate_limit_per_minute,
+            shard_count=settings.shard_count,
+            shard_ids=settings.shard_ids,
         )

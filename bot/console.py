@@ -92,7 +92,9 @@ class Console:
             self.say(await self.reset())
         elif name == "/mystatus":
             history = await self.service.my_status(CONSOLE_USER)
-            self.say(messages.status_lines(history, self.service.tz, self.service.clock()))
+            decay = await self.service.moderation.decay_info(CONSOLE_USER)  # empty unless on
+            now = self.service.clock()
+            self.say(messages.status_lines(history, self.service.tz, now, decay=decay))
         elif name == "/forget-me":
             self.say(messages.forget_me_done(await self.service.forget_me(CONSOLE_USER)))
         else:

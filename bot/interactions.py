@@ -13,6 +13,11 @@ from engine.api import messages
 
 CONFIRM_LABEL = "지우기"
 CANCEL_LABEL = "취소"
+# Custom events (`bot.dispatch`) the moderation cog listens to, so the cogs that create cases
+# need not import it: `on_ohlora_case(case)` posts a case to the mod-logs; a chat turn that
+# ended in a warning or block sends `on_ohlora_sanction(result, message)`.
+CASE_EVENT = "ohlora_case"
+SANCTION_EVENT = "ohlora_sanction"
 
 
 async def send_private(interaction: discord.Interaction, content: str, **kwargs: Any) -> None:

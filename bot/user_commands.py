@@ -81,9 +81,12 @@ class UserCog(commands.Cog, name="User"):
 
     @app_commands.command(name="mystatus", description="내 경고와 차단, 만료 시각")
     async def mystatus(self, interaction: discord.Interaction) -> None:
-        history = await self.service.my_status(str(interaction.user.id))
+        user_id = str(interaction.user.id)
+        history = await self.service.my_status(user_id)
+        decay = await self.service.moderation.decay_info(user_id)  # empty unless decay is on
         await send_private(
-            interaction, messages.status_lines(history, self.service.tz, self.bot.clock())
+            interaction,
+            messages.status_lines(history, self.service.tz, self.bot.clock(), decay=decay),
         )
 
     @app_commands.command(name="forget-me", description="나에 대한 기억과 대화 기록 모두 지우기")
