@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import threading
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -108,9 +109,33 @@ async def fake() -> AsyncIterator[FakeDiscord]:
 
 @pytest.fixture
 async def running(fake: FakeDiscord, repo: Repository, tiny_backend: Any) -> AsyncIterator[Running]:
+    async with bot_on(fake, repo, tiny_backend, bot_settings()) as started:
+        yield started
+
+
+@pytest.fixture
+def bot_overrides() -> dict[str, Any]:
+    """Settings `toy_running` changes (a test parametrizes this name to change them)."""
+    return {}
+
+
+@pytest.fixture
+async def toy_running(
+    fake: FakeDiscord, repo: Repository, toy_backend: Any, bot_overrides: dict[str, Any]
+) -> AsyncIterator[Running]:
+    """`running` over the toy models (loaded in seconds): for the Discord plumbing, where what
+    the models say does not matter (a test stubs the ethics role when it needs a verdict)."""
+    async with bot_on(fake, repo, toy_backend, bot_settings(**bot_overrides)) as started:
+        yield started
+
+
+@asynccontextmanager
+async def bot_on(
+    fake: FakeDiscord, repo: Repository, inner: Any, settings: Settings
+) -> AsyncIterator[Running]:
+    """The bot over `inner` (a backend), connected to `fake`, shut down afterwards."""
     clock = Clock(WEDNESDAY_2PM)
-    backend = CountingBackend(tiny_backend)
-    settings = bot_settings()
+    backend = CountingBackend(inner)
     async with build_engine(settings, clock=clock, backend=backend, repo=repo) as service:
         bot = OhLoraBot(service, BotConfig.from_settings(settings), guild_ready_timeout=0.05)
         task = asyncio.create_task(bot.start("fake-token"))

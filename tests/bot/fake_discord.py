@@ -85,6 +85,11 @@ CHAT_CHANNEL = "900000000000003001"  # a guild text channel configured as a chat
 DM = "900000000000003500"
 JIHO_GUILD = "900000000000000600"  # JIHO's own server, the bot invited
 JIHO_CHAT = "900000000000003100"
+# Moderation (issue 19): a mod-log channel in each server, and a role a server may name its
+# moderators' (HELPER holds it in GUILD; in JIHO_GUILD nobody has a role).
+MODLOG = "900000000000003002"
+JIHO_MODLOG = "900000000000003102"
+HELPER_ROLE = "900000000000000510"
 TIMESTAMP = "2026-11-25T05:00:00+00:00"
 MODERATE_MEMBERS = 1 << 40
 ALL_PERMISSIONS = discord.Permissions.all().value  # what Discord resolves for a guild owner
@@ -102,11 +107,25 @@ class FakeGuild:
     owner: dict[str, Any]
     channels: tuple[tuple[str, str], ...]  # (id, name)
     members: tuple[dict[str, Any], ...]
+    roles: tuple[tuple[str, str], ...] = ()  # (id, name) besides @everyone
 
 
 GUILDS = (
-    FakeGuild(GUILD, "오로라 서버", MOD, ((CHAT, "잡담"), (CHAT_CHANNEL, "오로라")), GUILD_MEMBERS),
-    FakeGuild(JIHO_GUILD, "지호네 서버", JIHO, ((JIHO_CHAT, "일반"),), (BOT, JIHO, MINSU)),
+    FakeGuild(
+        GUILD,
+        "오로라 서버",
+        MOD,
+        ((CHAT, "잡담"), (CHAT_CHANNEL, "오로라"), (MODLOG, "관리-기록")),
+        GUILD_MEMBERS,
+        ((HELPER_ROLE, "도우미"),),
+    ),
+    FakeGuild(
+        JIHO_GUILD,
+        "지호네 서버",
+        JIHO,
+        ((JIHO_CHAT, "일반"), (JIHO_MODLOG, "관리-기록")),
+        (BOT, JIHO, MINSU),
+    ),
 )
 
 
@@ -116,10 +135,14 @@ def guild_of(channel: str) -> FakeGuild | None:
 
 
 def _member(
-    user: dict[str, Any], *, with_user: bool = True, permissions: int | None = None
+    user: dict[str, Any],
+    *,
+    with_user: bool = True,
+    permissions: int | None = None,
+    roles: list[str] | None = None,
 ) -> dict[str, Any]:
     data: dict[str, Any] = {
-        "roles": [],
+        "roles": list(roles or []),
         "joined_at": TIMESTAMP,
         "deaf": False,
         "mute": False,
@@ -163,7 +186,8 @@ def _guild(guild: FakeGuild = GUILDS[0]) -> dict[str, Any]:
                 "mentionable": False,
                 "flags": 0,
             }
-        ],
+        ]
+        + [_role(rid, name, i + 1) for i, (rid, name) in enumerate(guild.roles)],
         "channels": channels,
         "threads": [],
         "members": [_member(u) for u in guild.members],
@@ -184,6 +208,22 @@ def _guild(guild: FakeGuild = GUILDS[0]) -> dict[str, Any]:
         "nsfw_level": 0,
         "system_channel_flags": 0,
         "preferred_locale": "ko",
+    }
+
+
+def _role(role_id: str, name: str, position: int) -> dict[str, Any]:
+    """A plain role with no permissions of its own (a mod role is the bot's notion, not
+    Discord's)."""
+    return {
+        "id": role_id,
+        "name": name,
+        "permissions": "0",
+        "position": position,
+        "color": 0,
+        "hoist": False,
+        "managed": False,
+        "mentionable": True,
+        "flags": 0,
     }
 
 
@@ -230,7 +270,15 @@ class FakeDiscord:
         self.commands: list[dict[str, Any]] = []
         self.identifies = 0
         self.resumes = 0
-        self.ws: web.WebSocketResponse | None = None
+        self.ws: web.WebSocketResponse | None = None  # shard 0's (DMs, and every guild unsharded)
+        # Sharding as Discord does it: `GET /gateway/bot` recommends `recommended_shards`; each
+        # IDENTIFY names its `shard` ([id, count], recorded in `identified`), a shard is told only
+        # its own guilds ((guild_id >> 22) % count), and DMs reach shard 0 only.
+        self.recommended_shards = 1
+        self.identified: list[list[int] | None] = []
+        self.shard_count = 1
+        self.shards: dict[int, web.WebSocketResponse] = {}
+        self._session_shards: dict[str, int] = {}
         self.seq = 0
         self._connected = asyncio.Event()
         self._changed = asyncio.Event()
@@ -242,6 +290,7 @@ class FakeDiscord:
         # What GET /guilds/{id}/members/{id} answers when set (e.g. 403: the bot lost access).
         self.member_fetch_error: int | None = None
         self.callbacks: dict[str, list[int]] = {}  # interaction -> its callback types, in order
+        self._init_moderation()
 
     # ---- lifecycle -------------------------------------------------------------------
     async def start(self) -> None:
@@ -345,6 +394,19 @@ class FakeDiscord:
         match method, parts:
             case "GET", ["users", "@me"]:
                 return json_response(BOT)
+            case "GET", ["gateway", "bot"]:
+                return json_response(
+                    {
+                        "url": f"ws://127.0.0.1:{self.port}/",
+                        "shards": self.recommended_shards,
+                        "session_start_limit": {
+                            "total": 1000,
+                            "remaining": 999,
+                            "reset_after": 86_400_000,
+                            "max_concurrency": 1,
+                        },
+                    }
+                )
             case "GET", ["oauth2", "applications", "@me"]:
                 return json_response(
                     {
@@ -392,6 +454,8 @@ class FakeDiscord:
                     sent.content = data["content"] or ""
                 if "embeds" in data:
                     sent.embeds = data["embeds"] or []
+                if "components" in data:
+                    sent.components = data["components"] or []
                 return json_response(self._message_payload(sent))
             case "GET", ["guilds", guild_id, "members", user_id]:
                 if self.member_fetch_error is not None:
@@ -401,7 +465,8 @@ class FakeDiscord:
                 guild = next((g for g in GUILDS if g.id == guild_id), None)
                 for user in guild.members if guild else ():
                     if user["id"] == user_id:
-                        return json_response(_member(user))
+                        roles = self.member_roles.get((guild_id, user_id))
+                        return json_response(_member(user, roles=roles))
                 return json_response({"message": "Unknown Member", "code": 10007}, status=404)
             case "POST", ["interactions", interaction_id, _, "callback"]:
                 return self._callback(interaction_id, data)
@@ -416,6 +481,9 @@ class FakeDiscord:
                 sent.content = data.get("content", sent.content) or ""
                 sent.components = data.get("components", sent.components) or []
                 return json_response(self._message_payload(sent))
+        more = self._route_moderation(method, parts, data)
+        if more is not None:
+            return more
         return json_response({"message": "not faked", "code": 0}, status=404)
 
     def _callback(self, interaction_id: str, data: dict[str, Any]) -> web.Response:
@@ -435,6 +503,8 @@ class FakeDiscord:
             sent.components = inner.get("components", sent.components) or []
             message_id = sent.id
             resource["message"] = self._message_payload(sent)
+        elif kind == 9:  # MODAL: the form the user now sees (`submit` fills it in)
+            self.modals[interaction_id] = inner
         return json_response(
             {
                 "interaction": {
@@ -460,25 +530,35 @@ class FakeDiscord:
                 await ws.send_json({"op": 11})
             elif op == 2:
                 self.identifies += 1
-                self.ws = ws
-                await self._send(
-                    ws,
-                    "READY",
-                    {
-                        "v": 10,
-                        "user": BOT,
-                        "guilds": [{"id": g.id, "unavailable": True} for g in GUILDS],
-                        "session_id": f"session-{self.identifies}",
-                        "resume_gateway_url": f"ws://127.0.0.1:{self.port}/",
-                        "application": {"id": APP_ID, "flags": 0},
-                    },
-                )
-                for guild in GUILDS:
+                shard = payload["d"].get("shard")
+                self.identified.append(shard)
+                shard_id, self.shard_count = shard or (0, 1)
+                self.shards[shard_id] = ws
+                if shard_id == 0:
+                    self.ws = ws
+                session = f"session-{self.identifies}"
+                self._session_shards[session] = shard_id
+                mine = [g for g in GUILDS if self.shard_of(g.id) == shard_id]
+                ready: dict[str, Any] = {
+                    "v": 10,
+                    "user": BOT,
+                    "guilds": [{"id": g.id, "unavailable": True} for g in mine],
+                    "session_id": session,
+                    "resume_gateway_url": f"ws://127.0.0.1:{self.port}/",
+                    "application": {"id": APP_ID, "flags": 0},
+                }
+                if shard is not None:
+                    ready["shard"] = shard
+                await self._send(ws, "READY", ready)
+                for guild in mine:
                     await self._send(ws, "GUILD_CREATE", _guild(guild))
                 self._connected.set()
             elif op == 6:
                 self.resumes += 1
-                self.ws = ws
+                shard_id = self._session_shards.get(payload["d"].get("session_id"), 0)
+                self.shards[shard_id] = ws
+                if shard_id == 0:
+                    self.ws = ws
                 await self._send(ws, "RESUMED", {})
                 self._connected.set()
         return ws
@@ -487,10 +567,16 @@ class FakeDiscord:
         self.seq += 1
         await ws.send_json({"op": 0, "t": event, "s": self.seq, "d": data})
 
+    def shard_of(self, guild_id: str) -> int:
+        return (int(guild_id) >> 22) % self.shard_count
+
     async def dispatch(self, event: str, data: dict[str, Any]) -> None:
+        """Send an event down the shard Discord would: its guild's, or shard 0 (DMs)."""
         await asyncio.wait_for(self._connected.wait(), 30)
-        assert self.ws is not None
-        await self._send(self.ws, event, data)
+        guild_id = data.get("guild_id")
+        ws = self.ws if guild_id is None else self.shards.get(self.shard_of(guild_id), self.ws)
+        assert ws is not None
+        await self._send(ws, event, data)
 
     async def drop(self) -> None:
         """Close the websocket as Discord does on a resumable failure (4000: unknown error)."""
@@ -619,7 +705,11 @@ class FakeDiscord:
                 guild_locale="ko",
                 guild={"id": guild.id, "locale": "ko", "features": []},
                 authorizing_integration_owners={"0": guild.id},
-                member=_member(user, permissions=permissions),
+                member=_member(
+                    user,
+                    permissions=permissions,
+                    roles=self.member_roles.get((guild.id, user["id"])),
+                ),
                 channel={
                     "id": channel,
                     "type": 0,
@@ -677,15 +767,157 @@ class FakeDiscord:
         assert button is not None, f"no button {label!r} on {message.content!r}"
         data = {"custom_id": button["custom_id"], "component_type": 2}
         iid, payload = self._interaction(3, data, user, channel, permissions)
-        payload["message"] = dict(
-            self._message_payload(message),
-            interaction_metadata={
+        payload["message"] = self._component_message(message, user)
+        self._origin[iid] = message.id
+        await self.dispatch("INTERACTION_CREATE", payload)
+        return iid
+
+    # ---- moderation (issue 19): roles, typed options, modals, DMs ----------------------
+    def _init_moderation(self) -> None:
+        self.modals: dict[str, dict[str, Any]] = {}  # interaction -> the modal it opened
+        # (guild, user) -> role ids, sent in the member objects of interactions and fetches
+        self.member_roles: dict[tuple[str, str], list[str]] = {}
+        self.dm_channels: dict[str, str] = {MINSU["id"]: DM}  # user -> their DM with the bot
+
+    def _route_moderation(
+        self, method: str, parts: list[str], data: dict[str, Any]
+    ) -> web.Response | None:
+        match method, parts:
+            case "POST", ["users", "@me", "channels"]:  # `User.create_dm`
+                user_id = str(data["recipient_id"])
+                user = next(
+                    (u for u in KNOWN_USERS if u["id"] == user_id),
+                    {"id": user_id, "username": f"user{user_id[-4:]}", "discriminator": "0"},
+                )
+                channel = self.dm_channels.setdefault(user_id, str(next(self.ids)))
+                return json_response(
+                    {"id": channel, "type": 1, "recipients": [user], "last_message_id": None}
+                )
+            case "GET", ["users", user_id]:  # `Client.fetch_user` (no member cache)
+                known = next((u for u in KNOWN_USERS if u["id"] == user_id), None)
+                if known is not None:
+                    return json_response(known)
+                return json_response({"message": "Unknown User", "code": 10013}, status=404)
+        return None
+
+    def _component_message(self, message: Sent, user: dict[str, Any]) -> dict[str, Any]:
+        """The message a component is on, as an interaction carries it (an interaction's
+        response also names the interaction it answered)."""
+        payload = self._message_payload(message)
+        if message.interaction_id is not None:
+            payload["interaction_metadata"] = {
                 "id": message.interaction_id,
                 "type": 2,
                 "user": user,
                 "authorizing_integration_owners": {},
-            },
-        )
-        self._origin[iid] = message.id
+            }
+        return payload
+
+    def dms(self, user: dict[str, Any]) -> list[Sent]:
+        """What the bot sent the user privately (not interaction answers)."""
+        channel = self.dm_channels.get(user["id"])
+        return [] if channel is None else self.in_channel(channel)
+
+    async def command(
+        self,
+        path: str,
+        options: list[dict[str, Any]] | None = None,
+        *,
+        resolved: dict[str, Any] | None = None,
+        user: dict[str, Any] = MINSU,
+        channel: str = DM,
+        permissions: int = 0,
+    ) -> str:
+        """Invoke `path` ("config mod-role add"): subcommand groups nest as Discord nests
+        them; `options` are typed option objects (`option`, `user_option`, ...)."""
+        name, *subs = path.split()
+        command = next(c for c in self.commands if c["name"] == name)
+        opts: list[dict[str, Any]] = list(options or [])
+        for depth, sub in reversed(list(enumerate(subs))):
+            kind = 1 if depth == len(subs) - 1 else 2  # SUB_COMMAND, SUB_COMMAND_GROUP
+            opts = [{"name": sub, "type": kind, "options": opts}]
+        data: dict[str, Any] = {"id": command["id"], "name": name, "type": 1, "options": opts}
+        if resolved:
+            data["resolved"] = resolved
+        iid, payload = self._interaction(2, data, user, channel, permissions)
         await self.dispatch("INTERACTION_CREATE", payload)
         return iid
+
+    def modal(self, interaction_id: str) -> dict[str, Any] | None:
+        return self.modals.get(interaction_id)
+
+    async def submit(
+        self,
+        opened_by: str,
+        values: dict[str, str],
+        *,
+        user: dict[str, Any] = MINSU,
+        channel: str = DM,
+        permissions: int = 0,
+    ) -> str:
+        """Fill in the modal that interaction `opened_by` answered with (text inputs by their
+        label) and submit it: MODAL_SUBMIT carries the modal's custom_id and every input's
+        value, in the rows the modal had, plus the message when it was opened from a button."""
+        modal = self.modals[opened_by]
+
+        def filled(component: dict[str, Any]) -> dict[str, Any]:
+            if component["type"] == 1:  # an action row
+                return {"type": 1, "components": [filled(c) for c in component["components"]]}
+            if component["type"] == 18:  # a label around one component
+                label = component.get("label")
+                inner = dict(component["component"], label=label)
+                return {"type": 18, "component": filled(inner)}
+            value = values.get(component.get("label", ""), component.get("value") or "")
+            return {"type": component["type"], "custom_id": component["custom_id"], "value": value}
+
+        data = {
+            "custom_id": modal["custom_id"],
+            "components": [filled(c) for c in modal["components"]],
+        }
+        iid, payload = self._interaction(5, data, user, channel, permissions)
+        origin = self._origin.get(opened_by)
+        if origin is not None:
+            payload["message"] = self._component_message(self.messages[origin], user)
+            self._origin[iid] = origin
+        await self.dispatch("INTERACTION_CREATE", payload)
+        return iid
+
+
+KNOWN_USERS = (BOT, MINSU, JIHO, MOD, STRANGER)
+
+
+def option(name: str, value: Any, kind: int = 3) -> dict[str, Any]:
+    """A slash option (3 string, 4 integer, 5 boolean)."""
+    return {"name": name, "type": kind, "value": value}
+
+
+def user_option(
+    name: str, user: dict[str, Any], guild: str | None = None
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """A user option and its `resolved` part (with the member when in that guild)."""
+    resolved: dict[str, Any] = {"users": {user["id"]: user}}
+    where = next((g for g in GUILDS if g.id == guild), None)
+    if where is not None and user in where.members:
+        resolved["members"] = {user["id"]: _member(user, with_user=False)}
+    return {"name": name, "type": 6, "value": user["id"]}, resolved
+
+
+def role_option(name: str, role_id: str, guild: str) -> tuple[dict[str, Any], dict[str, Any]]:
+    roles = dict(next(g for g in GUILDS if g.id == guild).roles)
+    return (
+        {"name": name, "type": 8, "value": role_id},
+        {"roles": {role_id: _role(role_id, roles[role_id], 1)}},
+    )
+
+
+def channel_option(name: str, channel_id: str) -> tuple[dict[str, Any], dict[str, Any]]:
+    guild = guild_of(channel_id)
+    assert guild is not None
+    resolved = {
+        "id": channel_id,
+        "type": 0,
+        "name": dict(guild.channels)[channel_id],
+        "permissions": str(ALL_PERMISSIONS),
+        "guild_id": guild.id,
+    }
+    return {"name": name, "type": 7, "value": channel_id}, {"channels": {channel_id: resolved}}

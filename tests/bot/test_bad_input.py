@@ -24,7 +24,7 @@ import pytest
 from engine.api import build_engine, messages
 from engine.pipeline import Engine, TurnKind
 from engine.rules.sanctions import Category, SanctionLadder
-from engine.runtime.roles import Attempt
+from engine.runtime.attempts import Attempt
 from storage import Repository, TurnStatus
 from tests.bot.conftest import Running, bot_settings, settle
 from tests.bot.fake_discord import BOT, CHAT, CHAT_CHANNEL, DM, JIHO, MINSU

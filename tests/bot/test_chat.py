@@ -183,10 +183,12 @@ async def test_a_block_replaces_the_reply(running: Running) -> None:
     assert message.content.startswith("⛔") and "패드립" in message.content
     [turn] = await running.repo.turns(MINSU["id"])
     assert turn.status == TurnStatus.BLOCKED and turn.reply  # generated, stored, never shown
-    # The two lines of the block message and nothing else (`turn.reply not in` could fail on
-    # a sampled reply that happens to be a word of the block message, e.g. 오로라).
-    first_line, second_line = message.content.split("\n")
+    # The block message's lines and nothing else (`turn.reply not in` could fail on a sampled
+    # reply that happens to be a word of the block message, e.g. 오로라): the decision, the
+    # ban, and how to appeal (issue 19).
+    first_line, second_line, appeal = message.content.split("\n")
     assert first_line.endswith("⛔") and second_line.endswith("관련 모든 AI 사용이 불가합니다.")
+    assert appeal == messages.APPEAL_HINT
     assert message.footer is None
 
 

@@ -335,7 +335,9 @@ async def test_a_users_history_pages_too(running: Running) -> None:
         await repo.record_offence(JIHO["id"], ["love"], SanctionLadder(), now, guild_id=GUILD)
 
     def rows(message: Sent) -> int:
-        return sum(line.startswith(("⚠️", "⛔")) for line in message.content.splitlines())
+        # `#12 ⛔ …`: each row leads with its case number (issue 19)
+        rows = [line.split(" ", 1)[-1] for line in message.content.splitlines()]
+        return sum(row.startswith(("⚠️", "⛔")) for row in rows)
 
     first = await answer(running, await fake.slash("sanctions", target=JIHO, **AS_GUILD_MOD))
     assert first.components, "no way to see past the first page"

@@ -4,10 +4,10 @@ that was down at 04:00 catches up at start-up; the 04:00 job follows the zone's 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
-from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -16,7 +16,6 @@ from engine.maintenance import DAILY_JOB_ID, DailyMaintenance, maintenance_day
 from engine.rules.sanctions import SanctionLadder
 from engine.settings import Settings
 from storage import Database, Repository, TurnStatus
-from tests.conftest import sqlite_url
 
 NOW = datetime(2026, 11, 24, 19, 0, tzinfo=UTC)  # 04:00 in Seoul
 
@@ -258,15 +257,23 @@ async def test_catch_up_is_idempotent_within_a_day(repo: Repository) -> None:
     await again.stop()
 
 
-async def test_two_processes_starting_at_once_age_a_boundary_once(tmp_path: Path) -> None:
-    """Two services on one database (the bot and a console): the catch-up and its record are one
-    transaction, so a boundary is never aged twice."""
-    url = sqlite_url(tmp_path / "shared.db")
+@asynccontextmanager
+async def _two_processes(url: str) -> AsyncIterator[tuple[Repository, Repository]]:
+    """Two services' repositories on one database, each with its own engine and pool."""
     first, second = Database(url), Database(url)
     await first.start()
     await second.start()
     try:
-        repos = Repository(first), Repository(second)
+        yield Repository(first), Repository(second)
+    finally:
+        await first.close()
+        await second.close()
+
+
+async def test_two_processes_starting_at_once_age_a_boundary_once(database_url: str) -> None:
+    """Two services on one database (the bot and a console, or two shards' processes): the
+    catch-up and its record are one transaction, so a boundary is never aged twice."""
+    async with _two_processes(database_url) as repos:
         clock = Clock(DAY_D)
         await (await _started(repos[0], clock)).stop()
         await repos[0].upsert_memory("u1", "내일 일정", "시험", clock())
@@ -279,9 +286,38 @@ async def test_two_processes_starting_at_once_age_a_boundary_once(tmp_path: Path
         assert await _memories(repos[1], clock) == ["[오늘 일정: 시험]"]
         for service in services:
             await service.stop()
-    finally:
-        await first.close()
-        await second.close()
+
+
+async def test_two_processes_firing_at_0400_run_the_day_once(database_url: str) -> None:
+    """Every process schedules the 04:00 job; both fire for the same boundary, and the one that
+    claims the day's record (its row locked, the day re-read) does the day's work: memories
+    age once, the expired block closes and is audited once, old texts are purged once. The
+    other finds the day done and changes nothing."""
+    async with _two_processes(database_url) as repos:
+        clock = Clock(DAY_D)
+        services = [DailyMaintenance.from_settings(r, _settings(), clock) for r in repos]
+        for service in services:
+            await service.start()  # the first start records day D, the second finds it
+        await repos[0].upsert_memory("u1", "내일 일정", "시험", clock())
+        await repos[0].upsert_memory("u1", "오늘 일정", "카페", clock())
+        five_days_ago = clock() - timedelta(days=5)
+        for _ in range(2):  # politics: level 1 warns, level 2 blocks for 3 days (ran out)
+            await repos[0].record_offence("u2", ["politics"], SanctionLadder(), five_days_ago)
+        await repos[0].start_turn("u1", "c1", "옛날 이야기", clock() - timedelta(days=40))
+        clock.now = _at(DAY_D, 1, 4)  # D+1 04:00: one boundary
+        jobs = [s.scheduler.get_job(DAILY_JOB_ID) for s in services if s.scheduler]
+        assert len(jobs) == 2
+        await asyncio.gather(*(job.func() for job in jobs))  # what each scheduler calls
+        done = [s.last_report for s in services if s.last_report is not None]
+        reports = sorted(
+            (r.boundaries, r.aging.expired, r.closed_blocks, r.purged_turns) for r in done
+        )
+        assert reports == [(0, 0, 0, 0), (1, 1, 1, 1)]
+        # aged once: a second aging would have expired the promoted item too
+        assert await _memories(repos[1], clock) == ["[오늘 일정: 시험]"]
+        assert [e.action for e in await repos[1].recent_audit()] == ["block_expired"]
+        for service in services:
+            await service.stop()
 
 
 async def test_the_0400_run_ages_once_and_a_run_before_0400_does_not(repo: Repository) -> None:

@@ -52,15 +52,15 @@ def test_the_limits_come_from_the_settings(service: OhLoraService) -> None:
     assert service.engine.max_memory_items == defaults.max_memory_items
 
 
-def test_who_may_moderate_where(service: OhLoraService) -> None:
-    assert service.may_moderate(Moderator(ADMIN, None))  # a global admin, even in a DM
-    assert service.may_moderate(Moderator(MOD, GUILD, moderates_here=True))
-    assert not service.may_moderate(Moderator(MOD, None, moderates_here=True))  # never a DM
-    assert not service.may_moderate(Moderator(USER, GUILD))
-    assert service.reach(Moderator(ADMIN, GUILD)).scope is EVERYWHERE
-    assert service.reach(Moderator(MOD, GUILD, moderates_here=True)).scope == GUILD
+async def test_who_may_moderate_where(service: OhLoraService) -> None:
+    assert await service.may_moderate(Moderator(ADMIN, None))  # a global admin, even in a DM
+    assert await service.may_moderate(Moderator(MOD, GUILD, moderates_here=True))
+    assert not await service.may_moderate(Moderator(MOD, None, moderates_here=True))  # no DM
+    assert not await service.may_moderate(Moderator(USER, GUILD))
+    assert (await service.reach(Moderator(ADMIN, GUILD))).scope is EVERYWHERE
+    assert (await service.reach(Moderator(MOD, GUILD, moderates_here=True))).scope == GUILD
     with pytest.raises(NotAllowed):
-        service.reach(Moderator(USER, GUILD))
+        await service.reach(Moderator(USER, GUILD))
 
 
 async def test_a_moderator_lifts_only_their_servers_decisions(

@@ -1,7 +1,9 @@
-"""Both ways to reach the head schema end in the same tables the ORM describes."""
+"""Both ways to reach the head schema end in the same tables the ORM describes, on SQLite and
+on PostgreSQL alike."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 from alembic.autogenerate import compare_metadata
@@ -12,6 +14,8 @@ from sqlalchemy.engine import Connection
 from storage.db import Database, migrate
 from storage.models import Base
 from tests.conftest import sqlite_url
+
+HEAD = "0006"
 
 
 def _schema(connection: Connection) -> dict[str, object]:
@@ -38,11 +42,13 @@ def _revision(connection: Connection) -> str | None:
     return MigrationContext.configure(connection).get_current_revision()
 
 
-async def test_fresh_and_stepwise_databases_reach_the_same_head(tmp_path: Path) -> None:
-    fresh = Database(sqlite_url(tmp_path / "fresh.db"))
+async def test_fresh_and_stepwise_databases_reach_the_same_head(
+    new_database: Callable[[], str],
+) -> None:
+    fresh = Database(new_database())
     await fresh.start()
 
-    old = Database(sqlite_url(tmp_path / "old.db"))
+    old = Database(new_database())
     await migrate(old.engine, "0001")
     async with old.engine.connect() as conn:
         assert await conn.run_sync(_revision) == "0001"
@@ -50,7 +56,7 @@ async def test_fresh_and_stepwise_databases_reach_the_same_head(tmp_path: Path) 
     await old.start()  # what start-up does to an existing database
 
     async with fresh.engine.connect() as a, old.engine.connect() as b:
-        assert await a.run_sync(_revision) == await b.run_sync(_revision) == "0005"
+        assert await a.run_sync(_revision) == await b.run_sync(_revision) == HEAD
         assert await a.run_sync(_diff) == []
         assert await b.run_sync(_diff) == []
         schema_a = await a.run_sync(_schema)
@@ -68,12 +74,14 @@ async def test_fresh_and_stepwise_databases_reach_the_same_head(tmp_path: Path) 
     await old.close()
 
 
-async def test_the_daily_maintenance_row_exists_before_any_run(tmp_path: Path) -> None:
+async def test_the_daily_maintenance_row_exists_before_any_run(
+    new_database: Callable[[], str],
+) -> None:
     """0005 seeds the one state row, so concurrent first starts lock a row instead of racing to
     insert it; an existing database upgraded to it has no run recorded yet."""
     from sqlalchemy import text
 
-    db = Database(sqlite_url(tmp_path / "old.db"))
+    db = Database(new_database())
     await migrate(db.engine, "0004")
     await db.start()
     async with db.engine.connect() as conn:
@@ -82,16 +90,27 @@ async def test_the_daily_maintenance_row_exists_before_any_run(tmp_path: Path) -
     await db.close()
 
 
-async def test_start_is_idempotent_and_creates_the_data_folder(tmp_path: Path) -> None:
+async def test_start_is_idempotent(new_database: Callable[[], str]) -> None:
+    db = Database(new_database())
+    await db.start()
+    await db.start()
+    async with db.engine.connect() as conn:
+        assert await conn.run_sync(_revision) == HEAD
+        assert await conn.run_sync(_diff) == []
+    await db.close()
+
+
+async def test_sqlite_start_creates_the_data_folder(tmp_path: Path) -> None:
     path = tmp_path / "nested" / "dir" / "ohlora.db"
     db = Database(sqlite_url(path))
-    await db.start()
     await db.start()
     assert path.exists()
     await db.close()
 
 
-async def test_sqlite_pragmas_are_applied(db: Database) -> None:
+async def test_sqlite_pragmas_are_applied(tmp_path: Path) -> None:
+    db = Database(sqlite_url(tmp_path / "ohlora.db"))
+    await db.start()
     async with db.engine.connect() as conn:
         values = {
             name: (await conn.exec_driver_sql(f"PRAGMA {name}")).scalar()
@@ -103,3 +122,4 @@ async def test_sqlite_pragmas_are_applied(db: Database) -> None:
         "foreign_keys": 1,
         "synchronous": 1,
     }
+    await db.close()

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 
@@ -152,3 +152,15 @@ async def test_marking_another_users_item_used_changes_nothing(repo: Repository)
     await repo.mark_memory_used("u2", mine.id, NOW + timedelta(minutes=1))
     [item] = await repo.list_memories("u1", NOW)
     assert item.last_used_at is None
+
+
+async def test_times_come_back_as_the_same_instant_in_utc_to_the_microsecond(
+    repo: Repository,
+) -> None:
+    """Both backends store UTC without a zone (UTCDateTime) and hand back aware UTC times."""
+    seoul = timezone(timedelta(hours=9))
+    written = datetime(2026, 11, 24, 21, 0, 0, 123456, tzinfo=seoul)
+    await repo.start_turn("u1", "c1", "안녕", written)
+    [turn] = await repo.turns("u1")
+    assert turn.created_at == written and turn.created_at.tzinfo is UTC
+    assert turn.created_at.microsecond == written.microsecond

@@ -3,11 +3,20 @@
 from __future__ import annotations
 
 import asyncio
+import json
+import subprocess
+import sys
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 from engine.rules.sanctions import SanctionLadder
-from storage import Repository
+from storage import Database, Repository
 from storage.records import EVERYWHERE
+from tests.conftest import clean_env
+from tests.storage import offender
+
+ROOT = Path(__file__).resolve().parents[2]
 
 NOW = datetime(2026, 11, 24, 12, 0, tzinfo=UTC)
 CONCURRENT_OFFENCES = 50
@@ -170,3 +179,61 @@ async def test_recent_sanctions_and_audit_are_scoped_and_paged(repo: Repository)
     assert {r.guild_id for r in await repo.recent_sanctions(scope=GUILD_B)} == {GUILD_B}
     assert {e.actor_id for e in await repo.recent_audit(scope=GUILD_B)} == {"mod-b"}
     assert len(await repo.recent_sanctions(limit=100)) == 28  # everywhere: the global view
+
+
+# ---- escalation across OS processes (issue 17): every backend, an empty database -----------
+PROCESSES = 2
+OFFENCES_PER_PROCESS = 25
+PROCESS_DEADLINE_S = 120
+
+
+def _offenders(url: str) -> list[subprocess.Popen[str]]:
+    """Start the offender processes and hold them at the barrier: each says `ready` once
+    imported; none has touched the database yet."""
+    procs = [
+        subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "tests.storage.offender",
+                url,
+                "u1",
+                str(OFFENCES_PER_PROCESS),
+            ],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            cwd=ROOT,
+            env=clean_env(),
+        )
+        for _ in range(PROCESSES)
+    ]
+    for proc in procs:
+        assert proc.stdout is not None
+        assert proc.stdout.readline().strip() == offender.READY, proc.communicate()[1]
+    return procs
+
+
+async def test_two_processes_starting_together_on_an_empty_database_never_share_a_level(
+    new_database: Callable[[], str],
+) -> None:
+    """Both run the migrations at once (PostgreSQL: the advisory lock), then offend together:
+    50 distinct consecutive levels, no error in either process."""
+    url = new_database()
+    procs = _offenders(url)
+    for proc in procs:  # the barrier opens: both go at the same moment
+        assert proc.stdin is not None
+        proc.stdin.write(offender.GO + "\n")
+        proc.stdin.flush()
+    outputs = [await asyncio.to_thread(p.communicate, timeout=PROCESS_DEADLINE_S) for p in procs]
+    for proc, (_, err) in zip(procs, outputs, strict=True):
+        assert proc.returncode == 0, err
+    levels = sorted(level for out, _ in outputs for level in json.loads(out))
+    assert levels == list(range(1, PROCESSES * OFFENCES_PER_PROCESS + 1))
+    db = Database(url)
+    try:
+        history = await Repository(db).sanction_history("u1")
+    finally:
+        await db.close()
+    assert sorted(r.level for r in history) == levels
