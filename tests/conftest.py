@@ -7,12 +7,21 @@ import os
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
 
 from storage import Database, Repository
+from tests.postgres import (
+    BACKENDS,
+    INSTALL_HINT,
+    Backend,
+    PostgresServer,
+    PostgresUnavailable,
+    database_name,
+    find_bin_dir,
+)
 
 
 def clean_env(**extra: str) -> dict[str, str]:
@@ -31,9 +40,76 @@ def sqlite_url(path: Path) -> str:
     return f"sqlite+aiosqlite:///{path}"
 
 
+# ---- databases: SQLite (embedded default) and a throwaway PostgreSQL (tests/postgres.py) ----
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[PostgresServer]:
+    """One PostgreSQL cluster for the session, started on first use. Missing binaries skip
+    the PostgreSQL variants on a developer's machine and fail them under CI=true."""
+    bin_dir = find_bin_dir()
+    try:
+        if bin_dir is None:
+            raise PostgresUnavailable(INSTALL_HINT)
+        server = PostgresServer(bin_dir)
+        server.start()
+    except PostgresUnavailable as exc:
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"CI needs PostgreSQL: {exc}", pytrace=False)
+        pytest.skip(str(exc).splitlines()[0])
+    yield server
+    server.stop()
+
+
+HEAD_TEMPLATE = "ohlora_head"  # the PostgreSQL database migrated once, copied for each `db`
+
+
+async def _migrate(url: str) -> None:
+    database = Database(url)
+    try:
+        await database.start()
+    finally:
+        await database.close()
+
+
+@pytest.fixture(scope="session")
+def postgres_head_template(postgres_server: PostgresServer) -> str:
+    """A PostgreSQL database at the head revision, for `db` to copy: a copy costs one
+    CREATE DATABASE where migrating an empty one costs the whole migration chain."""
+    return postgres_server.prepared_template(HEAD_TEMPLATE, _migrate)
+
+
+def fresh_database_url(
+    backend: Backend, request: pytest.FixtureRequest, sqlite_path: Path, *, migrated: bool = False
+) -> str:
+    """A new database on `backend` (SQLite: the file `sqlite_path`), empty or, with
+    `migrated`, already at the head revision where that is cheaper (PostgreSQL: a copy of
+    the head template); a PostgreSQL one is dropped after the test."""
+    if backend is Backend.SQLITE:
+        return sqlite_url(sqlite_path)
+    server: PostgresServer = request.getfixturevalue("postgres_server")
+    template = request.getfixturevalue("postgres_head_template") if migrated else None
+    url = server.create_database(template=template) if template else server.create_database()
+    request.addfinalizer(lambda: server.drop_database(database_name(url), wait=False))
+    return url
+
+
+@pytest.fixture(params=BACKENDS, ids=str)
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """An empty database's URL, once per backend (SQLite file in tmp_path, fresh PG database)."""
+    return fresh_database_url(Backend(request.param), request, tmp_path / "ohlora.db")
+
+
 @pytest.fixture
-async def db(tmp_path: Path) -> AsyncIterator[Database]:
-    database = Database(sqlite_url(tmp_path / "ohlora.db"))
+def backend(request: pytest.FixtureRequest) -> Backend:
+    """The backend of `db`/`repo`: SQLite, unless the test parametrizes `backend` indirectly
+    (tests/storage does it for every test: `pytest_generate_tests` there)."""
+    return Backend(getattr(request, "param", Backend.SQLITE))
+
+
+@pytest.fixture
+async def db(
+    backend: Backend, request: pytest.FixtureRequest, tmp_path: Path
+) -> AsyncIterator[Database]:
+    database = Database(fresh_database_url(backend, request, tmp_path / "ohlora.db", migrated=True))
     await database.start()
     yield database
     await database.close()
@@ -62,6 +138,15 @@ def toy_preset(tmp_path_factory: pytest.TempPathFactory):
     from tests.toy_models import toy_serving_preset_for
 
     return toy_serving_preset_for(tmp_path_factory)
+
+
+@pytest.fixture(scope="session")
+def toy_models_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """An ``OHLORA_MODELS_DIR`` whose ``tiny`` preset is the toy one (tests/toy_models.py):
+    a ``main.py`` subprocess loads it in seconds, for crash, restart and signal plumbing."""
+    from tests.toy_models import toy_models_dir_for
+
+    return toy_models_dir_for(tmp_path_factory)
 
 
 @pytest.fixture(scope="session")

@@ -159,3 +159,25 @@ def test_models_load_only_from_local_files_even_with_the_hub_online(tmp_path: Pa
     ), proc.stdout + proc.stderr[-2000:]
     assert "kanana_base" in lines[0]
     assert lines[1].startswith("FAILED"), proc.stdout
+
+
+def test_a_metrics_port_in_use_is_one_clear_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`build_engine` raises `MetricsUnavailable` for a busy port (tests/engine/test_metrics.py);
+    the entry point turns it into one line and exit status 1, not a traceback."""
+    import main
+
+    async def served(settings: Any) -> int:
+        raise main.MetricsUnavailable(98, "cannot serve metrics on 127.0.0.1:9100: in use")
+
+    monkeypatch.chdir(tmp_path)
+    for name in ("DISCORD_TOKEN", "OHLORA_DISCORD_TOKEN", "OHLORA_DATABASE_URL", "DATABASE_URL"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("OHLORA_DATA_DIR", str(tmp_path / "state"))
+    monkeypatch.setenv("OHLORA_MODEL_PRESET", "production")  # nothing to build
+    monkeypatch.setattr(main, "serve_console", served)
+    assert main.main(["--console"]) == main.EXIT_NOT_READY
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[-1].endswith("cannot serve metrics on 127.0.0.1:9100: in use")
+    assert "Traceback" not in "\n".join(err)

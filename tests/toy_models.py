@@ -129,3 +129,28 @@ def toy_serving_preset_for(factory: pytest.TempPathFactory) -> Preset:
         build_toy_sbert(preset)
         _CACHE["serving"] = ToyWorkspace(workspace.root, preset)
     return _CACHE["serving"].preset
+
+
+TOY_MODELS_DIR = "toy_models"  # the folder to pass as OHLORA_MODELS_DIR
+
+
+def toy_models_dir_for(factory: pytest.TempPathFactory) -> Path:
+    """A models folder whose ``tiny`` preset is the toy one: ``<dir>/tiny`` links to the toy
+    workspace, which gets a complete manifest for the data shipped now. A ``main.py``
+    subprocess started with ``OHLORA_MODELS_DIR=<dir>`` then loads the toy models through the
+    same settings, checks and loading code as the demo models, in seconds instead of a minute
+    (for crash, restart and signal plumbing; what the demo models say is tested on them)."""
+    if "models_dir" not in _CACHE:
+        from engine.runtime.presets import tiny
+        from training.bootstrap import is_built
+        from training.manifest import Manifest, data_hashes
+
+        preset = toy_serving_preset_for(factory)
+        models = factory.mktemp(TOY_MODELS_DIR)
+        (models / "tiny").symlink_to(preset.artifacts, target_is_directory=True)
+        Manifest(preset="tiny", seed=0, data=data_hashes(), complete=True).save(
+            preset.manifest_path
+        )
+        assert is_built(tiny(models)), "main.py would start the 15-minute demo bootstrap"
+        _CACHE["models_dir"] = ToyWorkspace(models, preset)
+    return _CACHE["models_dir"].root
