@@ -22,8 +22,9 @@ from __future__ import annotations
 
 import logging
 import re
+from collections.abc import Awaitable, Callable
 from enum import StrEnum
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import discord
 from discord import app_commands
@@ -55,6 +56,7 @@ if TYPE_CHECKING:
     from bot.client import OhLoraBot
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 # custom_ids: "ohlora:<what>:<id>" (Discord allows 100 characters).
 LIFT_TEMPLATE = r"ohlora:lift:(?P<case>[0-9]+):(?P<user>[^:]+)"
@@ -194,13 +196,8 @@ class HistoryButton(discord.ui.DynamicItem[discord.ui.Button[Any]], template=HIS
     async def callback(self, interaction: discord.Interaction) -> None:
         await interaction.response.defer(ephemeral=True, thinking=True)
         cog = modlog_of(interaction)
-        try:
-            case = await cog.moderation.case(moderator(interaction), self.case_id)
-        except NotAllowed:
-            await send_private(interaction, messages.REFUSED)
-            return
-        except CaseNotFound:
-            await send_private(interaction, messages.CASE_NOT_FOUND)
+        case = await ask(interaction, cog.moderation.case(moderator(interaction), self.case_id))
+        if case is None:
             return
         await send_cases(bot_of(interaction), interaction, user_id=case.user_id)
 
@@ -228,19 +225,39 @@ class AppealButton(discord.ui.DynamicItem[discord.ui.Button[Any]], template=APPE
         return await moderators_only(interaction)
 
     async def callback(self, interaction: discord.Interaction) -> None:
-        try:  # one quick read: an appeal out of this server's reach opens no form
-            await modlog_of(interaction).moderation.appeal_record(
-                moderator(interaction), self.appeal_id
-            )
-        except NotAllowed:
-            await send_private(interaction, messages.REFUSED)
-            return
-        except AppealNotFound:
-            await send_private(interaction, messages.APPEAL_NOT_FOUND)
+        # One quick read: an appeal out of this server's reach opens no form.
+        moderation = modlog_of(interaction).moderation
+        if (
+            await ask(interaction, moderation.appeal_record(moderator(interaction), self.appeal_id))
+            is None
+        ):
             return
         await interaction.response.send_modal(
             DecideModal(self.appeal_id, self.verdict, interaction.id)
         )
+
+
+def _refused(_exc: NotAllowed) -> str:
+    return messages.REFUSED
+
+
+async def ask(
+    interaction: discord.Interaction,
+    call: Awaitable[T],
+    refused: Callable[[NotAllowed], str] = _refused,
+) -> T | None:
+    """The service's answer, or None once the presser was told privately why there is none:
+    refused, or the case / appeal is missing or outside their reach."""
+    try:
+        return await call
+    except NotAllowed as exc:
+        text = refused(exc)
+    except CaseNotFound:
+        text = messages.CASE_NOT_FOUND
+    except AppealNotFound:
+        text = messages.APPEAL_NOT_FOUND
+    await send_private(interaction, text)
+    return None
 
 
 # ---- modals -------------------------------------------------------------------------------
@@ -261,15 +278,13 @@ class LiftModal(discord.ui.Modal):
     async def on_submit(self, interaction: discord.Interaction) -> None:
         await interaction.response.defer(ephemeral=True, thinking=True)
         cog = modlog_of(interaction)
-        try:
-            result = await cog.moderation.lift(
+        result = await ask(
+            interaction,
+            cog.moderation.lift(
                 moderator(interaction), reason=self.reason.value, case_number=self.case_id
-            )
-        except NotAllowed:
-            await send_private(interaction, messages.REFUSED)
-            return
-        except CaseNotFound:
-            await send_private(interaction, messages.CASE_NOT_FOUND)
+            ),
+        )
+        if result is None:
             return
         # A mention names them (the bot's messages never ping anyone).
         await send_private(interaction, messages.lift_answer(f"<@{self.user_id}>", result))
@@ -294,18 +309,16 @@ class DecideModal(discord.ui.Modal):
     async def on_submit(self, interaction: discord.Interaction) -> None:
         await interaction.response.defer(ephemeral=True, thinking=True)
         cog = modlog_of(interaction)
-        try:
-            decision = await cog.moderation.decide_appeal(
+        decision = await ask(
+            interaction,
+            cog.moderation.decide_appeal(
                 moderator(interaction),
                 self.appeal_id,
                 accept=self.verdict is Verdict.ACCEPT,
                 note=self.note.value,
-            )
-        except NotAllowed:
-            await send_private(interaction, messages.REFUSED)
-            return
-        except AppealNotFound:
-            await send_private(interaction, messages.APPEAL_NOT_FOUND)
+            ),
+        )
+        if decision is None:
             return
         await send_private(interaction, messages.decide_answer(decision))
         if (
@@ -465,10 +478,8 @@ class ModLogCog(commands.Cog, name="ModLog"):
         self, interaction: discord.Interaction, number: app_commands.Range[int, 1]
     ) -> None:
         await interaction.response.defer(ephemeral=True, thinking=True)
-        try:
-            case = await self.moderation.case(moderator(interaction), number)
-        except CaseNotFound:
-            await send_private(interaction, messages.CASE_NOT_FOUND)
+        case = await ask(interaction, self.moderation.case(moderator(interaction), number))
+        if case is None:
             return
         guild_id = None if interaction.guild_id is None else str(interaction.guild_id)
         await interaction.followup.send(
@@ -507,12 +518,13 @@ class ModLogCog(commands.Cog, name="ModLog"):
         self, interaction: discord.Interaction, channel: discord.TextChannel | None = None
     ) -> None:
         await interaction.response.defer(ephemeral=True, thinking=True)
-        try:
-            change = await self.moderation.set_modlog_channel(
-                moderator(interaction), None if channel is None else str(channel.id)
-            )
-        except NotAllowed as exc:
-            await send_private(interaction, refusal(exc))
+        channel_id = None if channel is None else str(channel.id)
+        change = await ask(
+            interaction,
+            self.moderation.set_modlog_channel(moderator(interaction), channel_id),
+            refusal,
+        )
+        if change is None:
             return
         await self._configure(interaction, change, messages.config_answer(change))
 
@@ -521,10 +533,12 @@ class ModLogCog(commands.Cog, name="ModLog"):
     @app_commands.check(is_moderator_here)
     async def config_dm_notice(self, interaction: discord.Interaction, state: Switch) -> None:
         await interaction.response.defer(ephemeral=True, thinking=True)
-        try:
-            change = await self.moderation.set_dm_notice(moderator(interaction), state is Switch.ON)
-        except NotAllowed as exc:
-            await send_private(interaction, refusal(exc))
+        change = await ask(
+            interaction,
+            self.moderation.set_dm_notice(moderator(interaction), state is Switch.ON),
+            refusal,
+        )
+        if change is None:
             return
         await self._configure(interaction, change, messages.config_answer(change))
 
@@ -532,10 +546,10 @@ class ModLogCog(commands.Cog, name="ModLog"):
     @app_commands.check(is_moderator_here)
     async def config_show(self, interaction: discord.Interaction) -> None:
         await interaction.response.defer(ephemeral=True, thinking=True)
-        try:
-            settings = await self.moderation.guild_settings(moderator(interaction))
-        except NotAllowed as exc:
-            await send_private(interaction, refusal(exc))
+        settings = await ask(
+            interaction, self.moderation.guild_settings(moderator(interaction)), refusal
+        )
+        if settings is None:
             return
         await send_private(interaction, messages.settings_answer(settings))
 
@@ -556,13 +570,9 @@ class ModLogCog(commands.Cog, name="ModLog"):
     ) -> None:
         await interaction.response.defer(ephemeral=True, thinking=True)
         who, role_id = moderator(interaction), str(role.id)
-        try:
-            if added:
-                change = await self.moderation.add_mod_role(who, role_id)
-            else:
-                change = await self.moderation.remove_mod_role(who, role_id)
-        except NotAllowed as exc:
-            await send_private(interaction, refusal(exc))
+        write = self.moderation.add_mod_role if added else self.moderation.remove_mod_role
+        change = await ask(interaction, write(who, role_id), refusal)
+        if change is None:
             return
         await self._configure(
             interaction, change, messages.mod_role_answer(role_id, change, added=added)
@@ -572,10 +582,8 @@ class ModLogCog(commands.Cog, name="ModLog"):
     @app_commands.check(is_moderator_here)
     async def mod_role_list(self, interaction: discord.Interaction) -> None:
         await interaction.response.defer(ephemeral=True, thinking=True)
-        try:
-            roles = await self.moderation.mod_roles(moderator(interaction))
-        except NotAllowed as exc:
-            await send_private(interaction, refusal(exc))
+        roles = await ask(interaction, self.moderation.mod_roles(moderator(interaction)), refusal)
+        if roles is None:
             return
         await send_private(interaction, messages.mod_roles_answer(roles))
 
