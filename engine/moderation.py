@@ -479,28 +479,18 @@ class Moderation:
         return await self.store.guild_settings(await self._guild_of(who, configure=False))
 
     async def set_modlog_channel(self, who: Moderator, channel_id: str | None) -> ConfigChange:
-        guild = await self._guild_of(who, configure=True)
-        return _change(
-            await self.store.update_guild_settings(
-                guild,
-                who.user_id,
-                self.clock(),
-                action=AdminAction.GUILD_SETTINGS,
-                modlog_channel_id=channel_id,
-            )
-        )
+        return await self._configure(who, modlog_channel_id=channel_id)
 
     async def set_dm_notice(self, who: Moderator, enabled: bool) -> ConfigChange:
+        return await self._configure(who, dm_notice=enabled)
+
+    async def _configure(self, who: Moderator, **changes: str | bool | None) -> ConfigChange:
+        """One settings write of this server, by someone who may configure it (checked first)."""
         guild = await self._guild_of(who, configure=True)
-        return _change(
-            await self.store.update_guild_settings(
-                guild,
-                who.user_id,
-                self.clock(),
-                action=AdminAction.GUILD_SETTINGS,
-                dm_notice=enabled,
-            )
+        written = await self.store.update_guild_settings(
+            guild, who.user_id, self.clock(), action=AdminAction.GUILD_SETTINGS, **changes
         )
+        return _change(written)
 
     async def mod_roles(self, who: Moderator) -> tuple[str, ...]:
         return await self.store.mod_roles(await self._guild_of(who, configure=False))
