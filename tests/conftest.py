@@ -15,12 +15,10 @@ import pytest
 from storage import Database, Repository
 from tests.postgres import (
     BACKENDS,
-    INSTALL_HINT,
     Backend,
     PostgresServer,
-    PostgresUnavailable,
     database_name,
-    find_bin_dir,
+    serve_for_tests,
 )
 
 
@@ -43,20 +41,8 @@ def sqlite_url(path: Path) -> str:
 # ---- databases: SQLite (embedded default) and a throwaway PostgreSQL (tests/postgres.py) ----
 @pytest.fixture(scope="session")
 def postgres_server() -> Iterator[PostgresServer]:
-    """One PostgreSQL cluster for the session, started on first use. Missing binaries skip
-    the PostgreSQL variants on a developer's machine and fail them under CI=true."""
-    bin_dir = find_bin_dir()
-    try:
-        if bin_dir is None:
-            raise PostgresUnavailable(INSTALL_HINT)
-        server = PostgresServer(bin_dir)
-        server.start()
-    except PostgresUnavailable as exc:
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"CI needs PostgreSQL: {exc}", pytrace=False)
-        pytest.skip(str(exc).splitlines()[0])
-    yield server
-    server.stop()
+    """One PostgreSQL cluster for the session, started on first use (see `serve_for_tests`)."""
+    yield from serve_for_tests()
 
 
 HEAD_TEMPLATE = "ohlora_head"  # the PostgreSQL database migrated once, copied for each `db`

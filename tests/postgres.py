@@ -17,7 +17,7 @@ import socket
 import subprocess
 import tempfile
 import uuid
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -270,6 +270,27 @@ class PostgresServer:
         with ThreadPoolExecutor(max_workers=1) as pool:  # callable from inside a running loop
             pool.submit(asyncio.run, prepare(url)).result()
         return name
+
+
+def serve_for_tests() -> Iterator[PostgresServer]:
+    """A started cluster for a fixture (`yield from`), stopped after. Missing binaries skip the
+    test on a developer's machine and fail it under CI=true, where PostgreSQL must be tested."""
+    import pytest
+
+    bin_dir = find_bin_dir()
+    try:
+        if bin_dir is None:
+            raise PostgresUnavailable(INSTALL_HINT)
+        server = PostgresServer(bin_dir)
+        server.start()
+    except PostgresUnavailable as exc:
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"CI needs PostgreSQL: {exc}", pytrace=False)
+        pytest.skip(str(exc).splitlines()[0])
+    try:
+        yield server
+    finally:
+        server.stop()
 
 
 def _new_name() -> str:

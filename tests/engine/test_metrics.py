@@ -47,11 +47,9 @@ from storage import Database, Repository
 from tests.conftest import sqlite_url
 from tests.engine.conftest import FixedRoles
 from tests.postgres import (
-    INSTALL_HINT,
     PostgresServer,
-    PostgresUnavailable,
     database_name,
-    find_bin_dir,
+    serve_for_tests,
 )
 
 NOW = datetime(2026, 11, 25, 14, 0, tzinfo=ZoneInfo("Asia/Seoul"))
@@ -224,18 +222,7 @@ async def test_healthz_is_200_then_503_when_the_database_is_gone(
 @pytest.fixture
 def own_postgres() -> Iterator[PostgresServer]:
     """A PostgreSQL cluster of this test's own, so it may stop it (never the session's)."""
-    bin_dir = find_bin_dir()
-    server = PostgresServer(bin_dir) if bin_dir is not None else None
-    try:
-        if server is None:
-            raise PostgresUnavailable(INSTALL_HINT)
-        server.start()
-    except PostgresUnavailable as exc:
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"CI needs PostgreSQL: {exc}", pytrace=False)
-        pytest.skip(str(exc).splitlines()[0])
-    yield server
-    server.stop()
+    yield from serve_for_tests()
 
 
 @asynccontextmanager
