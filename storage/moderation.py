@@ -201,7 +201,7 @@ async def add_decision_case(
     )
 
 
-def _audit(
+def add_audit(
     session: AsyncSession,
     now: datetime,
     actor_id: str,
@@ -210,6 +210,7 @@ def _audit(
     guild_id: str | None,
     detail: str,
 ) -> None:
+    """One audit-log entry in the caller's transaction (with the change it records)."""
     session.add(
         AuditEntry(
             at=now,
@@ -338,7 +339,7 @@ class ModerationRepository:
         async with self.db.writing() as s:
             case = await add_case(s, kind, now, **values)
             if audit is not None:
-                _audit(s, now, case.actor_id, audit[0], case.user_id, case.guild_id, audit[1])
+                add_audit(s, now, case.actor_id, audit[0], case.user_id, case.guild_id, audit[1])
             return case
 
     # ---- lifting -------------------------------------------------------------------------
@@ -413,7 +414,7 @@ class ModerationRepository:
                 )
                 s.add(row)
                 await s.flush()
-                _audit(s, now, user_id, action, user_id, block.guild_id, f"case=#{block.id}")
+                add_audit(s, now, user_id, action, user_id, block.guild_id, f"case=#{block.id}")
                 return Filed(AppealOutcome.FILED, _appeal(row), block)
         except IntegrityError:  # a concurrent filing won the one open slot
             return Filed(AppealOutcome.ALREADY_OPEN)
@@ -481,7 +482,7 @@ class ModerationRepository:
             row.note = note
             row.decision_case_id = case.id
             await s.flush()
-            _audit(
+            add_audit(
                 s,
                 now,
                 actor_id,
@@ -549,7 +550,7 @@ class ModerationRepository:
                 guild_id=guild_id,
                 detail=detail,
             )
-            _audit(s, now, actor_id, action, None, guild_id, f"case=#{case.id} {detail}")
+            add_audit(s, now, actor_id, action, None, guild_id, f"case=#{case.id} {detail}")
             return ConfigWrite(True, _settings(guild_id, row), case)
 
     async def mod_roles(self, guild_id: str) -> tuple[str, ...]:
@@ -605,7 +606,7 @@ class ModerationRepository:
             case = await add_case(
                 s, kind, now, actor_id=actor_id, guild_id=guild_id, detail=f"role={role_id}"
             )
-            _audit(s, now, actor_id, action, None, guild_id, f"case=#{case.id} role={role_id}")
+            add_audit(s, now, actor_id, action, None, guild_id, f"case=#{case.id} role={role_id}")
             return ConfigWrite(True, settings, case)
 
 
@@ -680,7 +681,7 @@ async def _lift(
         )
     await session.flush()
     number = f" case=#{case.id}" if case else ""
-    _audit(
+    add_audit(
         session,
         now,
         actor_id,

@@ -23,7 +23,12 @@ from storage.models import (
     Turn,
     User,
 )
-from storage.moderation import add_decision_case, counts_toward_level, forget_excerpts
+from storage.moderation import (
+    add_audit,
+    add_decision_case,
+    counts_toward_level,
+    forget_excerpts,
+)
 from storage.records import (
     EVERYWHERE,
     ActiveBlock,
@@ -280,15 +285,8 @@ class Repository:
                 .values(lifted_at=now, lifted_by=actor_id, lift_reason=reason)
             )
             lifted = _rowcount(result)
-            s.add(
-                AuditEntry(
-                    at=now,
-                    actor_id=actor_id,
-                    action="unban",
-                    target_user_id=user_id,
-                    guild_id=guild_id,
-                    detail=f"lifted={lifted} reason={reason}",
-                )
+            add_audit(
+                s, now, actor_id, "unban", user_id, guild_id, f"lifted={lifted} reason={reason}"
             )
         return lifted
 
@@ -329,16 +327,7 @@ class Repository:
         guild_id: str | None = None,
     ) -> None:
         async with self.db.writing() as s:
-            s.add(
-                AuditEntry(
-                    at=now,
-                    actor_id=actor_id,
-                    action=action,
-                    target_user_id=target_user_id,
-                    guild_id=guild_id,
-                    detail=detail,
-                )
-            )
+            add_audit(s, now, actor_id, action, target_user_id, guild_id, detail)
 
     async def recent_audit(
         self, scope: GuildScope = EVERYWHERE, limit: int = DEFAULT_LOG_LIMIT, offset: int = 0
