@@ -25,7 +25,14 @@ from engine.api import DeletionReport, OhLoraService, messages
 
 log = logging.getLogger(__name__)
 
-EXTENSIONS = ("bot.chat", "bot.user_commands", "bot.admin", "bot.modlog")
+EXTENSIONS = (
+    "bot.chat",
+    "bot.user_commands",
+    "bot.memory_panel",
+    "bot.feedback",
+    "bot.admin",
+    "bot.modlog",
+)
 
 
 def default_intents() -> discord.Intents:

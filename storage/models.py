@@ -114,6 +114,8 @@ class Turn(Base):
     error: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     completed_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    # Replies a regenerate (🔄) replaced, oldest first: [{"text": ..., "at": iso}] (0007).
+    reply_history: Mapped[list[dict[str, str]] | None] = mapped_column(JSON)
 
 
 class MemoryItemRow(Base):
@@ -132,6 +134,9 @@ class MemoryItemRow(Base):
     # When retrieval last picked this item for a reply (least recently used goes first at the cap).
     last_used_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     source_turn_id: Mapped[int | None] = mapped_column(ForeignKey("turns.id", ondelete="SET NULL"))
+    # Pinned by the user (migration 0007): extraction never replaces it, it never expires and
+    # the item cap never evicts it.
+    pinned: Mapped[bool] = mapped_column(Boolean, default=False)
 
 
 class Sanction(Base):
@@ -257,8 +262,8 @@ class Appeal(Base):
 
 
 class GuildSettings(Base):
-    """Per-server settings; a server without a row has the defaults (no mod-log, no DM notice).
-    Issue 18's chat channels will join this table."""
+    """Per-server settings; a server without a row has the defaults (no mod-log, no DM notice,
+    the environment's expression-picture setting). Chat channels: `GuildChatChannel`."""
 
     __tablename__ = "guild_settings"
 
@@ -266,6 +271,8 @@ class GuildSettings(Base):
     modlog_channel_id: Mapped[str | None] = mapped_column(String(ID_LEN))
     dm_notice: Mapped[bool] = mapped_column(Boolean, default=False)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    # Her face picture under replies (0007); None: the environment's default.
+    expression_picture: Mapped[bool | None] = mapped_column(Boolean)
 
 
 class GuildModRole(Base):
@@ -277,3 +284,58 @@ class GuildModRole(Base):
     role_id: Mapped[str] = mapped_column(String(ID_LEN), primary_key=True)
     added_by: Mapped[str] = mapped_column(String(ID_LEN))
     added_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
+# ---- the product (migration 0007) -------------------------------------------------------
+MEMORY_ACTION_LEN = 16
+MEMORY_SOURCE_LEN = 16
+
+
+class MemoryEvent(Base):
+    """One change of one remembered item (mem0's history: ADD / UPDATE / DELETE with the old
+    and new values), so nothing she remembers changes or vanishes silently. Keyed by
+    (user, key), it outlives the item; it is user data and goes with forget-me."""
+
+    __tablename__ = "memory_history"
+    __table_args__ = (Index("ix_memory_history_user_key", "user_id", "key"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    user_id: Mapped[str] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    key: Mapped[str] = mapped_column(String(KEY_LEN))
+    # storage.records.MemoryAction: added, changed, deleted, pinned, unpinned
+    action: Mapped[str] = mapped_column(String(MEMORY_ACTION_LEN))
+    # storage.records.MemorySource: turn (extraction), user, expiry, cap (evicted)
+    source: Mapped[str] = mapped_column(String(MEMORY_SOURCE_LEN))
+    old_value: Mapped[str | None] = mapped_column(Text)
+    new_value: Mapped[str | None] = mapped_column(Text)
+    turn_id: Mapped[int | None] = mapped_column(ForeignKey("turns.id", ondelete="SET NULL"))
+    at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
+class ReplyRating(Base):
+    """👍 (+1) or 👎 (-1) on one drawn reply of a turn (`draw` 0 is the first reply, n the
+    n-th regenerate); rating again replaces it. The text is kept for the feedback export."""
+
+    __tablename__ = "reply_ratings"
+    __table_args__ = (UniqueConstraint("turn_id", "draw"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    turn_id: Mapped[int] = mapped_column(ForeignKey("turns.id", ondelete="CASCADE"))
+    user_id: Mapped[str] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    draw: Mapped[int] = mapped_column(Integer)
+    rating: Mapped[int] = mapped_column(Integer)
+    reply: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
+class GuildChatChannel(Base):
+    """A server's own chat-channel setting for one channel: `enabled` adds it to the
+    environment's chat channels, False takes an environment one out for this server."""
+
+    __tablename__ = "guild_chat_channels"
+
+    guild_id: Mapped[str] = mapped_column(String(ID_LEN), primary_key=True)
+    channel_id: Mapped[str] = mapped_column(String(ID_LEN), primary_key=True)
+    enabled: Mapped[bool] = mapped_column(Boolean)
+    changed_by: Mapped[str] = mapped_column(String(ID_LEN))
+    changed_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)

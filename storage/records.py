@@ -67,6 +67,7 @@ class MemoryRecord:
     updated_at: datetime
     expires_at: datetime | None
     last_used_at: datetime | None = None
+    pinned: bool = False  # the user pinned it: never replaced by extraction, never aged
 
     def render(self) -> str:
         return f"[{self.key}: {self.value}]"
@@ -257,3 +258,4 @@ class GuildSettingsRecord:
     guild_id: str
     modlog_channel_id: str | None = None
     dm_notice: bool = False
+    expression_picture: bool | None = None  # None: the environment's default

@@ -15,7 +15,7 @@ from storage.db import Database, migrate
 from storage.models import Base
 from tests.conftest import sqlite_url
 
-HEAD = "0006"
+HEAD = "0007"
 
 
 def _schema(connection: Connection) -> dict[str, object]:
