@@ -8,6 +8,12 @@ and a few users, records every REST call the bot makes, and lets a test push gat
 (any user can make a server and invite a public bot), plays the attacker's own server.
 Interactions carry what Discord's payloads carry: `guild_id`, `context`, the invoker's
 `member.permissions` (an owner holds every permission) and the bot's `app_permissions`.
+
+Files travel as discord.py sends them (multipart/form-data: `payload_json` + `files[n]`) and
+come back as `Sent.attachments`; string selects (`select`) and message context menus
+(`context_menu`) are faked; each synced command keeps its `integration_types` / `contexts`, and
+invoking one where Discord would not offer it (a user install reaching a guild-install command,
+a guild-only command in a DM) raises `NotOffered`.
 """
 
 from __future__ import annotations
@@ -16,14 +22,16 @@ import asyncio
 import contextlib
 import itertools
 import json
-from collections.abc import Callable
-from dataclasses import dataclass, field
+import mimetypes
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field, replace
+from enum import IntEnum
 from typing import Any
 
 import discord.gateway
 import discord.http
 import yarl
-from aiohttp import web
+from aiohttp import BodyPartReader, web
 
 # A hosted bot connects once the service has loaded its models: on two busy cores, minutes.
 CONNECT_TIMEOUT_S = 240.0
@@ -97,7 +105,44 @@ BOT_PERMISSIONS = discord.Permissions(
     view_channel=True, send_messages=True, embed_links=True, read_message_history=True
 ).value
 GUILD_MEMBERS = (BOT, MINSU, JIHO, MOD)  # STRANGER is not in the guild
-CONTEXT_GUILD, CONTEXT_BOT_DM = 0, 1  # an interaction's `context`
+CONTEXT_GUILD, CONTEXT_BOT_DM, CONTEXT_PRIVATE_CHANNEL = 0, 1, 2  # an interaction's `context`
+# A DM between MINSU and JIHO, the bot not in it: only a user install reaches it (context 2).
+PRIVATE = "900000000000003600"
+# A server the bot was never invited to (STRANGER's, MINSU a member): only a user install
+# reaches it; Discord sends no gateway events from it.
+OUTSIDE_GUILD = "900000000000000700"
+OUTSIDE_CHAT = "900000000000003200"
+# What a user-installed app may do where its bot is not (Discord's fixed set for user installs).
+USER_INSTALL_PERMISSIONS = discord.Permissions(
+    send_messages=True, embed_links=True, attach_files=True, use_external_emojis=True
+).value
+FILE_SIZE_LIMIT = 8388608  # `attachment_size_limit` of an unboosted server
+CDN = "https://cdn.invalid/attachments"
+EPHEMERAL_FLAG = 64
+
+
+class Install(IntEnum):
+    """Who installed the app for an interaction (Discord's integration types)."""
+
+    GUILD = 0
+    USER = 1
+
+
+class NotOffered(Exception):
+    """Discord would not show this command to this user here (its `integration_types` or
+    `contexts` leave the install or the place out), so no interaction could be sent."""
+
+
+@dataclass(frozen=True)
+class FakeFile:
+    """A file the bot uploaded, as Discord stores the attachment. `content_type` is what
+    Discord reports (guessed from the file name); `id` is the attachment's snowflake."""
+
+    filename: str
+    content_type: str | None
+    data: bytes
+    description: str | None = None
+    id: str = ""
 
 
 @dataclass(frozen=True)
@@ -129,9 +174,29 @@ GUILDS = (
 )
 
 
+OUTSIDE = FakeGuild(
+    OUTSIDE_GUILD, "외부인네 서버", STRANGER, ((OUTSIDE_CHAT, "수다"),), (STRANGER, MINSU)
+)
+
+
 def guild_of(channel: str) -> FakeGuild | None:
-    """The guild a channel is in; None for the DM channel."""
+    """The guild (of those the bot is in) a channel is in; None for a DM channel."""
     return next((g for g in GUILDS if any(cid == channel for cid, _ in g.channels)), None)
+
+
+def _any_guild_of(channel: str) -> FakeGuild | None:
+    """Like `guild_of`, counting the server the bot is not in."""
+    return guild_of(channel) or (OUTSIDE if channel == OUTSIDE_CHAT else None)
+
+
+def _walk(components: list[dict[str, Any]]) -> Iterator[dict[str, Any]]:
+    """Every component, rows and (components v2) containers, sections and labels opened."""
+    for component in components:
+        yield component
+        yield from _walk(component.get("components") or [])
+        for key in ("component", "accessory"):
+            if isinstance(component.get(key), dict):
+                yield from _walk([component[key]])
 
 
 def _member(
@@ -247,10 +312,15 @@ class Sent:
     flags: int = 0
     interaction_id: str | None = None
     allowed_mentions: dict[str, Any] | None = None
+    attachments: list[FakeFile] = field(default_factory=list)
 
     @property
     def ephemeral(self) -> bool:
-        return bool(self.flags & 64)
+        return bool(self.flags & EPHEMERAL_FLAG)
+
+    def attachment(self, filename: str) -> FakeFile | None:
+        """The attached file of this name (what `attachment://filename` in an embed shows)."""
+        return next((f for f in self.attachments if f.filename == filename), None)
 
     @property
     def footer(self) -> str | None:
@@ -291,6 +361,9 @@ class FakeDiscord:
         self.member_fetch_error: int | None = None
         self.callbacks: dict[str, list[int]] = {}  # interaction -> its callback types, in order
         self._init_moderation()
+        self._channel_of: dict[str, str] = {}  # interaction -> the channel it came from
+        self._original: dict[str, str] = {}  # interaction -> its @original response message
+        self._owners: dict[str, dict[str, str]] = {}  # interaction -> its install owners
 
     # ---- lifecycle -------------------------------------------------------------------
     async def start(self) -> None:
@@ -351,7 +424,7 @@ class FakeDiscord:
             "mention_everyone": False,
             "mentions": [],
             "mention_roles": [],
-            "attachments": [],
+            "attachments": [self._attachment_payload(f) for f in sent.attachments],
             "embeds": sent.embeds,
             "components": sent.components,
             "pinned": False,
@@ -359,8 +432,27 @@ class FakeDiscord:
             "flags": sent.flags,
         }
 
+    @staticmethod
+    def _attachment_payload(file: FakeFile) -> dict[str, Any]:
+        payload: dict[str, Any] = {
+            "id": file.id,
+            "filename": file.filename,
+            "size": len(file.data),
+            "url": f"{CDN}/{file.id}/{file.filename}",
+            "proxy_url": f"{CDN}/{file.id}/{file.filename}",
+        }
+        if file.content_type is not None:
+            payload["content_type"] = file.content_type
+        if file.description is not None:
+            payload["description"] = file.description
+        return payload
+
     def _store(
-        self, channel_id: str, data: dict[str, Any], interaction_id: str | None = None
+        self,
+        channel_id: str,
+        data: dict[str, Any],
+        interaction_id: str | None = None,
+        files: dict[str, FakeFile] | None = None,
     ) -> Sent:
         ref = (data.get("message_reference") or {}).get("message_id")
         sent = Sent(
@@ -374,23 +466,81 @@ class FakeDiscord:
             interaction_id,
             data.get("allowed_mentions"),
         )
+        self._attach(sent, data, files or {})
         self.messages[sent.id] = sent
         return sent
 
+    def _attach(self, sent: Sent, data: dict[str, Any], files: dict[str, FakeFile]) -> None:
+        """Discord's rule for `attachments`: when sent, the message keeps exactly the listed
+        ones — existing attachments by id, new uploads by their `files[n]` index (with the
+        filename and description given there); when absent, new uploads are added."""
+        if "attachments" not in data:
+            sent.attachments = sent.attachments + list(files.values())
+            return
+        kept: list[FakeFile] = []
+        for entry in data["attachments"] or []:
+            key = str(entry["id"])
+            existing = next((f for f in sent.attachments if f.id == key), None)
+            if existing is not None:
+                kept.append(existing)
+            elif key in files:
+                upload = files[key]
+                filename = entry.get("filename") or upload.filename
+                kept.append(
+                    replace(
+                        upload,
+                        filename=filename,
+                        content_type=mimetypes.guess_type(filename)[0],
+                        description=entry.get("description"),
+                    )
+                )
+        sent.attachments = kept
+
+    async def _read_multipart(
+        self, request: web.Request
+    ) -> tuple[dict[str, Any], dict[str, FakeFile]]:
+        """`payload_json` and the `files[n]` parts (keyed by n) of a multipart request."""
+        data: dict[str, Any] = {}
+        files: dict[str, FakeFile] = {}
+        reader = await request.multipart()
+        while (part := await reader.next()) is not None:
+            assert isinstance(part, BodyPartReader), "discord.py sends no nested multipart"
+            if part.name == "payload_json":
+                data = json.loads(await part.text())
+            elif part.name is not None and part.name.startswith("files["):
+                index = part.name.removeprefix("files[").removesuffix("]")
+                filename = part.filename or f"file{index}"
+                files[index] = FakeFile(
+                    filename,
+                    mimetypes.guess_type(filename)[0],
+                    bytes(await part.read()),
+                    None,
+                    str(next(self.ids)),
+                )
+        return data, files
+
     async def _rest(self, request: web.Request) -> web.StreamResponse:
-        body = await request.text()
         path = request.path.removeprefix("/api/v10")
         self.calls.append((request.method, path))
+        files: dict[str, FakeFile] = {}
+        if request.content_type.startswith("multipart/"):
+            data, files = await self._read_multipart(request)
+        else:
+            body = await request.text()
+            data = json.loads(body) if body else {}
         try:
-            return await self._route(
-                request.method, path.strip("/").split("/"), json.loads(body) if body else {}
-            )
+            return await self._route(request.method, path.strip("/").split("/"), data, files)
         finally:
             self._touch()
 
     async def _route(
-        self, method: str, parts: list[str], data: dict[str, Any]
+        self,
+        method: str,
+        parts: list[str],
+        data: dict[str, Any],
+        files: dict[str, FakeFile] | None = None,
     ) -> web.StreamResponse:
+        files = files or {}
         match method, parts:
             case "GET", ["users", "@me"]:
                 return json_response(BOT)
@@ -429,6 +579,8 @@ class FakeDiscord:
                         application_id=APP_ID,
                         version="1",
                         type=c.get("type", 1),
+                        # Discord answers a context menu's (it has none) as ""
+                        description=c.get("description") or "",
                     )
                     for i, c in enumerate(data)
                 ]
@@ -447,16 +599,15 @@ class FakeDiscord:
                         },
                         status=400,
                     )
-                return json_response(self._message_payload(self._store(channel_id, data)))
+                sent = self._store(channel_id, data, files=files)
+                return json_response(self._message_payload(sent))
             case "PATCH", ["channels", channel_id, "messages", message_id]:
                 sent = self.messages[message_id]
-                if "content" in data:
-                    sent.content = data["content"] or ""
-                if "embeds" in data:
-                    sent.embeds = data["embeds"] or []
-                if "components" in data:
-                    sent.components = data["components"] or []
+                self._edit(sent, data, files)
                 return json_response(self._message_payload(sent))
+            case "DELETE", ["channels", channel_id, "messages", message_id]:
+                self.deleted.add(message_id)
+                return web.Response(status=204)
             case "GET", ["guilds", guild_id, "members", user_id]:
                 if self.member_fetch_error is not None:
                     return json_response(
@@ -469,24 +620,58 @@ class FakeDiscord:
                         return json_response(_member(user, roles=roles))
                 return json_response({"message": "Unknown Member", "code": 10007}, status=404)
             case "POST", ["interactions", interaction_id, _, "callback"]:
-                return self._callback(interaction_id, data)
-            case "POST", ["webhooks", _, token]:
-                sent = self._store(DM, data, interaction_id=token.removeprefix("tok"))
+                return self._callback(interaction_id, data, files)
+            case "POST", ["webhooks", _, token]:  # a followup
+                interaction_id = token.removeprefix("tok")
+                channel = self._channel_of.get(interaction_id, DM)
+                sent = self._store(channel, data, interaction_id=interaction_id, files=files)
+                # After a deferral (thinking), the first followup is the @original response.
+                self._original.setdefault(interaction_id, sent.id)
                 return json_response(self._message_payload(sent))
             case "PATCH", ["webhooks", _, token, "messages", message_id]:
-                interaction_id = token.removeprefix("tok")
-                own = [m for m in self.messages.values() if m.interaction_id == interaction_id]
-                # A deferred component interaction's @original is the message it is on.
-                sent = own[-1] if own else self.messages[self._origin[interaction_id]]
-                sent.content = data.get("content", sent.content) or ""
-                sent.components = data.get("components", sent.components) or []
+                sent = self._webhook_message(token.removeprefix("tok"), message_id)
+                self._edit(sent, data, files)
                 return json_response(self._message_payload(sent))
+            case "GET", ["webhooks", _, token, "messages", message_id]:
+                sent = self._webhook_message(token.removeprefix("tok"), message_id)
+                return json_response(self._message_payload(sent))
+            case "DELETE", ["webhooks", _, token, "messages", message_id]:
+                sent = self._webhook_message(token.removeprefix("tok"), message_id)
+                self.deleted.add(sent.id)
+                return web.Response(status=204)
         more = self._route_moderation(method, parts, data)
         if more is not None:
             return more
         return json_response({"message": "not faked", "code": 0}, status=404)
 
-    def _callback(self, interaction_id: str, data: dict[str, Any]) -> web.Response:
+    def _edit(self, sent: Sent, data: dict[str, Any], files: dict[str, FakeFile]) -> None:
+        """A PATCH: the fields it sends replace the message's; attachments as `_attach`."""
+        if "content" in data:
+            sent.content = data["content"] or ""
+        if "embeds" in data:
+            sent.embeds = data["embeds"] or []
+        if "components" in data:
+            sent.components = data["components"] or []
+        if "flags" in data and data["flags"] is not None:
+            # Only SUPPRESS_EMBEDS / IS_COMPONENTS_V2 may change; an ephemeral stays one.
+            sent.flags = (sent.flags & EPHEMERAL_FLAG) | (int(data["flags"]) & ~EPHEMERAL_FLAG)
+        self._attach(sent, data, files)
+
+    def _webhook_message(self, interaction_id: str, message_id: str) -> Sent:
+        """An interaction's message: a followup by id, or `@original` (its response: the
+        message it created, the first followup after a deferral, or the message a component
+        is on)."""
+        if message_id != "@original":
+            return self.messages[message_id]
+        original = self._original.get(interaction_id)
+        if original is not None:
+            return self.messages[original]
+        own = [m for m in self.messages.values() if m.interaction_id == interaction_id]
+        return own[-1] if own else self.messages[self._origin[interaction_id]]
+
+    def _callback(
+        self, interaction_id: str, data: dict[str, Any], files: dict[str, FakeFile] | None = None
+    ) -> web.Response:
         kind = data["type"]
         self.callbacks.setdefault(interaction_id, []).append(kind)
         inner = data.get("data") or {}
@@ -494,15 +679,17 @@ class FakeDiscord:
         resource: dict[str, Any] = {"type": kind}
         message_id: str | None = None
         if kind == 4:  # a new message
-            sent = self._store(DM, inner, interaction_id=interaction_id)
-            message_id = sent.id
+            channel = self._channel_of.get(interaction_id, DM)
+            sent = self._store(channel, inner, interaction_id=interaction_id, files=files)
+            message_id = self._original[interaction_id] = sent.id
             resource["message"] = self._message_payload(sent)
-        elif kind == 7 and origin is not None:  # a component updates the message it is on
+        elif kind in (6, 7) and origin is not None:  # a component's message (7: updated)
             sent = self.messages[origin]
-            sent.content = inner.get("content", sent.content) or ""
-            sent.components = inner.get("components", sent.components) or []
-            message_id = sent.id
-            resource["message"] = self._message_payload(sent)
+            if kind == 7:
+                self._edit(sent, inner, files or {})
+                message_id = sent.id
+                resource["message"] = self._message_payload(sent)
+            self._original[interaction_id] = sent.id
         elif kind == 9:  # MODAL: the form the user now sees (`submit` fills it in)
             self.modals[interaction_id] = inner
         return json_response(
@@ -638,17 +825,19 @@ class FakeDiscord:
                 for _ in range(stickers)
             ],
         }
+        assert channel not in (PRIVATE, OUTSIDE_CHAT), "the bot sees no messages there"
+        guild = guild_of(channel)
         if webhook:
             data["webhook_id"] = author["id"]
-        if channel != DM:
-            data["guild_id"] = GUILD
+        if guild is not None:
+            data["guild_id"] = guild.id
             if not webhook:
                 data["member"] = _member(author, with_user=False)
         if reply_to is not None:
             data["message_reference"] = {
                 "message_id": reply_to,
                 "channel_id": channel,
-                "guild_id": GUILD if channel != DM else None,
+                "guild_id": guild.id if guild is not None else None,
             }
             original = self.messages.get(reply_to)
             if original is not None:
@@ -667,17 +856,57 @@ class FakeDiscord:
     async def delete(self, message_id: str, *, channel: str = DM) -> None:
         self.deleted.add(message_id)
         data: dict[str, Any] = {"id": message_id, "channel_id": channel}
-        if channel != DM:
-            data["guild_id"] = GUILD
+        guild = guild_of(channel)
+        if guild is not None:
+            data["guild_id"] = guild.id
         await self.dispatch("MESSAGE_DELETE", data)
 
+    @staticmethod
+    def _context(channel: str) -> int:
+        """The interaction `context` Discord gives a channel."""
+        if channel == PRIVATE:
+            return CONTEXT_PRIVATE_CHANNEL
+        return CONTEXT_GUILD if _any_guild_of(channel) is not None else CONTEXT_BOT_DM
+
+    def _offer(self, command: dict[str, Any], install: Install, channel: str) -> None:
+        """Raise `NotOffered` where Discord would not show `command`: its `integration_types`
+        (unset: the app's default, a guild install) must hold the install and its `contexts`
+        (unset: every context, less the DMs when `dm_permission` is false) the place; a guild
+        install reaches only the bot's servers and its DM."""
+        installs = command.get("integration_types") or [Install.GUILD]
+        if install not in installs:
+            raise NotOffered(f"/{command['name']} is not offered to a {install.name} install")
+        contexts = command.get("contexts")
+        if contexts is None:
+            every = [CONTEXT_GUILD, CONTEXT_BOT_DM, CONTEXT_PRIVATE_CHANNEL]
+            contexts = every if command.get("dm_permission", True) else [CONTEXT_GUILD]
+        context = self._context(channel)
+        if context not in contexts:
+            raise NotOffered(f"/{command['name']} is not offered in context {context}")
+        if install is Install.GUILD and context != CONTEXT_BOT_DM and guild_of(channel) is None:
+            raise NotOffered(f"the app is not installed in the server of {channel}")
+
     def _interaction(
-        self, kind: int, data: dict[str, Any], user: dict[str, Any], channel: str, permissions: int
+        self,
+        kind: int,
+        data: dict[str, Any],
+        user: dict[str, Any],
+        channel: str,
+        permissions: int,
+        install: Install = Install.GUILD,
     ) -> tuple[str, dict[str, Any]]:
         """The payload Discord sends: in a guild the invoker comes as `member` with their
-        resolved `permissions` (all of them for the owner); in the bot's DM as `user`, with no
-        guild and no member permissions at all."""
+        resolved `permissions` (all of them for the owner); in a DM as `user`, with no guild
+        and no member permissions at all. `authorizing_integration_owners` names the install:
+        {"0": guild id, or "0" in the bot's DM} for the server's, {"1": user id} for the
+        user's own."""
         iid = str(next(self.ids))
+        self._channel_of[iid] = channel
+        owners = (
+            {str(Install.USER.value): user["id"]}
+            if install is Install.USER
+            else {str(Install.GUILD.value): "0"}
+        )
         payload: dict[str, Any] = {
             "id": iid,
             "application_id": APP_ID,
@@ -687,24 +916,34 @@ class FakeDiscord:
             "channel_id": channel,
             "locale": "ko",
             "app_permissions": str(BOT_PERMISSIONS),
-            # GUILD_INSTALL's owner: the guild, or "0" in the bot's DM (Discord's convention)
             "entitlements": [],
-            "authorizing_integration_owners": {"0": "0"},
-            "attachment_size_limit": 8388608,
+            "authorizing_integration_owners": owners,
+            "attachment_size_limit": FILE_SIZE_LIMIT,
             "data": data,
         }
-        guild = guild_of(channel)
+        guild = _any_guild_of(channel)
         if guild is None:
-            payload.update(user=user, context=CONTEXT_BOT_DM, channel={"id": DM, "type": 1})
+            payload.update(user=user, context=self._context(channel))
+            if channel == PRIVATE:  # a DM between two people: the bot is not in it
+                others = [u for u in (MINSU, JIHO) if u["id"] != user["id"]]
+                payload.update(
+                    channel={"id": PRIVATE, "type": 1, "recipients": others},
+                    app_permissions=str(USER_INSTALL_PERMISSIONS),
+                )
+            else:
+                payload["channel"] = {"id": channel, "type": 1}
         else:
             if user["id"] == guild.owner["id"]:
                 permissions = ALL_PERMISSIONS
+            if install is Install.GUILD:
+                owners[str(Install.GUILD.value)] = guild.id
+            if guild is OUTSIDE:
+                payload["app_permissions"] = str(USER_INSTALL_PERMISSIONS)
             payload.update(
                 guild_id=guild.id,
                 context=CONTEXT_GUILD,
                 guild_locale="ko",
                 guild={"id": guild.id, "locale": "ko", "features": []},
-                authorizing_integration_owners={"0": guild.id},
                 member=_member(
                     user,
                     permissions=permissions,
@@ -719,7 +958,22 @@ class FakeDiscord:
                     "permission_overwrites": [],
                 },
             )
+        self._owners[iid] = owners
         return iid, payload
+
+    def _inherit(self, iid: str, payload: dict[str, Any], message: Sent) -> None:
+        """A component on an interaction's answer is authorized by the same install."""
+        if message.interaction_id in self._owners:
+            owners = self._owners[message.interaction_id]
+            payload["authorizing_integration_owners"] = self._owners[iid] = dict(owners)
+
+    def registered(self, name: str, kind: int = 1) -> dict[str, Any]:
+        """The synced command payload (`kind`: 1 slash, 2 user menu, 3 message menu)."""
+        found = next(
+            (c for c in self.commands if c["name"] == name and c.get("type", 1) == kind), None
+        )
+        assert found is not None, f"no command {name!r} of type {kind} was synced"
+        return found
 
     async def slash(
         self,
@@ -730,9 +984,11 @@ class FakeDiscord:
         channel: str = DM,
         permissions: int = 0,
         target: dict[str, Any] | None = None,
+        install: Install = Install.GUILD,
     ) -> str:
         """Invoke a slash command; `target` is a user option (resolved like Discord does)."""
-        command = next(c for c in self.commands if c["name"] == name)
+        command = self.registered(name)
+        self._offer(command, install, channel)
         opts = [{"name": k, "type": 3, "value": v} for k, v in (options or {}).items()]
         data: dict[str, Any] = {"id": command["id"], "name": name, "type": 1, "options": opts}
         if target is not None:
@@ -742,16 +998,84 @@ class FakeDiscord:
             if guild is not None and target in guild.members:
                 resolved["members"] = {target["id"]: _member(target, with_user=False)}
             data["resolved"] = resolved
-        iid, payload = self._interaction(2, data, user, channel, permissions)
+        iid, payload = self._interaction(2, data, user, channel, permissions, install)
         await self.dispatch("INTERACTION_CREATE", payload)
         return iid
 
     def button(self, message: Sent, label: str) -> dict[str, Any] | None:
         """The button with this label on a message the bot sent, if it has one."""
         return next(
-            (c for row in message.components for c in row["components"] if c.get("label") == label),
+            (c for c in _walk(message.components) if c["type"] == 2 and c.get("label") == label),
             None,
         )
+
+    def select_menu(self, message: Sent, custom_id: str | None = None) -> dict[str, Any] | None:
+        """The string select (the first, or the one with this custom_id) on a message."""
+        return next(
+            (
+                c
+                for c in _walk(message.components)
+                if c["type"] == 3 and custom_id in (None, c.get("custom_id"))
+            ),
+            None,
+        )
+
+    async def select(
+        self,
+        message: Sent,
+        values: list[str],
+        *,
+        custom_id: str | None = None,
+        user: dict[str, Any] = MINSU,
+        channel: str = DM,
+        permissions: int = 0,
+    ) -> str:
+        """Pick `values` in a string select on a message the bot sent; the client lets a user
+        pick only listed options, between `min_values` and `max_values` of them."""
+        menu = self.select_menu(message, custom_id)
+        assert menu is not None, f"no select {custom_id or ''!r} on {message.content!r}"
+        offered = {o["value"] for o in menu.get("options", [])}
+        assert set(values) <= offered, f"{values} not among the options {sorted(offered)}"
+        low, high = menu.get("min_values", 1), menu.get("max_values", 1)
+        assert low <= len(values) <= high, f"{len(values)} values, not {low}..{high}"
+        assert not menu.get("disabled"), "a disabled select cannot be used"
+        data = {"custom_id": menu["custom_id"], "component_type": 3, "values": list(values)}
+        iid, payload = self._interaction(3, data, user, channel, permissions)
+        payload["message"] = self._component_message(message, user)
+        self._inherit(iid, payload, message)
+        self._origin[iid] = message.id
+        await self.dispatch("INTERACTION_CREATE", payload)
+        return iid
+
+    async def context_menu(
+        self,
+        name: str,
+        target: Sent | str,
+        *,
+        user: dict[str, Any] = MINSU,
+        channel: str = DM,
+        permissions: int = 0,
+        install: Install = Install.GUILD,
+    ) -> str:
+        """Use a message context menu (type 3) on `target`: a message the bot sent (its
+        author the bot) or the id of one a user sent (`message`). Discord sends `target_id`
+        and the message in `resolved.messages`."""
+        command = self.registered(name, kind=3)
+        self._offer(command, install, channel)
+        if isinstance(target, Sent):
+            message_id, resolved = target.id, self._message_payload(target)
+        else:
+            message_id, resolved = target, dict(self.user_messages[target])
+        data: dict[str, Any] = {
+            "id": command["id"],
+            "name": name,
+            "type": 3,
+            "target_id": message_id,
+            "resolved": {"messages": {message_id: resolved}},
+        }
+        iid, payload = self._interaction(2, data, user, channel, permissions, install)
+        await self.dispatch("INTERACTION_CREATE", payload)
+        return iid
 
     async def click(
         self,
@@ -768,6 +1092,7 @@ class FakeDiscord:
         data = {"custom_id": button["custom_id"], "component_type": 2}
         iid, payload = self._interaction(3, data, user, channel, permissions)
         payload["message"] = self._component_message(message, user)
+        self._inherit(iid, payload, message)
         self._origin[iid] = message.id
         await self.dispatch("INTERACTION_CREATE", payload)
         return iid
@@ -809,7 +1134,7 @@ class FakeDiscord:
                 "id": message.interaction_id,
                 "type": 2,
                 "user": user,
-                "authorizing_integration_owners": {},
+                "authorizing_integration_owners": self._owners.get(message.interaction_id, {}),
             }
         return payload
 
@@ -827,11 +1152,13 @@ class FakeDiscord:
         user: dict[str, Any] = MINSU,
         channel: str = DM,
         permissions: int = 0,
+        install: Install = Install.GUILD,
     ) -> str:
         """Invoke `path` ("config mod-role add"): subcommand groups nest as Discord nests
         them; `options` are typed option objects (`option`, `user_option`, ...)."""
         name, *subs = path.split()
-        command = next(c for c in self.commands if c["name"] == name)
+        command = self.registered(name)
+        self._offer(command, install, channel)
         opts: list[dict[str, Any]] = list(options or [])
         for depth, sub in reversed(list(enumerate(subs))):
             kind = 1 if depth == len(subs) - 1 else 2  # SUB_COMMAND, SUB_COMMAND_GROUP
@@ -839,7 +1166,7 @@ class FakeDiscord:
         data: dict[str, Any] = {"id": command["id"], "name": name, "type": 1, "options": opts}
         if resolved:
             data["resolved"] = resolved
-        iid, payload = self._interaction(2, data, user, channel, permissions)
+        iid, payload = self._interaction(2, data, user, channel, permissions, install)
         await self.dispatch("INTERACTION_CREATE", payload)
         return iid
 
@@ -878,7 +1205,10 @@ class FakeDiscord:
         origin = self._origin.get(opened_by)
         if origin is not None:
             payload["message"] = self._component_message(self.messages[origin], user)
+            self._inherit(iid, payload, self.messages[origin])
             self._origin[iid] = origin
+        elif opened_by in self._owners:  # a modal a command opened: that command's install
+            payload["authorizing_integration_owners"] = dict(self._owners[opened_by])
         await self.dispatch("INTERACTION_CREATE", payload)
         return iid
 
