@@ -16,7 +16,10 @@ to the server it was made in (`sanctions.guild_id`; None for a DM or the console
 
 Like Red-DiscordBot's moderation commands (guild-only, "bot owner or the member's permission"),
 the commands are guild-only and hidden by default from members without Moderate Members
-(`default_permissions`, which a server's admins may re-assign). Global admins use them in any
+(`default_permissions`, which a server's admins may re-assign). The app is also
+user-installable (the tree's defaults, `bot.client`), so every admin, settings and moderator
+command is marked `server_only`: installed with a server and used in its channels, never
+offered to a user install. Global admins use them in any
 server the bot is in: a DM carries no member permissions, so a DM command could not be hidden
 from everyone else. The authority check is an `app_commands.check`, run before the body, so a
 refusal changes nothing. Nothing asks Discord for members: a decision's server is stored with it.
@@ -28,7 +31,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta, tzinfo
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import discord
 from discord import app_commands
@@ -43,6 +46,34 @@ if TYPE_CHECKING:
     from bot.client import OhLoraBot
 
 MAX_REASON_CHARS = 300
+T = TypeVar("T")
+# Admin, settings and moderator commands: a server's install, in its channels. Both values are
+# spelled out in full: discord.py merges a command's values over the tree's defaults (guild and
+# user installs, every context), so `guild_only()` / `guild_install()` alone (the rest unset)
+# would keep the DMs and the user install.
+SERVER_INSTALLS = {"guilds": True, "users": False}
+SERVER_CONTEXTS = {"guilds": True, "dms": False, "private_channels": False}
+
+
+def server_installs() -> app_commands.AppInstallationType:
+    """A group's `allowed_installs` (a decorator does nothing on a group's subcommands)."""
+    return app_commands.AppInstallationType(guild=True, user=False)
+
+
+def server_contexts() -> app_commands.AppCommandContext:
+    """A group's `allowed_contexts`."""
+    return app_commands.AppCommandContext(guild=True, dm_channel=False, private_channel=False)
+
+
+def server_only(func: T) -> T:
+    """A command only a server's guild install offers, only in that server's channels (what
+    Discord enforces: a user install, a DM or a group DM never shows it)."""
+    func = app_commands.guild_only()(func)
+    func = app_commands.guild_install()(func)
+    func = app_commands.allowed_installs(**SERVER_INSTALLS)(func)
+    return app_commands.allowed_contexts(**SERVER_CONTEXTS)(func)
+
+
 PREVIOUS_PAGE = "◀ 이전"
 NEXT_PAGE = "다음 ▶"
 # Room left on a page for the header, the section titles and the page number.
@@ -53,10 +84,12 @@ def moderator(interaction: discord.Interaction) -> Moderator:
     """Who asks, where, and whether Discord lets them moderate there (`member.permissions`
     resolved for the channel; a DM carries none)."""
     guild_id = None if interaction.guild_id is None else str(interaction.guild_id)
-    moderates = guild_id is not None and bool(interaction.permissions.moderate_members)
+    in_server = guild_id is not None
+    moderates = in_server and bool(interaction.permissions.moderate_members)
+    manages = in_server and bool(interaction.permissions.manage_guild)
     roles = getattr(interaction.user, "roles", ())  # a Member's; a DM's User has none
     role_ids = frozenset(str(r.id) for r in roles)
-    return Moderator(str(interaction.user.id), guild_id, moderates, role_ids)
+    return Moderator(str(interaction.user.id), guild_id, moderates, role_ids, manages)
 
 
 async def is_moderator_here(interaction: discord.Interaction) -> bool:
@@ -223,7 +256,7 @@ class AdminCog(commands.Cog, name="Admin"):
 
     @app_commands.command(name="sanctions", description="(관리자) 사용자의 경고·차단 기록")
     @app_commands.describe(user="기록을 볼 사용자")
-    @app_commands.guild_only()
+    @server_only
     @app_commands.default_permissions(moderate_members=True)
     @app_commands.check(is_moderator_here)
     async def sanctions(self, interaction: discord.Interaction, user: discord.User) -> None:
@@ -254,7 +287,7 @@ class AdminCog(commands.Cog, name="Admin"):
 
     @app_commands.command(name="unban", description="(관리자) 사용자의 차단 해제")
     @app_commands.describe(user="차단을 풀 사용자", reason="해제 사유 (감사 기록에 남아요)")
-    @app_commands.guild_only()
+    @server_only
     @app_commands.default_permissions(moderate_members=True)
     @app_commands.check(is_moderator_here)
     async def unban(
@@ -283,7 +316,7 @@ class AdminCog(commands.Cog, name="Admin"):
             for c in messages.CATEGORY_CHOICES
         ]
     )
-    @app_commands.guild_only()
+    @server_only
     @app_commands.default_permissions(moderate_members=True)
     @app_commands.check(is_moderator_here)
     async def sanction_log(

@@ -42,6 +42,16 @@ def default_intents() -> discord.Intents:
     return intents
 
 
+def user_installs() -> app_commands.AppInstallationType:
+    """The tree's default installs: with a server, and by a user for themselves."""
+    return app_commands.AppInstallationType(guild=True, user=True)
+
+
+def every_context() -> app_commands.AppCommandContext:
+    """The tree's default contexts: servers, the bot's DM, and group DMs / other DMs."""
+    return app_commands.AppCommandContext(guild=True, dm_channel=True, private_channel=True)
+
+
 def shard_options(config: BotConfig) -> dict[str, Any]:
     """`AutoShardedBot`'s shard arguments; none: Discord's recommended count, all here."""
     if config.shard_count is None:
@@ -83,6 +93,11 @@ class OhLoraBot(commands.AutoShardedBot):
             intents=intents or default_intents(),
             help_command=None,
             allowed_mentions=discord.AllowedMentions.none(),  # a reply never pings anyone
+            # User-installable: by default a command is offered to server and user installs,
+            # in servers, her DM and group DMs (so `/memory` works without a shared server);
+            # admin, settings and moderator commands narrow this (`bot.admin.server_only`).
+            allowed_installs=user_installs(),
+            allowed_contexts=every_context(),
             **{**shard_options(config), **options},
         )
         self.service = service

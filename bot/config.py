@@ -14,9 +14,9 @@ PAGER_TIMEOUT_S = 600.0  # how long the previous/next buttons of a listing stay 
 
 @dataclass(frozen=True)
 class BotConfig:
-    """Discord-only choices; who is a global admin and the time zone are the service's."""
+    """Discord-only choices; who is a global admin and the time zone are the service's, and so
+    are where she chats and whether with her face (per server: `Moderation.chat_routing`)."""
 
-    chat_channel_ids: frozenset[int]
     show_expression: bool
     rate_limit_per_minute: int
     sync_commands: bool = True
@@ -28,7 +28,6 @@ class BotConfig:
     @classmethod
     def from_settings(cls, settings: Settings) -> BotConfig:
         return cls(
-            chat_channel_ids=settings.chat_channel_ids,
             show_expression=settings.show_expression,
             rate_limit_per_minute=settings.rate_limit_per_minute,
             shard_count=settings.shard_count,

@@ -14,8 +14,12 @@ asks and where, posts the numbered cases it is handed, and renders them.
   presser moderates here (the buttons are visible to everyone who reads the channel).
 - `/appeal` (in a server or a DM): a modal for the reason; the service allows one open appeal
   per block and a few per day. Decisions reach the user by DM.
-- `/config`: the mod-log channel, DM notices, moderator roles (writes need Moderate Members or
-  a global admin; the service decides).
+- `/config`: the mod-log channel, DM notices, moderator roles, the chat channels (where she
+  answers without a mention) and her face picture under replies (writes need Moderate Members
+  or a global admin; the service decides). Stored in the database, the environment's values
+  the defaults; a change applies at once (`service.moderation.chat_routing`).
+- Every moderator and settings command is `server_only` (`bot.admin`): a user install of the
+  app never reaches them.
 """
 
 from __future__ import annotations
@@ -30,7 +34,14 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
-from bot.admin import is_moderator_here, moderator, send_cases
+from bot.admin import (
+    is_moderator_here,
+    moderator,
+    send_cases,
+    server_contexts,
+    server_installs,
+    server_only,
+)
 from bot.interactions import CASE_EVENT, SANCTION_EVENT, send_private
 from engine.api import (
     MAX_APPEALS_PER_BLOCK,
@@ -72,6 +83,10 @@ CASE_COLOURS = {
     CaseKind.APPEAL_DENIED: discord.Colour.dark_grey(),
 }
 APPEAL_COLOUR = discord.Colour.gold()
+
+
+# Where she may chat: text channels (and their threads) and forums (their posts are threads).
+ChatChannelOption = discord.TextChannel | discord.ForumChannel
 
 
 class Verdict(StrEnum):
@@ -371,11 +386,17 @@ class ModLogCog(commands.Cog, name="ModLog"):
         name="config",
         description="(관리자) 이 서버의 오로라 관리 설정",
         guild_only=True,
-        allowed_contexts=app_commands.AppCommandContext(guild=True),  # what `guild_only()` sets
+        allowed_contexts=server_contexts(),  # `server_only` for a group
+        allowed_installs=server_installs(),
         default_permissions=discord.Permissions(moderate_members=True),
     )
     mod_role = app_commands.Group(
         name="mod-role", description="(관리자) 관리자 역할", parent=config
+    )
+    chat_channel = app_commands.Group(
+        name="chat-channel",
+        description="(관리자) 멘션 없이도 오로라가 대답하는 채널",
+        parent=config,
     )
 
     def __init__(self, bot: OhLoraBot) -> None:
@@ -471,7 +492,7 @@ class ModLogCog(commands.Cog, name="ModLog"):
     # ---- commands --------------------------------------------------------------------
     @app_commands.command(name="case", description="(관리자) 사건 하나 보기")
     @app_commands.describe(number="사건 번호")
-    @app_commands.guild_only()
+    @server_only
     @app_commands.default_permissions(moderate_members=True)
     @app_commands.check(is_moderator_here)
     async def case(
@@ -546,12 +567,72 @@ class ModLogCog(commands.Cog, name="ModLog"):
     @app_commands.check(is_moderator_here)
     async def config_show(self, interaction: discord.Interaction) -> None:
         await interaction.response.defer(ephemeral=True, thinking=True)
-        settings = await ask(
-            interaction, self.moderation.guild_settings(moderator(interaction)), refusal
-        )
+        who = moderator(interaction)
+        settings = await ask(interaction, self.moderation.guild_settings(who), refusal)
         if settings is None:
             return
-        await send_private(interaction, messages.settings_answer(settings))
+        channels = await ask(interaction, self.moderation.chat_channels(who), refusal)
+        if channels is None:
+            return
+        picture = self.moderation.expression_picture_of(settings)
+        await send_private(
+            interaction, messages.server_settings_answer(settings, channels, picture=picture)
+        )
+
+    @config.command(name="picture", description="(관리자) 답장에 오로라의 얼굴 그림 붙이기")
+    @app_commands.describe(state="on: 그림 붙이기, off: 글로만")
+    @app_commands.check(is_moderator_here)
+    async def config_picture(self, interaction: discord.Interaction, state: Switch) -> None:
+        await interaction.response.defer(ephemeral=True, thinking=True)
+        enabled = state is Switch.ON
+        change = await ask(
+            interaction,
+            self.moderation.set_expression_picture(moderator(interaction), enabled),
+            refusal,
+        )
+        if change is None:
+            return
+        await self._configure(interaction, change, messages.picture_answer(change, enabled=enabled))
+
+    @chat_channel.command(name="add", description="(관리자) 채팅 채널 추가 (멘션 없이도 대답)")
+    @app_commands.describe(channel="오로라가 모든 메시지에 대답할 채널 (스레드 포함)")
+    @app_commands.check(is_moderator_here)
+    async def chat_channel_add(
+        self, interaction: discord.Interaction, channel: ChatChannelOption
+    ) -> None:
+        await self._chat_channel(interaction, str(channel.id), added=True)
+
+    @chat_channel.command(name="remove", description="(관리자) 채팅 채널 빼기")
+    @app_commands.describe(channel="멘션하거나 답장할 때만 대답하게 할 채널")
+    @app_commands.check(is_moderator_here)
+    async def chat_channel_remove(
+        self, interaction: discord.Interaction, channel: ChatChannelOption
+    ) -> None:
+        await self._chat_channel(interaction, str(channel.id), added=False)
+
+    async def _chat_channel(
+        self, interaction: discord.Interaction, channel_id: str, *, added: bool
+    ) -> None:
+        await interaction.response.defer(ephemeral=True, thinking=True)
+        who = moderator(interaction)
+        write = self.moderation.add_chat_channel if added else self.moderation.remove_chat_channel
+        change = await ask(interaction, write(who, channel_id), refusal)
+        if change is None:
+            return
+        await self._configure(
+            interaction, change, messages.chat_channel_answer(channel_id, change, added=added)
+        )
+
+    @chat_channel.command(name="list", description="(관리자) 채팅 채널 목록")
+    @app_commands.check(is_moderator_here)
+    async def chat_channel_list(self, interaction: discord.Interaction) -> None:
+        await interaction.response.defer(ephemeral=True, thinking=True)
+        channels = await ask(
+            interaction, self.moderation.chat_channels(moderator(interaction)), refusal
+        )
+        if channels is None:
+            return
+        await send_private(interaction, messages.chat_channels_answer(channels))
 
     @mod_role.command(name="add", description="(관리자) 관리자 역할 추가")
     @app_commands.describe(role="오로라 관리 명령어를 쓸 수 있게 할 역할")

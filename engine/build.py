@@ -191,6 +191,11 @@ async def build_engine(
             tz=settings.tz,
             clock=clock,
         )
+        # The environment's routing: the defaults each server's own settings change.
+        service.moderation.use_defaults(
+            chat_channel_ids=(str(i) for i in settings.chat_channel_ids),
+            expression_picture=settings.expression_picture,
+        )
         stack.push_async_callback(engine.drain)  # before the workers stop
         if maintenance is not None:
             daily = maintenance(repo, settings, clock)

@@ -12,14 +12,21 @@ a DM or the console):
 - in a server, a member with Moderate Members or one of the server's moderator roles sees and
   acts on that server's decisions only (a blocked user's own server lifts nothing earned
   elsewhere); never in a DM;
-- the server's configuration (moderator roles, mod-log, DM notices) is for global admins and
-  Moderate Members holders only: a moderator role cannot hand itself to others;
+- the server's configuration (moderator roles, mod-log, DM notices, chat channels, her face
+  picture) is for global admins and Moderate Members holders only: a moderator role cannot
+  hand itself to others;
 - nobody lifts their own block or decides their own appeal.
+
+Routing. Where she answers without a mention and whether her replies carry her face are the
+environment's defaults (`OHLORA_CHAT_CHANNEL_IDS`, `OHLORA_EXPRESSION_PICTURE`) merged with
+each server's own settings (`chat_routing`). A change applies at once in this process (its
+cache entry is dropped) and within `ROUTING_CACHE_S` in the others on the same database.
 """
 
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -36,7 +43,7 @@ from storage import (
     Repository,
     SanctionRecord,
 )
-from storage.moderation import AppealLimits, AppealOutcome, ConfigWrite
+from storage.moderation import AppealLimits, AppealOutcome, ConfigWrite, GuildRouting
 from storage.records import EVERYWHERE, Everywhere, GuildScope
 
 log = logging.getLogger(__name__)
@@ -51,18 +58,24 @@ APPEAL_WINDOW = timedelta(days=1)
 MAX_REASON_CHARS = 500
 DEFAULT_LOG_ROWS = 20
 MAX_LOG_ROWS = 100
+# How long one process trusts its copy of a server's routing: another process's change (several
+# bot processes on one database) reaches this one within this; this process's own at once.
+ROUTING_CACHE_S = 30.0
 
 __all__ = [
     "APPEAL_WINDOW",
     "MAX_APPEALS_PER_BLOCK",
     "MAX_APPEALS_PER_DAY",
     "MAX_REASON_CHARS",
+    "ROUTING_CACHE_S",
     "AdminAction",
     "AppealDecision",
     "AppealNotFound",
     "AppealOutcome",
     "AppealResult",
     "CaseNotFound",
+    "ChatChannels",
+    "ChatRouting",
     "ConfigChange",
     "DecideOutcome",
     "LevelDecay",
@@ -93,6 +106,7 @@ class AdminAction(StrEnum):
     APPEAL_REFUSED = "appeal_refused"  # someone tried to decide their own appeal
     MOD_ROLE = "mod_role"
     GUILD_SETTINGS = "guild_settings"
+    CHAT_CHANNEL = "chat_channel"
 
 
 class NotAllowed(Exception):
@@ -114,12 +128,15 @@ class AppealNotFound(LookupError):
 @dataclass(frozen=True)
 class Moderator:
     """Who asks for a moderator operation: their id, the server they ask in (None: a DM or the
-    console), whether that server gives them Moderate Members, and their roles there."""
+    console), whether that server gives them Moderate Members or Manage Server, and their roles
+    there."""
 
     user_id: str
     guild_id: str | None
     moderates_here: bool = False
     role_ids: frozenset[str] = frozenset()
+    # Manage Server configures the bot (Red's `[p]set`) without making its holder a moderator.
+    manages_server: bool = False
 
 
 @dataclass(frozen=True)
@@ -208,6 +225,32 @@ class ConfigChange:
 
 
 @dataclass(frozen=True)
+class ChatRouting:
+    """Where Oh-LoRA answers in one server without being mentioned or replied to (channel ids;
+    a thread follows its parent), and whether her replies carry her face picture."""
+
+    chat_channel_ids: frozenset[str]
+    expression_picture: bool
+
+
+@dataclass(frozen=True)
+class ChatChannels:
+    """A server's chat channels as `/config chat-channel list` shows them: the effective ones
+    (sorted), which of those come from the environment, and the environment ones this server
+    turned off."""
+
+    channel_ids: tuple[str, ...]
+    env_defaults: frozenset[str]
+    turned_off: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class _Cached:
+    routing: ChatRouting
+    read_at: float  # monotonic seconds
+
+
+@dataclass(frozen=True)
 class LevelDecay:
     """With decay on: `category`'s `level` stops counting toward the next one at `at`."""
 
@@ -264,6 +307,28 @@ class Moderation:
         self.appeal_limits = appeal_limits or AppealLimits(
             per_block=MAX_APPEALS_PER_BLOCK, per_window=MAX_APPEALS_PER_DAY, window=APPEAL_WINDOW
         )
+        # The environment's routing defaults (`use_defaults`, called by `build_engine`).
+        self.default_chat_channels: frozenset[str] = frozenset()
+        self.default_expression_picture = True
+        self.routing_cache_s = ROUTING_CACHE_S
+        self.monotonic: Callable[[], float] = time.monotonic  # the cache's time, not the clock
+        self._routing: dict[str, _Cached] = {}
+        self._routing_epoch = 0  # bumped by every change: a read begun before it is not kept
+
+    def use_defaults(self, *, chat_channel_ids: Iterable[str], expression_picture: bool) -> None:
+        """The environment's chat channels and face-picture setting: what a server without
+        settings of its own gets, and what a DM gets."""
+        self.default_chat_channels = frozenset(str(c) for c in chat_channel_ids)
+        self.default_expression_picture = expression_picture
+        self._forget_routing(None)
+
+    def _forget_routing(self, guild_id: str | None) -> None:
+        """Drop a server's cached routing (None: every server's) after a change."""
+        self._routing_epoch += 1
+        if guild_id is None:
+            self._routing.clear()
+        else:
+            self._routing.pop(guild_id, None)
 
     # ---- authority -------------------------------------------------------------------
     def is_global_admin(self, user_id: str) -> bool:
@@ -278,9 +343,10 @@ class Moderation:
         return who.moderates_here or await self.store.holds_mod_role(who.guild_id, who.role_ids)
 
     def may_configure(self, who: Moderator) -> bool:
-        """A server's configuration: global admins and Moderate Members holders, in a server."""
+        """A server's configuration: global admins, Moderate Members and Manage Server holders,
+        in a server."""
         return who.guild_id is not None and (
-            self.is_global_admin(who.user_id) or who.moderates_here
+            self.is_global_admin(who.user_id) or who.moderates_here or who.manages_server
         )
 
     async def reach(self, who: Moderator) -> Reach:
@@ -490,6 +556,7 @@ class Moderation:
         written = await self.store.update_guild_settings(
             guild, who.user_id, self.clock(), action=AdminAction.GUILD_SETTINGS, **changes
         )
+        self._forget_routing(guild)
         return _change(written)
 
     async def mod_roles(self, who: Moderator) -> tuple[str, ...]:
@@ -514,6 +581,81 @@ class Moderation:
             )
         )
 
+    # ---- routing: chat channels and her face picture --------------------------------------
+    def _merged(self, read: GuildRouting) -> ChatRouting:
+        rows = read.chat_channels
+        channels = {c for c in self.default_chat_channels if rows.get(c, True)}
+        channels |= {c for c, enabled in rows.items() if enabled}
+        return ChatRouting(frozenset(channels), self.expression_picture_of(read.settings))
+
+    async def chat_routing(self, guild_id: str | None) -> ChatRouting:
+        """Where she answers unaddressed in this server, and whether with her face (None: a
+        DM or the console, the environment's defaults). Asked for every message, so it is
+        cached per server (`ROUTING_CACHE_S`; this process's own changes drop it at once)."""
+        if guild_id is None:
+            return ChatRouting(self.default_chat_channels, self.default_expression_picture)
+        now = self.monotonic()
+        cached = self._routing.get(guild_id)
+        if cached is not None and now - cached.read_at < self.routing_cache_s:
+            return cached.routing
+        epoch = self._routing_epoch
+        routing = self._merged(await self.store.guild_routing(guild_id))
+        if epoch == self._routing_epoch:  # no change of this process's landed meanwhile
+            self._routing[guild_id] = _Cached(routing, now)
+        return routing
+
+    async def chat_channels(self, who: Moderator) -> ChatChannels:
+        """`/config chat-channel list` (moderators of the server): read fresh, not cached."""
+        guild = await self._guild_of(who, configure=False)
+        read = await self.store.guild_routing(guild)
+        routing = self._merged(read)
+        off = sorted(c for c in self.default_chat_channels if c not in routing.chat_channel_ids)
+        return ChatChannels(
+            tuple(sorted(routing.chat_channel_ids, key=_id_order)),
+            self.default_chat_channels & routing.chat_channel_ids,
+            tuple(sorted(off, key=_id_order)),
+        )
+
+    async def add_chat_channel(self, who: Moderator, channel_id: str) -> ConfigChange:
+        """She answers every message in this channel (and its threads) of this server."""
+        return await self._set_chat_channel(who, channel_id, enabled=True)
+
+    async def remove_chat_channel(self, who: Moderator, channel_id: str) -> ConfigChange:
+        """She answers there only when mentioned or replied to (an environment chat channel
+        is turned off for this server alone)."""
+        return await self._set_chat_channel(who, channel_id, enabled=False)
+
+    async def _set_chat_channel(
+        self, who: Moderator, channel_id: str, *, enabled: bool
+    ) -> ConfigChange:
+        guild = await self._guild_of(who, configure=True)
+        read = await self.store.guild_routing(guild)
+        if (channel_id in self._merged(read).chat_channel_ids) == enabled:
+            return ConfigChange(False, read.settings)
+        # The row that gives the wanted state: none where the environment's default already
+        # does, so a later change of the environment is not shadowed by a stale row.
+        default = channel_id in self.default_chat_channels
+        row: bool | None = None if default == enabled else enabled
+        written = await self.store.set_chat_channel(
+            guild,
+            channel_id,
+            who.user_id,
+            self.clock(),
+            enabled=row,
+            action=AdminAction.CHAT_CHANNEL,
+        )
+        self._forget_routing(guild)
+        return _change(written)
+
+    def expression_picture_of(self, settings: GuildSettingsRecord) -> bool:
+        """Whether a server's settings show her face (its own choice, else the default)."""
+        own = settings.expression_picture
+        return self.default_expression_picture if own is None else own
+
+    async def set_expression_picture(self, who: Moderator, enabled: bool) -> ConfigChange:
+        """Her face picture under this server's replies, on or off."""
+        return await self._configure(who, expression_picture=enabled)
+
     # ---- for the front ends themselves (nothing a user sees) ------------------------------
     async def modlog_channels(self, guild_ids: Iterable[str]) -> dict[str, str]:
         """guild -> mod-log channel, for the given servers that named one."""
@@ -528,6 +670,11 @@ class Moderation:
     async def decay_info(self, user_id: str) -> tuple[LevelDecay, ...]:
         """`/mystatus`: when each of the user's levels stops counting (empty: decay off)."""
         return level_decays(await self.repo.sanction_history(user_id), self.decay, self.clock())
+
+
+def _id_order(channel_id: str) -> tuple[int, str]:
+    """Discord ids in creation order (numerically), anything else after them."""
+    return (int(channel_id), "") if channel_id.isdigit() else (1 << 64, channel_id)
 
 
 def _change(write: ConfigWrite) -> ConfigChange:

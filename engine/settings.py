@@ -99,6 +99,11 @@ class Settings(BaseSettings):
         default=frozenset(), description="guild channels where Oh-LoRA answers without a mention"
     )
     show_expression: bool = Field(default=True, description="show each reply's expression")
+    # Her face (a small picture of the parsed expression) on each reply's embed; each server
+    # may turn it on or off (`/config picture`), this is the default.
+    expression_picture: bool = Field(
+        default=True, description="attach her face picture to replies (servers may override)"
+    )
     model_preset: Preset = "tiny"
     models_dir: Path | None = None
     memory_threshold: float | None = Field(

@@ -25,6 +25,7 @@ from storage.models import (
     Appeal,
     AuditEntry,
     Case,
+    GuildChatChannel,
     GuildModRole,
     GuildSettings,
     Sanction,
@@ -106,7 +107,9 @@ def _changed(result: Any) -> bool:
 def _settings(guild_id: str, row: GuildSettings | None) -> GuildSettingsRecord:
     if row is None:
         return GuildSettingsRecord(guild_id)
-    return GuildSettingsRecord(guild_id, row.modlog_channel_id, bool(row.dm_notice))
+    return GuildSettingsRecord(
+        guild_id, row.modlog_channel_id, bool(row.dm_notice), row.expression_picture
+    )
 
 
 def _in_scope(column: Any, scope: GuildScope) -> Any:
@@ -275,6 +278,15 @@ class ConfigWrite:
     changed: bool
     settings: GuildSettingsRecord
     case: CaseRecord | None
+
+
+@dataclass(frozen=True)
+class GuildRouting:
+    """What routing reads of one server: its settings and its own chat-channel rows
+    (channel -> enabled: True adds it, False takes an environment one out)."""
+
+    settings: GuildSettingsRecord
+    chat_channels: dict[str, bool]
 
 
 class ModerationRepository:
@@ -522,13 +534,18 @@ class ModerationRepository:
         **changes: Any,
     ) -> ConfigWrite:
         """Set some of a server's settings; a real change gets a case and an audit entry."""
-        allowed = {"modlog_channel_id", "dm_notice"}
+        allowed = {"modlog_channel_id", "dm_notice", "expression_picture"}
         if not changes or set(changes) - allowed:
             raise TypeError(f"unknown guild settings: {sorted(set(changes) - allowed)}")
         async with self.db.writing() as s:
             # The first write for a server creates its row in one race-free statement (two
             # first writes at once would both insert after a select found nothing), then locks it.
-            defaults = {"guild_id": guild_id, "modlog_channel_id": None, "dm_notice": False}
+            defaults = {
+                "guild_id": guild_id,
+                "modlog_channel_id": None,
+                "dm_notice": False,
+                "expression_picture": None,
+            }
             await s.execute(upsert(s, GuildSettings, defaults | {"updated_at": now}, ("guild_id",)))
             row = await s.scalar(
                 select(GuildSettings).where(GuildSettings.guild_id == guild_id).with_for_update()
@@ -552,6 +569,84 @@ class ModerationRepository:
             )
             add_audit(s, now, actor_id, action, None, guild_id, f"case=#{case.id} {detail}")
             return ConfigWrite(True, _settings(guild_id, row), case)
+
+    async def guild_routing(self, guild_id: str) -> GuildRouting:
+        """A server's settings and chat-channel rows, read together (one snapshot)."""
+        async with self.db.reading() as s:
+            settings = _settings(guild_id, await s.get(GuildSettings, guild_id))
+            rows = await s.execute(
+                select(GuildChatChannel.channel_id, GuildChatChannel.enabled).where(
+                    GuildChatChannel.guild_id == guild_id
+                )
+            )
+            return GuildRouting(settings, {c: bool(e) for c, e in rows.all()})
+
+    async def set_chat_channel(
+        self,
+        guild_id: str,
+        channel_id: str,
+        actor_id: str,
+        now: datetime,
+        *,
+        enabled: bool | None,
+        action: str,
+    ) -> ConfigWrite:
+        """Write a server's own row for one channel (`enabled` None: no row, the environment's
+        default applies); a real change gets a SETTINGS_CHANGED case and an audit entry."""
+        async with self.db.writing() as s:
+            # Insert-or-nothing first, so two first writes at once never both insert; the row
+            # (new or old) is then locked and compared.
+            if enabled is not None:
+                values = {
+                    "guild_id": guild_id,
+                    "channel_id": channel_id,
+                    "enabled": enabled,
+                    "changed_by": actor_id,
+                    "changed_at": now,
+                }
+                inserted = await s.execute(
+                    upsert(s, GuildChatChannel, values, ("guild_id", "channel_id"))
+                )
+                changed = _changed(inserted)
+                if not changed:
+                    row = await s.scalar(
+                        select(GuildChatChannel)
+                        .where(
+                            GuildChatChannel.guild_id == guild_id,
+                            GuildChatChannel.channel_id == channel_id,
+                        )
+                        .with_for_update()
+                    )
+                    assert row is not None  # the insert found it there
+                    changed = bool(row.enabled) != enabled
+                    if changed:
+                        row.enabled = enabled
+                        row.changed_by = actor_id
+                        row.changed_at = now
+            else:
+                deleted = await s.execute(
+                    delete(GuildChatChannel).where(
+                        GuildChatChannel.guild_id == guild_id,
+                        GuildChatChannel.channel_id == channel_id,
+                    )
+                )
+                changed = _changed(deleted)
+            settings = _settings(guild_id, await s.get(GuildSettings, guild_id))
+            if not changed:
+                return ConfigWrite(False, settings, None)
+            await s.flush()
+            state = "default" if enabled is None else str(enabled)
+            detail = f"chat_channel={channel_id} enabled={state}"
+            case = await add_case(
+                s,
+                CaseKind.SETTINGS_CHANGED,
+                now,
+                actor_id=actor_id,
+                guild_id=guild_id,
+                detail=detail,
+            )
+            add_audit(s, now, actor_id, action, None, guild_id, f"case=#{case.id} {detail}")
+            return ConfigWrite(True, settings, case)
 
     async def mod_roles(self, guild_id: str) -> tuple[str, ...]:
         async with self.db.reading() as s:

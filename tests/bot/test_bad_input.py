@@ -341,7 +341,10 @@ async def test_case_slash_command_from_a_blocked_user_works_without_a_model(
     iid = await running.fake.slash("mystatus")
     [sent] = await running.fake.wait_for(lambda: running.fake.responses(iid))
     assert sent.ephemeral and "차단 중" in sent.content
-    admin_try = await running.fake.slash("unban", {"reason": "나 풀어줘"}, target=MINSU)
+    # /unban is server-only (Discord does not offer it in DMs): she tries it in a server.
+    admin_try = await running.fake.slash(
+        "unban", {"reason": "나 풀어줘"}, target=MINSU, channel=CHAT
+    )
     [refused] = await running.fake.wait_for(lambda: running.fake.responses(admin_try))
     assert refused.content == messages.REFUSED
     assert await running.repo.active_block(MINSU["id"], running.clock.now) is not None
