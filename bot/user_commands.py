@@ -1,4 +1,5 @@
-"""Slash commands for everyone: /help, /memory, /forget, /reset, /mystatus, /forget-me.
+"""Slash commands for everyone: /help, /forget, /reset, /mystatus, /forget-me (`/memory`, the
+memory panel, is `bot.memory_panel`'s).
 
 Everything here is about the caller's own data, so every answer is ephemeral. Parsing and
 answers are the service's and the catalogue's, shared with the console.
@@ -29,13 +30,6 @@ class UserCog(commands.Cog, name="User"):
     @app_commands.command(name="help", description="오로라와 대화하는 법과 명령어")
     async def help(self, interaction: discord.Interaction) -> None:
         await send_private(interaction, messages.HELP)
-
-    @app_commands.command(name="memory", description="오로라가 기억하는 나에 대한 것")
-    async def memory(self, interaction: discord.Interaction) -> None:
-        view = await self.service.memory(str(interaction.user.id))
-        await send_private(
-            interaction, messages.memory_lines(view.items, cap=view.cap, evicted=view.evicted)
-        )
 
     @app_commands.command(name="forget", description="오로라의 기억 하나 또는 전부(all) 지우기")
     @app_commands.describe(item="지울 기억의 이름 (예: 좋아하는 가수) 또는 all")

@@ -73,6 +73,40 @@ class MemoryRecord:
         return f"[{self.key}: {self.value}]"
 
 
+class MemoryAction(StrEnum):
+    """What one history entry of a remembered item records."""
+
+    ADDED = "added"
+    CHANGED = "changed"
+    DELETED = "deleted"
+    PINNED = "pinned"
+    UNPINNED = "unpinned"
+
+
+class MemorySource(StrEnum):
+    """Who made a memory change: extraction from a turn, the user, day aging, the item cap."""
+
+    TURN = "turn"
+    USER = "user"
+    EXPIRY = "expiry"
+    CAP = "cap"
+
+
+@dataclass(frozen=True)
+class MemoryEventRecord:
+    """One change of one item, keyed by (user, key): it outlives the item it describes."""
+
+    id: int
+    user_id: str
+    key: str
+    action: MemoryAction
+    source: MemorySource
+    old_value: str | None
+    new_value: str | None
+    turn_id: int | None
+    at: datetime
+
+
 @dataclass(frozen=True)
 class SanctionRecord:
     id: int
@@ -180,6 +214,7 @@ class DeletionReport:
     memories: int
     turns: int
     conversations: int
+    memory_events: int = 0  # the memories' history entries (forget-me takes them too)
 
 
 # ---- moderation ----------------------------------------------------------------------------

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, fields
 from datetime import date, datetime, timedelta
+from enum import StrEnum
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from sqlalchemy import case, delete, func, select, true, update
@@ -18,10 +19,12 @@ from storage.models import (
     AuditEntry,
     Conversation,
     MaintenanceState,
+    MemoryEvent,
     MemoryItemRow,
     Sanction,
     Turn,
     User,
+    utcnow,
 )
 from storage.moderation import (
     add_audit,
@@ -39,7 +42,10 @@ from storage.records import (
     Everywhere,
     GuildScope,
     Ladder,
+    MemoryAction,
+    MemoryEventRecord,
     MemoryRecord,
+    MemorySource,
     RecordedDecision,
     SanctionRecord,
     TurnRecord,
@@ -109,6 +115,22 @@ def _turn(row: Turn) -> TurnRecord:
     return _record(TurnRecord, row)
 
 
+def _event(row: MemoryEvent) -> MemoryEventRecord:
+    return _record(
+        MemoryEventRecord,
+        row,
+        action=MemoryAction(row.action),
+        source=MemorySource(row.source),
+    )
+
+
+def _own_item(user_id: str, item_id: int) -> Any:
+    """The query for one of this user's items (another user's id finds nothing)."""
+    return select(MemoryItemRow).where(
+        MemoryItemRow.id == item_id, MemoryItemRow.user_id == user_id
+    )
+
+
 def _not_expired(now: datetime) -> Any:
     return (MemoryItemRow.expires_at.is_(None)) | (MemoryItemRow.expires_at > now)
 
@@ -129,19 +151,93 @@ def _in_scope(guild_column: Any, scope: GuildScope) -> Any:
     return guild_column.is_(None) if scope is None else guild_column == scope
 
 
+class RememberOutcome(StrEnum):
+    """What `Repository.remember` did with an extracted item."""
+
+    STORED = "stored"  # a new item, or a new value for the key (one history entry)
+    UNCHANGED = "unchanged"  # the value it already had: no history entry
+    PINNED = "pinned"  # the key is pinned by the user: the new value is dropped, no entry
+    FULL = "full"  # a new key, the cap reached and every item pinned: nothing stored
+
+
 @dataclass(frozen=True)
 class Remembered:
-    """A stored item and the keys the item cap evicted to make room for it (oldest first)."""
+    """A stored item and the keys the item cap evicted to make room for it (oldest first).
 
-    record: MemoryRecord
+    `record` is the item as it stands (the pinned one, unchanged, for PINNED); None only
+    for FULL."""
+
+    record: MemoryRecord | None
     evicted: tuple[str, ...] = ()
+    outcome: RememberOutcome = RememberOutcome.STORED
+
+
+class EditOutcome(StrEnum):
+    CHANGED = "changed"
+    UNCHANGED = "unchanged"  # the same key and value: no history entry
+    NOT_FOUND = "not_found"  # no such item of this user
+    KEY_TAKEN = "key_taken"  # another of the user's items has that key
+
+
+@dataclass(frozen=True)
+class MemoryEdit:
+    outcome: EditOutcome
+    record: MemoryRecord | None  # the item after the edit (None: NOT_FOUND)
+
+
+def _add_event(
+    session: AsyncSession,
+    row: MemoryItemRow,
+    action: MemoryAction,
+    source: MemorySource,
+    now: datetime,
+    *,
+    old_value: str | None = None,
+    new_value: str | None = None,
+    turn_id: int | None = None,
+    key: str | None = None,
+) -> None:
+    """One history entry, in the caller's transaction (so a change never lands without it)."""
+    session.add(
+        MemoryEvent(
+            user_id=row.user_id,
+            key=row.key if key is None else key,
+            action=str(action),
+            source=str(source),
+            old_value=old_value,
+            new_value=new_value,
+            turn_id=turn_id,
+            at=now,
+        )
+    )
+
+
+async def _delete_rows(
+    session: AsyncSession,
+    rows: Sequence[MemoryItemRow],
+    source: MemorySource,
+    now: datetime,
+    turn_id: int | None = None,
+) -> None:
+    """Record each row's deletion (with its last value), then delete them."""
+    for row in rows:
+        _add_event(
+            session, row, MemoryAction.DELETED, source, now, old_value=row.value, turn_id=turn_id
+        )
+    await session.execute(delete(MemoryItemRow).where(MemoryItemRow.id.in_([r.id for r in rows])))
 
 
 async def _evict(
-    session: AsyncSession, user_id: str, max_items: int, keep_id: int, now: datetime
+    session: AsyncSession,
+    user_id: str,
+    max_items: int,
+    keep_id: int,
+    now: datetime,
+    turn_id: int | None = None,
 ) -> tuple[str, ...]:
-    """Delete the user's items beyond `max_items`, never `keep_id`: expired first, then the
-    least recently used or updated (`coalesce(last_used_at, updated_at)`), oldest id first."""
+    """Delete the user's unpinned items beyond `max_items`, never `keep_id`: expired first,
+    then the least recently used or updated (`coalesce(last_used_at, updated_at)`), oldest id
+    first. Pinned items are never evicted (so the user may stay above the cap)."""
     count = await session.scalar(
         select(func.count()).select_from(MemoryItemRow).where(MemoryItemRow.user_id == user_id)
     )
@@ -150,9 +246,13 @@ async def _evict(
         return ()
     expired_first = case((MemoryItemRow.expires_at <= now, 0), else_=1)
     rows = (
-        await session.execute(
-            select(MemoryItemRow.id, MemoryItemRow.key)
-            .where(MemoryItemRow.user_id == user_id, MemoryItemRow.id != keep_id)
+        await session.scalars(
+            select(MemoryItemRow)
+            .where(
+                MemoryItemRow.user_id == user_id,
+                MemoryItemRow.id != keep_id,
+                MemoryItemRow.pinned.is_(False),
+            )
             .order_by(
                 expired_first,
                 func.coalesce(MemoryItemRow.last_used_at, MemoryItemRow.updated_at),
@@ -161,8 +261,20 @@ async def _evict(
             .limit(excess)
         )
     ).all()
-    await session.execute(delete(MemoryItemRow).where(MemoryItemRow.id.in_([r.id for r in rows])))
+    if rows:
+        await _delete_rows(session, rows, MemorySource.CAP, now, turn_id)
     return tuple(r.key for r in rows)
+
+
+async def _unpinned_count(session: AsyncSession, user_id: str) -> tuple[int, int]:
+    """(all items, unpinned items) of the user."""
+    result = await session.execute(
+        select(func.count(), func.count().filter(MemoryItemRow.pinned.is_(False))).where(
+            MemoryItemRow.user_id == user_id
+        )
+    )
+    total, unpinned = result.one()
+    return int(total or 0), int(unpinned or 0)
 
 
 async def _ensure_user(session: AsyncSession, user_id: str, now: datetime) -> None:
@@ -344,6 +456,8 @@ class Repository:
             return [_audit(r) for r in rows]
 
     # ---- memory ----------------------------------------------------------------------
+    # Every change writes its `MemoryEvent` in the same transaction (mem0's history), so
+    # nothing she remembers changes or vanishes silently.
     async def list_memories(self, user_id: str, now: datetime) -> list[MemoryRecord]:
         """This user's unexpired items, oldest first; never anyone else's."""
         async with self.db.reading() as s:
@@ -354,6 +468,12 @@ class Repository:
             )
             return [_memory(r) for r in rows]
 
+    async def get_memory(self, user_id: str, item_id: int) -> MemoryRecord | None:
+        """One of this user's items by id (another user's id finds nothing)."""
+        async with self.db.reading() as s:
+            row = await s.scalar(_own_item(user_id, item_id))
+            return None if row is None else _memory(row)
+
     async def upsert_memory(
         self,
         user_id: str,
@@ -363,10 +483,12 @@ class Repository:
         expires_at: datetime | None = None,
         source_turn_id: int | None = None,
     ) -> MemoryRecord:
-        """One row per (user, key): a new value for a known key replaces the old one."""
+        """One row per (user, key): a new value for a known key replaces the old one (a
+        pinned key keeps its value)."""
         done = await self.remember(
             user_id, key, value, now, expires_at=expires_at, source_turn_id=source_turn_id
         )
+        assert done.record is not None  # without a cap something is always stored
         return done.record
 
     async def remember(
@@ -379,11 +501,16 @@ class Repository:
         max_items: int | None = None,
         expires_at: datetime | None = None,
         source_turn_id: int | None = None,
+        source: MemorySource = MemorySource.TURN,
     ) -> Remembered:
         """`upsert_memory`, keeping at most `max_items` of the user's items (None: no cap).
 
-        A new key beyond the cap evicts, in the same transaction, the items used or updated
-        longest ago (expired ones first); a known key's new value evicts nothing.
+        A new key beyond the cap evicts, in the same transaction, the unpinned items used or
+        updated longest ago (expired ones first); a known key's new value evicts nothing.
+        A pinned key is never replaced (PINNED); a new key when the cap is reached and every
+        item is pinned is not stored (FULL): pinned items are what the user chose to keep.
+        History: ADDED / CHANGED (`source`, with `source_turn_id`), DELETED for the evicted;
+        none for an unchanged value or a dropped one.
         """
         if max_items is not None and max_items < 1:
             raise ValueError("max_items must be at least 1")
@@ -394,16 +521,110 @@ class Repository:
                     MemoryItemRow.user_id == user_id, MemoryItemRow.key == key
                 )
             )
+            if row is not None and row.pinned:
+                return Remembered(_memory(row), outcome=RememberOutcome.PINNED)
             if row is None:
-                row = MemoryItemRow(user_id=user_id, key=key, created_at=now)
+                if max_items is not None:
+                    total, unpinned = await _unpinned_count(s, user_id)
+                    if total >= max_items and unpinned == 0:
+                        return Remembered(None, outcome=RememberOutcome.FULL)
+                row = MemoryItemRow(user_id=user_id, key=key, created_at=now, pinned=False)
                 s.add(row)
+                _add_event(
+                    s, row, MemoryAction.ADDED, source, now, new_value=value, turn_id=source_turn_id
+                )
+                outcome = RememberOutcome.STORED
+            elif row.value != value:
+                _add_event(
+                    s,
+                    row,
+                    MemoryAction.CHANGED,
+                    source,
+                    now,
+                    old_value=row.value,
+                    new_value=value,
+                    turn_id=source_turn_id,
+                )
+                outcome = RememberOutcome.STORED
+            else:
+                outcome = RememberOutcome.UNCHANGED
             row.value = value
             row.updated_at = now
             row.expires_at = expires_at
             row.source_turn_id = source_turn_id
             await s.flush()
-            evicted = () if max_items is None else await _evict(s, user_id, max_items, row.id, now)
-            return Remembered(_memory(row), evicted)
+            evicted = (
+                ()
+                if max_items is None
+                else await _evict(s, user_id, max_items, row.id, now, source_turn_id)
+            )
+            return Remembered(_memory(row), evicted, outcome)
+
+    async def edit_memory(
+        self, user_id: str, item_id: int, key: str, value: str, now: datetime
+    ) -> MemoryEdit:
+        """The user rewrote one item (the caller validated it). A new value is CHANGED; a new
+        key is the old key DELETED and the new one ADDED (the history is kept per key). A
+        pinned item stays pinned."""
+        async with self.db.writing() as s:
+            row = await s.scalar(_own_item(user_id, item_id))
+            if row is None:
+                return MemoryEdit(EditOutcome.NOT_FOUND, None)
+            if row.key == key and row.value == value:
+                return MemoryEdit(EditOutcome.UNCHANGED, _memory(row))
+            if row.key != key:
+                taken = await s.scalar(
+                    select(MemoryItemRow.id).where(
+                        MemoryItemRow.user_id == user_id, MemoryItemRow.key == key
+                    )
+                )
+                if taken is not None:
+                    return MemoryEdit(EditOutcome.KEY_TAKEN, _memory(row))
+                user = MemorySource.USER
+                _add_event(s, row, MemoryAction.DELETED, user, now, old_value=row.value)
+                _add_event(s, row, MemoryAction.ADDED, user, now, new_value=value, key=key)
+                row.key = key
+            else:
+                _add_event(
+                    s,
+                    row,
+                    MemoryAction.CHANGED,
+                    MemorySource.USER,
+                    now,
+                    old_value=row.value,
+                    new_value=value,
+                )
+            row.value = value
+            row.updated_at = now
+            row.source_turn_id = None
+            await s.flush()
+            return MemoryEdit(EditOutcome.CHANGED, _memory(row))
+
+    async def set_memory_pinned(
+        self, user_id: str, item_id: int, pinned: bool, now: datetime
+    ) -> MemoryRecord | None:
+        """Pin or unpin one item (PINNED / UNPINNED, with its value); None: no such item.
+        Asking for the state it already has writes nothing."""
+        async with self.db.writing() as s:
+            row = await s.scalar(_own_item(user_id, item_id))
+            if row is None:
+                return None
+            if row.pinned != pinned:
+                action = MemoryAction.PINNED if pinned else MemoryAction.UNPINNED
+                _add_event(s, row, action, MemorySource.USER, now, new_value=row.value)
+                row.pinned = pinned
+                await s.flush()
+            return _memory(row)
+
+    async def delete_memory(self, user_id: str, item_id: int, now: datetime) -> MemoryRecord | None:
+        """The user deleted one item (pinned or not); returns it as it was, None if missing."""
+        async with self.db.writing() as s:
+            row = await s.scalar(_own_item(user_id, item_id))
+            if row is None:
+                return None
+            record = _memory(row)
+            await _delete_rows(s, [row], MemorySource.USER, now)
+            return record
 
     async def mark_memory_used(self, user_id: str, item_id: int, now: datetime) -> None:
         """Retrieval picked this item for a reply: it is recent again (the cap evicts by use)."""
@@ -414,19 +635,44 @@ class Repository:
                 .values(last_used_at=now)
             )
 
-    async def forget_memory(self, user_id: str, key: str) -> bool:
+    async def forget_memory(self, user_id: str, key: str, now: datetime | None = None) -> bool:
+        """`/forget item` (pinned or not), recorded as the user's deletion."""
         async with self.db.writing() as s:
-            result = await s.execute(
-                delete(MemoryItemRow).where(
-                    MemoryItemRow.user_id == user_id, MemoryItemRow.key == key
+            rows = (
+                await s.scalars(
+                    select(MemoryItemRow).where(
+                        MemoryItemRow.user_id == user_id, MemoryItemRow.key == key
+                    )
                 )
-            )
-            return bool(_rowcount(result))
+            ).all()
+            if rows:
+                await _delete_rows(s, rows, MemorySource.USER, now or utcnow())
+            return bool(rows)
 
-    async def forget_all_memories(self, user_id: str) -> int:
+    async def forget_all_memories(self, user_id: str, now: datetime | None = None) -> int:
+        """`/forget all`: every item goes, each recorded as the user's deletion."""
         async with self.db.writing() as s:
-            result = await s.execute(delete(MemoryItemRow).where(MemoryItemRow.user_id == user_id))
-            return _rowcount(result)
+            rows = (
+                await s.scalars(
+                    select(MemoryItemRow)
+                    .where(MemoryItemRow.user_id == user_id)
+                    .order_by(MemoryItemRow.id)
+                )
+            ).all()
+            if rows:
+                await _delete_rows(s, rows, MemorySource.USER, now or utcnow())
+            return len(rows)
+
+    async def memory_history(
+        self, user_id: str, key: str | None = None, limit: int = DEFAULT_LOG_LIMIT
+    ) -> list[MemoryEventRecord]:
+        """The user's memory history (one key's, or every key's), newest first."""
+        query = select(MemoryEvent).where(MemoryEvent.user_id == user_id)
+        if key is not None:
+            query = query.where(MemoryEvent.key == key)
+        async with self.db.reading() as s:
+            rows = await s.scalars(query.order_by(MemoryEvent.id.desc()).limit(limit))
+            return [_event(r) for r in rows]
 
     # ---- conversations -------------------------------------------------------------------
     async def get_summary(self, user_id: str, channel_id: str) -> str:
@@ -542,7 +788,7 @@ class Repository:
 
     # ---- data deletion -------------------------------------------------------------------
     async def delete_user_data(self, user_id: str) -> DeletionReport:
-        """Forget-me: memories, turns and summaries go; sanctions and the audit log stay.
+        """Forget-me: memories (with their history), turns and summaries go; sanctions and the audit log stay.
 
         Like Red-DiscordBot's data deletion keeping the mod log, a ban must survive a user
         asking to be forgotten, or deletion would be a way out of it.
@@ -551,6 +797,7 @@ class Repository:
             memories = await s.execute(
                 delete(MemoryItemRow).where(MemoryItemRow.user_id == user_id)
             )
+            events = await s.execute(delete(MemoryEvent).where(MemoryEvent.user_id == user_id))
             conversations = await s.execute(
                 delete(Conversation).where(Conversation.user_id == user_id)
             )
@@ -560,6 +807,7 @@ class Repository:
                 memories=_rowcount(memories),
                 turns=_rowcount(turns),
                 conversations=_rowcount(conversations),
+                memory_events=_rowcount(events),
             )
 
     # ---- daily maintenance ---------------------------------------------------------------
@@ -615,24 +863,50 @@ class Repository:
 
 async def _age_day_memories(session: AsyncSession, now: datetime, boundaries: int) -> AgingReport:
     """Today's items go first, so a renamed item never collides with the (user, key) unique
-    constraint; from two boundaries on, tomorrow's items are past too."""
+    constraint; from two boundaries on, tomorrow's items are past too. Pinned items are never
+    aged; a tomorrow item whose today key a pinned item holds goes (the pinned one is never
+    replaced). Each deletion is recorded (EXPIRY), each rename as the old key DELETED and the
+    new one ADDED."""
     if boundaries < 0:
         raise ValueError("boundaries must not be negative")
     if boundaries == 0:
         return AgingReport(expired=0, promoted=0)
+    unpinned = MemoryItemRow.pinned.is_(False)
     past = MemoryItemRow.key.startswith(TODAY_PREFIX)
     if boundaries > 1:
         past = past | MemoryItemRow.key.startswith(TOMORROW_PREFIX)
-    expired = await session.execute(delete(MemoryItemRow).where(past))
-    rows = (
+    gone = list((await session.scalars(select(MemoryItemRow).where(past, unpinned))).all())
+    tomorrow = (
         await session.scalars(
-            select(MemoryItemRow).where(MemoryItemRow.key.startswith(TOMORROW_PREFIX))
+            select(MemoryItemRow)
+            .where(MemoryItemRow.key.startswith(TOMORROW_PREFIX), unpinned, ~past)
+            .order_by(MemoryItemRow.id)
         )
     ).all()
-    for row in rows:
-        row.key = TODAY_PREFIX + row.key.removeprefix(TOMORROW_PREFIX)
+    held = set(
+        (
+            await session.execute(
+                select(MemoryItemRow.user_id, MemoryItemRow.key).where(
+                    MemoryItemRow.key.startswith(TODAY_PREFIX), MemoryItemRow.pinned.is_(True)
+                )
+            )
+        ).all()
+    )
+    renamed: list[MemoryItemRow] = []
+    for row in tomorrow:
+        today = TODAY_PREFIX + row.key.removeprefix(TOMORROW_PREFIX)
+        (gone if (row.user_id, today) in held else renamed).append(row)
+    if gone:
+        await _delete_rows(session, gone, MemorySource.EXPIRY, now)
+    for row in renamed:
+        today = TODAY_PREFIX + row.key.removeprefix(TOMORROW_PREFIX)
+        expiry = MemorySource.EXPIRY
+        _add_event(session, row, MemoryAction.DELETED, expiry, now, old_value=row.value)
+        _add_event(session, row, MemoryAction.ADDED, expiry, now, new_value=row.value, key=today)
+        row.key = today
         row.updated_at = now
-    return AgingReport(expired=_rowcount(expired), promoted=len(rows))
+    await session.flush()
+    return AgingReport(expired=len(gone), promoted=len(renamed))
 
 
 async def _close_expired_blocks(session: AsyncSession, now: datetime) -> list[str]:

@@ -94,3 +94,44 @@ def parse_memory_item(text: str, *, used_all_tokens: bool = False) -> MemoryItem
     if memory_rejection_reason(normalized, used_all_tokens) is not None:
         return None
     return accepted_item(normalized)
+
+
+# ---- the rules every stored item keeps (extracted or written by the user) ---------------------
+# The memory model writes short facts (`[좋아하는 가수: 아이유]`), so a longer item is
+# degenerate output (or a remote backend's); the panel's edit form has the same limits.
+MAX_MEMORY_KEY_CHARS = 30
+MAX_MEMORY_VALUE_CHARS = 100
+# Characters that would break the `[key: value]` form the prompts carry.
+FORBIDDEN_CHARS = frozenset("[]:\n\r\t")
+
+EMPTY_KEY = "기억의 이름이 비어 있어요."
+EMPTY_VALUE = "기억의 내용이 비어 있어요."
+KEY_TOO_LONG = f"기억의 이름은 {MAX_MEMORY_KEY_CHARS}자까지 쓸 수 있어요."
+VALUE_TOO_LONG = f"기억의 내용은 {MAX_MEMORY_VALUE_CHARS}자까지 쓸 수 있어요."
+BAD_CHARS = "대괄호 [ ], 쌍점 : 과 줄바꿈은 쓸 수 없어요."
+NO_URLS = "주소(링크)는 기억할 수 없어요."
+BAD_TEXT = "기억할 수 없는 글자나 표현이 들어 있어요."
+
+
+def item_problem(key: str, value: str) -> str | None:
+    """Why (key, value) may not be stored, in Korean for the user, or None when it may: the
+    rules `memory_rejection_reason` applies to extracted output, plus the length caps. The
+    caller strips the two first (a value with spaces around it is not a different value)."""
+    if not key.strip():
+        return EMPTY_KEY
+    if not value.strip():
+        return EMPTY_VALUE
+    if len(key) > MAX_MEMORY_KEY_CHARS:
+        return KEY_TOO_LONG
+    if len(value) > MAX_MEMORY_VALUE_CHARS:
+        return VALUE_TOO_LONG
+    text = key + value
+    if FORBIDDEN_CHARS & set(text):
+        return BAD_CHARS
+    if "http" in text.lower():
+        return NO_URLS
+    # The rest of extraction's rules (end-marker fragments, U+FFFD, space runs), on the
+    # item as the prompts carry it: what passes parses back to the same item.
+    if memory_rejection_reason(MemoryItem(key, value).render()) is not None:
+        return BAD_TEXT
+    return None
