@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Collection
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -23,7 +23,12 @@ from engine.rules import messages
 from engine.rules.bounded import Held, KeyedLocks, Lru
 from engine.rules.ethics_rules import triggered_categories
 from engine.rules.expression import Expression
-from engine.rules.memory_items import MemoryItem
+from engine.rules.memory_items import (
+    MAX_MEMORY_KEY_CHARS,
+    MAX_MEMORY_VALUE_CHARS,
+    MemoryItem,
+    item_problem,
+)
 from engine.rules.prompts import build_final_input
 from engine.rules.sanctions import (
     SanctionDecision,
@@ -51,18 +56,32 @@ from storage.models import KEY_LEN
 
 log = logging.getLogger(__name__)
 
-# A remembered item longer than this is not stored: the memory model writes short facts
-# (`[좋아하는 가수: 아이유]`), so a long one is degenerate output (or a remote backend's).
-MAX_MEMORY_KEY_CHARS = 30
-MAX_MEMORY_VALUE_CHARS = 100
+# An extracted item is stored only if it keeps the rules of every stored item
+# (`engine.rules.memory_items.item_problem`: the length caps, the `[key: value]` form), the
+# same the memory panel's edit form applies.
 assert MAX_MEMORY_KEY_CHARS <= KEY_LEN
 # Per-process bookkeeping kept for at most this many users (the least recently touched go):
 # when a block notice was last shown, and how many items the cap evicted since `/memory`.
 MAX_BLOCK_NOTICES = 10_000
 MAX_EVICTION_COUNTS = 10_000
+# A regenerate (🔄) draws the reply again at most this many times until one differs from every
+# reply the turn already had; each draw is a reply-model call, so a model that keeps repeating
+# itself costs a bounded amount.
+MAX_REDRAWS = 3
 
 
-__all__ = ["Backend", "BackgroundResult", "Call", "Engine", "TurnKind", "TurnResult"]
+__all__ = [
+    "MAX_MEMORY_KEY_CHARS",
+    "MAX_MEMORY_VALUE_CHARS",
+    "MAX_REDRAWS",
+    "Backend",
+    "BackgroundResult",
+    "Call",
+    "Engine",
+    "TurnKind",
+    "TurnLock",
+    "TurnResult",
+]
 
 
 class Call(StrEnum):
@@ -101,7 +120,7 @@ ANSWERED_KINDS = frozenset({TurnKind.REPLY, TurnKind.WARNING, TurnKind.BLOCKED})
 @dataclass(frozen=True)
 class BackgroundResult:
     summary: str
-    memory: MemoryItem | None
+    memory: MemoryItem | None  # None also when extraction did not run (a regenerate)
     expression: Expression
 
 
@@ -294,12 +313,7 @@ class Engine:
         if reply is None or result.turn_id is None:
             await lock.release()
             return result
-        task = asyncio.create_task(
-            self._background_roles(user_id, channel_id, result.turn_id, reply, lock)
-        )
-        self._background.add(task)
-        task.add_done_callback(self._background.discard)
-        result.background = task
+        result.background = self._start_background(user_id, channel_id, result.turn_id, reply, lock)
         return result
 
     async def forget_user(self, user_id: str) -> DeletionReport:
@@ -328,7 +342,7 @@ class Engine:
         async with self._holding(user_id):
             return await self.repo.forget_all_memories(user_id)
 
-    async def _turn_lock(self, user_id: str) -> _TurnLock:
+    async def _turn_lock(self, user_id: str) -> TurnLock:
         """The user's turn lock: this process's first, then the database's."""
         local = await self._locks.acquire(user_id)
         try:
@@ -336,7 +350,67 @@ class Engine:
         except BaseException:
             local.release()
             raise
-        return _TurnLock(local, shared)
+        return TurnLock(local, shared)
+
+    async def turn_lock(self, user_id: str) -> TurnLock:
+        """The user's turn lock, held by the caller until `TurnLock.release` (or handed to
+        `redraw_background`, which releases it): what a regenerate runs under, so it never
+        overlaps the user's turn, its background roles, or another regenerate."""
+        return await self._turn_lock(user_id)
+
+    async def redraw(
+        self, final_input: str, earlier: Collection[str], said_at: datetime
+    ) -> str | None:
+        """A new reply to a stored turn's final input, unlike every reply in `earlier`: up to
+        `MAX_REDRAWS` reply-model calls; None when each repeated an earlier reply.
+
+        `said_at` is when the turn was said: its time tag is in the final input, so the
+        weekday check and the reply temperature follow that moment, in the engine's zone.
+        The caller holds the user's turn lock; ethics is not asked again (the turn's decision
+        stands), nor is the ban checked here (the caller refuses a blocked user first)."""
+        local = said_at.astimezone(self.clock().tzinfo)
+        seen = set(earlier)
+        for _ in range(MAX_REDRAWS):
+            reply = await self._reply(ReplyRow(final_input, local))
+            if reply not in seen:
+                return reply
+        return None
+
+    def redraw_background(
+        self,
+        user_id: str,
+        channel_id: str,
+        turn_id: int,
+        final_input: str,
+        reply: str,
+        lock: TurnLock,
+    ) -> asyncio.Task[BackgroundResult | None]:
+        """The summary and the expression of a regenerated reply, in the background under
+        `lock` (released when they finish). Memory extraction does not run again: its input
+        is the final input alone, which the regenerate did not change, and the turn's
+        extraction already ran once."""
+        return self._start_background(
+            user_id, channel_id, turn_id, _Reply(final_input, reply), lock, extract_memory=False
+        )
+
+    def _start_background(
+        self,
+        user_id: str,
+        channel_id: str,
+        turn_id: int,
+        done: _Reply,
+        lock: TurnLock,
+        *,
+        extract_memory: bool = True,
+    ) -> asyncio.Task[BackgroundResult | None]:
+        task = asyncio.create_task(
+            self._background_roles(
+                user_id, channel_id, turn_id, done, lock, extract_memory=extract_memory
+            )
+        )
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+        return task
 
     @asynccontextmanager
     async def _holding(self, user_id: str) -> AsyncIterator[None]:
@@ -520,20 +594,29 @@ class Engine:
 
     # ---- after the reply ---------------------------------------------------------------
     async def _background_roles(
-        self, user_id: str, channel_id: str, turn_id: int, done: _Reply, lock: _TurnLock
+        self,
+        user_id: str,
+        channel_id: str,
+        turn_id: int,
+        done: _Reply,
+        lock: TurnLock,
+        *,
+        extract_memory: bool = True,
     ) -> BackgroundResult | None:
-        """Summary, memory extraction and expression, at background priority."""
+        """Summary, memory extraction (unless `extract_memory` is off) and expression, at
+        background priority."""
         try:
             # The three roles are independent: each joins its own batch at once.
             summary, item, expression = await asyncio.gather(
                 self._summary(SummaryRow(done.final_input, done.reply)),
-                self.batchers[Call.MEMORY](done.final_input),
+                self._extract(done.final_input) if extract_memory else _nothing(),
                 self.batchers[Call.EXPRESSION](done.reply),
             )
             now = self.clock()
             await self.repo.set_summary(user_id, channel_id, summary, now)
-            if item is not None and not _fits(item):
-                log.info("turn %s: memory item over the length caps not stored", turn_id)
+            problem = None if item is None else item_problem(item.key, item.value)
+            if problem is not None:
+                log.info("turn %s: memory item not stored: %s", turn_id, problem)
                 item = None
             if item is not None:
                 stored = await self.repo.remember(
@@ -557,9 +640,18 @@ class Engine:
         finally:
             await lock.release()
 
+    async def _extract(self, final_input: str) -> MemoryItem | None:
+        item: MemoryItem | None = await self.batchers[Call.MEMORY](final_input)
+        return item
+
+
+async def _nothing() -> None:
+    """An awaitable standing for a role that does not run."""
+    return None
+
 
 @dataclass
-class _TurnLock:
+class TurnLock:
     """A user's turn lock in both stages; `release` gives back the database's, then this
     process's (so the next coroutine here queues on the database only once it is free)."""
 
@@ -571,7 +663,3 @@ class _TurnLock:
             await self.shared.release()
         finally:
             self.local.release()
-
-
-def _fits(item: MemoryItem) -> bool:
-    return len(item.key) <= MAX_MEMORY_KEY_CHARS and len(item.value) <= MAX_MEMORY_VALUE_CHARS

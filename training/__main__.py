@@ -69,6 +69,17 @@ def _parser() -> argparse.ArgumentParser:
     ev.add_argument("--limit", type=int, default=None, help="evaluate only N valid prompts")
     ev.add_argument("--seed", type=int, default=0)
 
+    fb = sub.add_parser(
+        "export-feedback",
+        help="write (final input, chosen, rejected) pairs and ratings as JSONL",
+    )
+    fb.add_argument("out", type=Path, help="the JSONL file to write")
+    fb.add_argument(
+        "--database",
+        default=None,
+        help="database URL (default: the service's, from DATABASE_URL / OHLORA_DATA_DIR)",
+    )
+
     ve = sub.add_parser(
         "verify", help="check built files against the manifest, or compare two builds"
     )
@@ -127,6 +138,10 @@ def _verify(preset: Preset, against: Path | None) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
+    if args.command == "export-feedback":
+        from training.feedback_export import run
+
+        return run(args.out, args.database)
     preset = get_preset(getattr(args, "preset", "tiny"), args.artifacts)
     if args.command == "bootstrap":
         from training.bootstrap import bootstrap
