@@ -1,22 +1,42 @@
 """The local console chat: a Korean REPL over the same service as the bot.
 
-Its commands are the bot's (`/memory`, `/forget`, `/reset`, `/mystatus`, `/forget-me`), parsed the same way and answered
-with the same catalogue strings; only the confirmation button is Discord's alone (the console
-acts at once: the one local user typed the command themselves).
+Its commands are the bot's (`/memory`, `/forget`, `/reset`, `/mystatus`, `/forget-me`), parsed
+the same way and answered with the same catalogue strings; only the buttons are Discord's alone
+(the console acts at once: the one local user typed the command themselves). The memory panel
+becomes numbered items and `/memory edit|pin|unpin|delete|history N`; her latest reply's
+regenerate, ratings and "why" are `/regenerate`, `/rate up|down`, `/why`; `/export [PATH]`
+writes the data export to a file.
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 import sys
 import threading
+from pathlib import Path
 from typing import TextIO
 
-from engine.api import OhLoraService, TurnKind, messages, parse_forget_target
+from engine.api import (
+    InvalidMemoryItem,
+    MemoryRecord,
+    OhLoraService,
+    Rating,
+    RegenerateOutcome,
+    TurnKind,
+    messages,
+    messages_feedback,
+    messages_memory,
+    parse_forget_target,
+)
 
 CONSOLE_USER = "console"
 CONSOLE_CHANNEL = "console"
 QUIT_COMMANDS = ("/quit", "/exit")
+RATINGS = {"up": Rating.UP, "down": Rating.DOWN}
+# The operator at the console holds the database anyway: `/why` shows what admins see.
+CONSOLE_SEES_ADMIN_DETAILS = True
+EXPORT_INDENT = 2
 
 
 class Console:
@@ -85,7 +105,7 @@ class Console:
         if name in QUIT_COMMANDS:
             return False
         if name == "/memory":
-            self.say(await self.memory())
+            self.say(await self.memory(arg))
         elif name == "/forget":
             self.say(await self.forget(arg))
         elif name == "/reset":
@@ -97,13 +117,110 @@ class Console:
             self.say(messages.status_lines(history, self.service.tz, now, decay=decay))
         elif name == "/forget-me":
             self.say(messages.forget_me_done(await self.service.forget_me(CONSOLE_USER)))
+        elif name == "/regenerate":
+            await self.regenerate()
+        elif name == "/rate":
+            self.say(await self.rate(arg))
+        elif name == "/why":
+            self.say(await self.why())
+        elif name == "/export":
+            self.say(await self.export(arg))
         else:
             self.say(messages.CONSOLE_HELP)
         return True
 
-    async def memory(self) -> str:
-        view = await self.service.memory(CONSOLE_USER)
-        return messages.memory_lines(view.items, cap=view.cap, evicted=view.evicted)
+    # ---- the memory panel, as numbered items -------------------------------------------------
+    async def memory(self, arg: str = "") -> str:
+        """`/memory`: every item numbered; `/memory edit N 이름: 내용`, `pin N`, `unpin N`,
+        `delete N`, `history [N]` act on the item numbered N."""
+        action, _, rest = arg.strip().partition(" ")
+        number, _, text = rest.strip().partition(" ")
+        panel = self.service.memories
+        if not action:
+            return messages_memory.panel_text(await panel.page(CONSOLE_USER, size=None))
+        if action == "history" and not number:
+            events = await panel.history(CONSOLE_USER)
+            return messages_memory.history_text(events, self.service.tz)
+        if action not in ("edit", "pin", "unpin", "delete", "history") or not number:
+            return messages_memory.CONSOLE_MEMORY_USAGE
+        item = await self._numbered(number)
+        if item is None:
+            return messages_memory.no_such_number(number)
+        if action == "history":
+            events = await panel.history(CONSOLE_USER, item.key)
+            return messages_memory.history_text(events, self.service.tz, key=item.key)
+        if action == "delete":
+            gone = await panel.delete(CONSOLE_USER, item.id)
+            return messages_memory.deleted(item) if gone else messages_memory.ITEM_GONE
+        if action in ("pin", "unpin"):
+            done = await panel.set_pinned(CONSOLE_USER, item.id, action == "pin")
+            if done is None:
+                return messages_memory.ITEM_GONE
+            return (messages_memory.pinned if done.pinned else messages_memory.unpinned)(done)
+        key, colon, value = text.partition(":")
+        if not colon:
+            return messages_memory.CONSOLE_MEMORY_USAGE
+        try:
+            edited = await panel.edit(CONSOLE_USER, item.id, key, value)
+        except InvalidMemoryItem as refused:
+            return messages_memory.invalid_item(refused.message, key.strip(), value.strip())
+        return messages_memory.edited(edited) if edited else messages_memory.ITEM_GONE
+
+    async def _numbered(self, number: str) -> MemoryRecord | None:
+        """The item `/memory` lists as `number` (1-based)."""
+        items = (await self.service.memories.page(CONSOLE_USER, size=None)).items
+        if not number.isdigit() or not 1 <= int(number) <= len(items):
+            return None
+        return items[int(number) - 1]
+
+    # ---- her latest reply: regenerate, rate, why; the data export ----------------------------
+    async def _latest_turn(self) -> int | None:
+        return await self.service.feedback.latest_turn(CONSOLE_USER, CONSOLE_CHANNEL)
+
+    async def regenerate(self) -> None:
+        turn_id = await self._latest_turn()
+        if turn_id is None:
+            self.say(messages_feedback.CONSOLE_NO_TURN)
+            return
+        done = await self.service.feedback.regenerate(CONSOLE_USER, turn_id)
+        if done.outcome is not RegenerateOutcome.DONE or done.reply is None:
+            self.say(messages_feedback.regenerate_refused(done.outcome))
+            return
+        self.say(messages.CONSOLE_SPEAKER + done.reply)
+        self.say(f"   {messages_feedback.regenerated_footer(done.draw)}")
+        if done.background is not None:
+            background = await done.background
+            if background is not None:
+                self.say(f"   {background.expression.render()}")
+
+    async def rate(self, arg: str) -> str:
+        rating = RATINGS.get(arg.strip().lower())
+        if rating is None:
+            return messages_memory.CONSOLE_RATE_USAGE
+        turn_id = await self._latest_turn()
+        if turn_id is None:
+            return messages_feedback.CONSOLE_NO_TURN
+        if not await self.service.feedback.rate(CONSOLE_USER, turn_id, rating):
+            return messages_memory.CONSOLE_NOTHING_TO_RATE
+        return messages_feedback.rated(rating is Rating.UP)
+
+    async def why(self) -> str:
+        turn_id = await self._latest_turn()
+        if turn_id is None:
+            return messages_feedback.CONSOLE_NO_TURN
+        explained = await self.service.feedback.explain(
+            CONSOLE_USER, turn_id, admin=CONSOLE_SEES_ADMIN_DETAILS
+        )
+        if explained is None:
+            return messages_feedback.CONSOLE_NO_TURN
+        return messages_feedback.explanation_lines(explained, self.service.tz)
+
+    async def export(self, arg: str) -> str:
+        path = Path(arg.strip() or messages_feedback.EXPORT_FILENAME)
+        data = await self.service.feedback.export_user_data(CONSOLE_USER)
+        text = json.dumps(data, ensure_ascii=False, indent=EXPORT_INDENT)
+        await asyncio.to_thread(path.write_text, text + "\n", encoding="utf-8")
+        return messages_feedback.console_exported(str(path))
 
     async def forget(self, arg: str) -> str:
         target = parse_forget_target(arg)

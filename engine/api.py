@@ -9,18 +9,36 @@ without an injected backend, and by `model_load_errors`.
 from __future__ import annotations
 
 from engine.build import MaintenanceFactory, build_engine, prepare_storage
+from engine.feedback import (
+    MAX_REGENERATIONS,
+    Explanation,
+    Feedback,
+    Rating,
+    Regenerated,
+    RegenerateOutcome,
+)
+from engine.memories import (
+    MEMORY_HISTORY_LIMIT,
+    MEMORY_PAGE_SIZE,
+    InvalidMemoryItem,
+    MemoryPage,
+    MemoryPanel,
+)
 from engine.metrics import MetricsUnavailable
 from engine.moderation import (
     APPEAL_WINDOW,
     MAX_APPEALS_PER_BLOCK,
     MAX_APPEALS_PER_DAY,
     MAX_REASON_CHARS,
+    ROUTING_CACHE_S,
     AdminAction,
     AppealDecision,
     AppealNotFound,
     AppealOutcome,
     AppealResult,
     CaseNotFound,
+    ChatChannels,
+    ChatRouting,
     ConfigChange,
     DecideOutcome,
     LevelDecay,
@@ -36,8 +54,10 @@ from engine.moderation import (
     case_guilds,
 )
 from engine.pipeline import BackgroundResult, TurnKind, TurnResult
-from engine.rules import messages
+from engine.rules import messages, messages_feedback, messages_memory
 from engine.rules.commands import FORGET_ALL, ForgetTarget, parse_forget_target
+from engine.rules.expression import EYES, MOUTH, POSE, Expression, parse_expression
+from engine.rules.memory_items import MAX_MEMORY_KEY_CHARS, MAX_MEMORY_VALUE_CHARS
 from engine.rules.sanctions import OHLORA_EMOJI
 from engine.rules.sanitize import cap_raw
 from engine.service import (
@@ -55,17 +75,29 @@ from storage.records import (
     CaseRecord,
     DeletionReport,
     GuildSettingsRecord,
+    MemoryAction,
+    MemoryEventRecord,
     MemoryRecord,
+    MemorySource,
     SanctionRecord,
 )
 
 __all__ = [
     "APPEAL_WINDOW",
+    "EYES",
     "FORGET_ALL",
     "MAX_APPEALS_PER_BLOCK",
     "MAX_APPEALS_PER_DAY",
+    "MAX_MEMORY_KEY_CHARS",
+    "MAX_MEMORY_VALUE_CHARS",
     "MAX_REASON_CHARS",
+    "MAX_REGENERATIONS",
+    "MEMORY_HISTORY_LIMIT",
+    "MEMORY_PAGE_SIZE",
+    "MOUTH",
     "OHLORA_EMOJI",
+    "POSE",
+    "ROUTING_CACHE_S",
     "AdminAction",
     "AppealDecision",
     "AppealNotFound",
@@ -78,18 +110,29 @@ __all__ = [
     "CaseKind",
     "CaseNotFound",
     "CaseRecord",
+    "ChatChannels",
+    "ChatRouting",
     "ConfigChange",
     "DecideOutcome",
     "DeletionReport",
+    "Explanation",
+    "Expression",
+    "Feedback",
     "ForgetCheck",
     "ForgetTarget",
     "GuildSettingsRecord",
+    "InvalidMemoryItem",
     "LevelDecay",
     "LiftResult",
     "Listed",
     "Maintenance",
     "MaintenanceFactory",
+    "MemoryAction",
+    "MemoryEventRecord",
+    "MemoryPage",
+    "MemoryPanel",
     "MemoryRecord",
+    "MemorySource",
     "MemoryView",
     "MetricsUnavailable",
     "Moderation",
@@ -97,7 +140,10 @@ __all__ = [
     "NeedsServer",
     "NotAllowed",
     "OhLoraService",
+    "Rating",
     "Reach",
+    "RegenerateOutcome",
+    "Regenerated",
     "SanctionRecord",
     "Settings",
     "TurnKind",
@@ -109,7 +155,10 @@ __all__ = [
     "case_guilds",
     "describe_error",
     "messages",
+    "messages_feedback",
+    "messages_memory",
     "model_load_errors",
+    "parse_expression",
     "parse_forget_target",
     "prepare_storage",
 ]

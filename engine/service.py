@@ -15,6 +15,8 @@ from dataclasses import dataclass
 from datetime import datetime, tzinfo
 from typing import Protocol
 
+from engine.feedback import Feedback
+from engine.memories import MemoryPanel
 from engine.metrics import Metrics, MetricsServer
 from engine.moderation import (
     AdminAction,
@@ -90,6 +92,10 @@ class OhLoraService:
             clock=self.clock,
             decay=engine.sanction_decay,
         )
+        # Regenerate, ratings, why-this-reply and the data export (`engine.feedback`).
+        self.feedback = Feedback(engine, clock=self.clock)
+        # The `/memory` panel: items paged, edits, pins, deletions, history (`engine.memories`).
+        self.memories = MemoryPanel(engine, repo, clock=self.clock)
         # `/metrics` and `/healthz`, when `OHLORA_METRICS_PORT` is set (`build_engine`)
         self.metrics_server: MetricsServer | None = None
 

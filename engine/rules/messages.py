@@ -46,18 +46,23 @@ HELP = (
     "• DM으로 말을 걸거나, 서버에서는 오로라를 멘션하거나 오로라의 메시지에 답장해 주세요.\n"
     "• 오로라는 대화에서 알게 된 것(일정, 좋아하는 것 등)을 기억해요.\n"
     "**명령어**\n"
-    "`/memory` 오로라가 기억하는 나에 대한 것 보기\n"
+    "`/memory` 오로라가 기억하는 나에 대한 것: 보기, 고치기, 고정(📌), 지우기, 바뀐 기록\n"
     "`/forget` 기억 하나 또는 전부(all) 지우기\n"
     "`/reset` 이 채널의 대화 요약 지우기\n"
     "`/mystatus` 내 경고와 차단, 만료 시각\n"
     "`/forget-me` 나에 대한 기억과 대화 기록 모두 지우기 (경고·차단 기록은 남아요)\n"
     "`/appeal` 차단이 잘못되었다고 생각될 때 이의 신청하기\n"
+    "`/export-my-data` 오로라에 저장된 나의 모든 데이터를 JSON 파일로 받기\n"
+    "오로라의 답변 아래 🔄 는 같은 말에 다시 답하기, 👍 / 👎 는 답변 평가예요. "
+    "답변 메시지의 메뉴(앱) → **왜 이렇게 답했어?** 로 어떤 기억을 썼는지 볼 수 있어요.\n"
     "사랑 고백/만남 요구, 정치 발언, 패드립은 경고나 차단을 받을 수 있어요."
 )
 CONSOLE_HELP = (
-    "명령어: /memory (기억 보기), /forget [항목|all] (기억 지우기), "
+    "명령어: /memory (기억 보기; edit|pin|unpin|delete 번호, history), "
+    "/forget [항목|all] (기억 지우기), "
     "/reset (대화 요약 지우기), /mystatus (내 경고와 차단), "
-    "/forget-me (기억과 대화 기록 모두 지우기), /quit (끝내기)"
+    "/forget-me (기억과 대화 기록 모두 지우기), /regenerate (다시 답하기), "
+    "/rate up|down (답변 평가), /why (이유), /export [파일] (내 데이터), /quit (끝내기)"
 )
 CONSOLE_GREETING = f"오로라 {OHLORA_EMOJI} 와 대화를 시작합니다. {CONSOLE_HELP}"
 CONSOLE_PROMPT = "👤 나 : "
@@ -614,6 +619,71 @@ def mod_roles_answer(role_ids: Sequence[str]) -> str:
     if not role_ids:
         return NO_MOD_ROLES
     return "**관리자 역할**\n" + "\n".join(f"• <@&{r}>" for r in role_ids)
+
+
+# ---- per-server chat channels and her face picture (issue 18) --------------------------------
+NO_CHAT_CHANNELS = (
+    "이 서버에는 채팅 채널이 없어요. 오로라를 멘션하거나 오로라의 메시지에 답장하면 대답해요."
+)
+CHAT_CHANNELS_TITLE = "**채팅 채널** (멘션 없이도 오로라가 대답하는 곳)"
+ENV_DEFAULT_MARK = " (기본값)"
+PICTURE_ON = "켜짐"
+PICTURE_OFF = "꺼짐"
+
+
+class ChatChannelsLike(Protocol):
+    @property
+    def channel_ids(self) -> Sequence[str]: ...
+    @property
+    def env_defaults(self) -> frozenset[str]: ...
+    @property
+    def turned_off(self) -> Sequence[str]: ...
+
+
+def chat_channels_answer(channels: ChatChannelsLike) -> str:
+    """`/config chat-channel list`: the effective channels, the environment's marked."""
+    lines = [
+        f"• <#{c}>{ENV_DEFAULT_MARK if c in channels.env_defaults else ''}"
+        for c in channels.channel_ids
+    ]
+    text = f"{CHAT_CHANNELS_TITLE}\n" + "\n".join(lines) if lines else NO_CHAT_CHANNELS
+    if channels.turned_off:
+        off = ", ".join(f"<#{c}>" for c in channels.turned_off)
+        text += f"\n이 서버에서 끈 기본 채팅 채널: {off}"
+    return text
+
+
+def chat_channel_answer(channel_id: str, change: ChangeLike, *, added: bool) -> str:
+    """`/config chat-channel add|remove`: what changed, with the case number."""
+    if not change.changed:
+        return NOTHING_CHANGED
+    number = f" (사건 #{change.case.id})" if change.case is not None else ""
+    what = (
+        "을(를) 채팅 채널로 추가했어요. 이제 멘션 없이도 대답해요"
+        if added
+        else "을(를) 채팅 채널에서 뺐어요. 이제 멘션하거나 답장할 때만 대답해요"
+    )
+    return f"<#{channel_id}> {what}{number}."
+
+
+def picture_answer(change: ChangeLike, *, enabled: bool) -> str:
+    """`/config picture on|off`."""
+    if not change.changed:
+        return NOTHING_CHANGED
+    number = f" (사건 #{change.case.id})" if change.case is not None else ""
+    state = "붙여요" if enabled else "붙이지 않아요"
+    return f"이제 이 서버에서 오로라의 답장에 얼굴 그림을 {state}{number}."
+
+
+def server_settings_answer(
+    settings: SettingsLike, channels: ChatChannelsLike, *, picture: bool
+) -> str:
+    """`/config show`: the mod-log settings, her face picture and the chat channels."""
+    shown = PICTURE_ON if picture else PICTURE_OFF
+    return (
+        f"{settings_answer(settings)}\n• 답장의 얼굴 그림: {shown}\n"
+        f"{chat_channels_answer(channels)}"
+    )
 
 
 class DecayLike(Protocol):
