@@ -68,6 +68,12 @@ def _parser() -> argparse.ArgumentParser:
     )
     ev.add_argument("--limit", type=int, default=None, help="evaluate only N valid prompts")
     ev.add_argument("--seed", type=int, default=0)
+    ev.add_argument(
+        "--sbert-seeds",
+        default=None,
+        help="also train both S-BERTs once per seed (e.g. 0,1,2) outside the preset folder and "
+        "report each headline number's mean and range",
+    )
 
     fb = sub.add_parser(
         "export-feedback",
@@ -175,6 +181,12 @@ def _run(args: argparse.Namespace) -> int:
         metrics = run_evaluation(
             preset, ethics_csv=args.ethics_csv, limit=args.limit, seed=args.seed
         )
+        if args.sbert_seeds:
+            from training.eval_sbert import seed_spread, spread_lines
+
+            seeds = tuple(int(s) for s in args.sbert_seeds.split(","))
+            work = preset.artifacts.parent / f"{preset.name}_seed_spread"
+            print("\n".join(spread_lines(seed_spread(preset, work, seeds))))
         if args.json:
             print(json.dumps(metrics, ensure_ascii=False))
     return EXIT_OK

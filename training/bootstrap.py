@@ -42,6 +42,8 @@ class Stage:
     name: str
     outputs: Callable[[Preset], list[Path]]
     run: Callable[[Preset, int], dict[str, Any]]
+    # Raised when the stage's recipe changes: a build recorded with an older one reruns it.
+    version: int = 1
 
 
 def _tokenizer(preset: Preset, seed: int) -> dict[str, Any]:
@@ -90,6 +92,19 @@ def _encoder(preset: Preset, seed: int) -> dict[str, Any]:
     return build_encoder(encoder_corpus(), Path(preset.sbert_base), seed=seed)
 
 
+def _use_base_outputs(preset: Preset) -> list[Path]:
+    from training.sbert import use_base_dir
+
+    return [use_base_dir(preset)]
+
+
+def _use_base(preset: Preset, seed: int) -> dict[str, Any]:
+    from training.encoder import build_use_base, encoder_corpus
+    from training.sbert import use_base_dir
+
+    return build_use_base(encoder_corpus(), use_base_dir(preset), seed=seed)
+
+
 def _sbert(task: str) -> Callable[[Preset, int], dict[str, Any]]:
     def run(preset: Preset, seed: int) -> dict[str, Any]:
         from training.sbert import train_ethics, train_memory
@@ -105,6 +120,9 @@ STAGES: tuple[Stage, ...] = (
     Stage("polyglot_base", lambda p: [Path(p.polyglot_base)], _pretrain("polyglot")),
     *(Stage(f"adapter_{r}", _adapter_outputs(r), _adapter(r)) for r in ROLES),
     Stage("sbert_encoder", lambda p: [Path(p.sbert_base)], _encoder),
+    Stage("sbert_use_base", _use_base_outputs, _use_base),
+    # Issue 20: the ethics S-BERT is a trained Dense head on this frozen USE + n-gram base. A
+    # build from before lacks the stage, so it is stale and everything from here reruns.
     Stage("sbert_ethics", lambda p: [p.sbert_dir("ethics")], _sbert("ethics")),
     Stage("sbert_memory", lambda p: [p.sbert_dir("memory")], _sbert("memory")),
 )
@@ -112,9 +130,27 @@ STAGES: tuple[Stage, ...] = (
 
 def is_built(preset: Preset) -> bool:
     """True when a complete manifest exists for the data shipped now (with or without
-    checksums: builds of manifest version 1 count)."""
+    checksums: builds of manifest version 1 count) and no stage it recorded was built by an
+    older version of that stage (`Stage.version`: then `bootstrap` reruns that stage)."""
     manifest = Manifest.load(preset.manifest_path)
-    return bool(manifest and manifest.complete and manifest.data == data_hashes())
+    return bool(
+        manifest
+        and manifest.complete
+        and manifest.data == data_hashes()
+        and not _outdated(manifest)
+    )
+
+
+def _outdated(manifest: Manifest) -> list[str]:
+    """The stages a manifest that records stages lacks, or recorded with another
+    `Stage.version` than today's (a manifest recording no stage at all is not checked)."""
+    if not manifest.stages:
+        return []
+    return [
+        s.name
+        for s in STAGES
+        if (record := manifest.stages.get(s.name)) is None or record.version != s.version
+    ]
 
 
 def _stale(manifest: Manifest, hashes: dict[str, str], seed: int, threads: int | None) -> bool:
@@ -146,14 +182,21 @@ def bootstrap(
     threads = threads or manifest.threads or TRAIN_THREADS
     manifest.complete = False
     bar = tqdm(STAGES, desc="OhLoRA tiny models", unit="stage")
+    rerun = False  # once a stage runs, every later one does (it may build on that one)
     for stage in bar:
         bar.set_postfix_str(stage.name)
         outputs = stage.outputs(preset)
         done = manifest.stages.get(stage.name)
-        if done is not None and all(p.exists() for p in outputs):
+        if (
+            not rerun
+            and done is not None
+            and done.version == stage.version
+            and all(p.exists() for p in outputs)
+        ):
             if not done.files:
                 done.files = artifact_checksums(outputs, preset.artifacts)
             continue
+        rerun = True
         for out in outputs:
             shutil.rmtree(out, ignore_errors=True)  # never build on a half-written stage
         start = time.perf_counter()
@@ -164,6 +207,7 @@ def bootstrap(
             time.perf_counter() - start,
             metrics,
             artifact_checksums(outputs, preset.artifacts),
+            stage.version,
         )
         manifest.save(preset.manifest_path)
         log.info("stage %s done in %.0f s", stage.name, manifest.stages[stage.name].seconds)

@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from engine.rules.ethics_rules import ETHICS_CATEGORIES
-from engine.runtime.morphemes import PREPROCESS_KIWI, get_preprocessor
+from engine.runtime.morphemes import PREPROCESS_KIWI, PREPROCESS_NONE, get_preprocessor
 from engine.runtime.presets import DATA_DIR
 from engine.runtime.sbert import SBERT_CONFIG_NAME
 from training.data import read_csv
@@ -35,6 +35,10 @@ logger = logging.getLogger(__name__)
 
 SPECIAL_TOKENS = ("[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]")
 MAX_SEQ_LENGTH = 64
+# ``kind`` in a base's ohlora_sbert.json: the MLM-pretrained morpheme BERT, or the frozen
+# USE + character n-gram features (`engine.runtime.use_module`), the tiny preset's default.
+KIND_ENCODER = "encoder"
+KIND_USE = "use"
 
 
 @dataclass(frozen=True)
@@ -281,7 +285,7 @@ def build_encoder(
     encoder.save_pretrained(out_dir)
     tokenizer.save_pretrained(out_dir)
     write_sbert_config(
-        out_dir, {"preprocess": preprocess, "kind": "encoder", "size": size, "seed": seed}
+        out_dir, {"preprocess": preprocess, "kind": KIND_ENCODER, "size": size, "seed": seed}
     )
     shutil.rmtree(out_dir / "_mlm_tmp", ignore_errors=True)
     return {
@@ -293,5 +297,42 @@ def build_encoder(
         "mlm_steps": trainer.state.global_step,
         "mlm_loss_first": losses[0] if losses else None,
         "mlm_loss_last": losses[-1] if losses else None,
+        "seconds": round(time.perf_counter() - started, 1),
+    }
+
+
+def build_use_base(
+    corpus: list[str],
+    out_dir: Path,
+    *,
+    seed: int = 0,
+    min_df: int | None = None,
+    max_features: int | None = None,
+) -> dict:
+    """The tiny preset's S-BERT base: frozen USE features plus a character 1–3-gram tf-idf
+    vocabulary fitted on ``corpus`` (train texts only), saved as a sentence-transformers
+    directory holding one `USEFeatures` module (its config only; nothing is trained here)."""
+    from sentence_transformers import SentenceTransformer
+
+    from engine.runtime.use_module import NGRAM_MAX_FEATURES, NGRAM_MIN_DF, USEFeatures, fit_ngrams
+
+    started = time.perf_counter()
+    out_dir = Path(out_dir)
+    vocab, idf = fit_ngrams(
+        corpus,
+        min_df=NGRAM_MIN_DF if min_df is None else min_df,
+        max_features=NGRAM_MAX_FEATURES if max_features is None else max_features,
+    )
+    model = SentenceTransformer(modules=[USEFeatures(vocab, idf)], device="cpu")
+    out_dir.mkdir(parents=True, exist_ok=True)
+    model.save(str(out_dir))
+    write_sbert_config(
+        out_dir, {"preprocess": PREPROCESS_NONE, "kind": KIND_USE, "size": "use", "seed": seed}
+    )
+    return {
+        "kind": KIND_USE,
+        "ngram_features": len(vocab),
+        "corpus_texts": len(corpus),
+        "dimension": model.get_embedding_dimension(),
         "seconds": round(time.perf_counter() - started, 1),
     }

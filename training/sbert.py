@@ -5,8 +5,13 @@ Both are ``SentenceTransformer(models.Transformer(base) + mean pooling)`` traine
 then calibrated on a validation part of the *train* rows and saved with ``ohlora_sbert.json``
 beside the model (preprocessing stage, thresholds, validation numbers) for `engine.runtime.sbert`.
 
-* tiny preset: the base is the project's MLM-pretrained morpheme BERT (`training.encoder`),
-  built on demand at ``preset.sbert_base``; preprocessing ``kiwi``.
+* tiny preset, ethics: the base (``<artifacts>/sbert_use``, `use_base_dir`, built on demand) is
+  the frozen USE + character n-gram feature module (`engine.runtime.use_module`, issue 20); the
+  model is that module plus a trained `Dense` head (`USE_HEADS`); preprocessing ``none``.
+* tiny preset, memory (and ethics with ``size="toy"`` in tests): the project's MLM-pretrained
+  morpheme BERT (`training.encoder`) at ``preset.sbert_base``, built on demand; preprocessing
+  ``kiwi``. The memory task stays there because on the USE base it measured worse (test r
+  0.53-0.56 against 0.674, seed 0: the frozen vectors overfit the 72 training combs).
 * production preset: ``klue/roberta-base`` (or a local copy) through the same code; preprocessing
   ``none``. A hub id that is not in the local cache raises `SbertBaseMissing` at once.
 
@@ -42,7 +47,15 @@ from engine.runtime.morphemes import PREPROCESS_NONE, get_preprocessor
 from engine.runtime.presets import DATA_DIR, Preset
 from engine.runtime.sbert import read_sbert_config
 from training.data import read_csv
-from training.encoder import MAX_SEQ_LENGTH, build_encoder, encoder_corpus, write_sbert_config
+from training.encoder import (
+    KIND_ENCODER,
+    KIND_USE,
+    MAX_SEQ_LENGTH,
+    build_encoder,
+    build_use_base,
+    encoder_corpus,
+    write_sbert_config,
+)
 
 logger = logging.getLogger(__name__)
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
@@ -60,6 +73,23 @@ MEMORY_DEFAULTS: dict[str, Any] = {
     "same_side_weight": 0.3,
     "extra_pairs": True,
     "refit": False,
+}
+# The same settings for the USE base (a trained Dense head over frozen features), chosen on the
+# validation part of the train rows (seed 0, 132 prompts): one linear layer with the n-gram part
+# at half weight 0.962, at 0.3 weight 0.955, harmful rows oversampled to 1.0 × 일반 0.955,
+# tanh hidden layer of 512 0.947 (balance 0.5 or 1.0).
+USE_ETHICS_DEFAULTS: dict[str, Any] = {"epochs": 30, "batch_size": 32, "lr": 3e-3, "balance": 0.5}
+USE_MEMORY_DEFAULTS: dict[str, Any] = {**MEMORY_DEFAULTS, "epochs": 60, "lr": 1e-3}
+# The trained head on the USE base: Dense(features → hidden, tanh) → Dense(hidden → out).
+USE_HEAD_HIDDEN = 512
+USE_HEAD_OUT = 256
+# The tasks of the tiny preset trained on the USE base (see the module docstring) and its folder.
+USE_TASKS = frozenset({"ethics"})
+USE_BASE_DIR = "sbert_use"
+# Per task: the head's sizes (hidden 0: one linear layer) and the n-gram part's weight.
+USE_HEADS: dict[str, dict[str, Any]] = {
+    "ethics": {"hidden": 0, "out": USE_HEAD_OUT, "ngram_scale": 0.5},
+    "memory": {"hidden": USE_HEAD_HIDDEN, "out": USE_HEAD_OUT, "ngram_scale": 1.0},
 }
 # Thresholds sit this fraction of the remaining gap to 1.0 above the highest-scoring
 # non-vetoed 일반 validation prompt (0.984 → 0.988, 0.95 → 0.9625).
@@ -79,7 +109,7 @@ def resolve_base(base: str) -> Path:
     """A local directory for ``base`` (a path, or a hub id already in the HF cache)."""
     path = Path(base).expanduser()
     if path.is_dir():
-        if not (path / "config.json").is_file():
+        if not (path / "config.json").is_file() and not (path / "modules.json").is_file():
             raise SbertBaseMissing(f"S-BERT base directory {path} has no config.json")
         return path
     if path.is_absolute() or base.startswith((".", "~")) or base.count("/") > 1:
@@ -103,14 +133,63 @@ def base_preprocess(base_dir: Path) -> str:
     return read_sbert_config(base_dir).get("preprocess", PREPROCESS_NONE)
 
 
-def load_base_model(base_dir: Path, *, max_seq_length: int = MAX_SEQ_LENGTH):
-    """``SentenceTransformer(models.Transformer(base) + mean pooling)`` on the CPU."""
+def base_kind(base_dir: Path) -> str:
+    """``use`` (frozen USE features) or ``encoder`` (a transformer checkpoint: any outside one)."""
+    return str(read_sbert_config(base_dir).get("kind", KIND_ENCODER))
+
+
+def load_base_model(
+    base_dir: Path,
+    *,
+    max_seq_length: int = MAX_SEQ_LENGTH,
+    hidden: int | None = None,
+    out: int | None = None,
+    ngram_scale: float | None = None,
+):
+    """The untrained S-BERT on the CPU: ``Transformer(base) + mean pooling`` for a transformer
+    base; for a USE base its feature module + ``Dense(hidden, tanh)`` + ``Dense(out)``."""
     from sentence_transformers import SentenceTransformer
+
+    if base_kind(base_dir) == KIND_USE:
+        import torch
+        from sentence_transformers.sentence_transformer.modules import Dense
+
+        from engine.runtime.sbert import load_sentence_transformer
+
+        features = load_sentence_transformer(base_dir)[0]
+        if ngram_scale is not None:
+            features.ngram_scale = float(ngram_scale)
+        dim = features.get_embedding_dimension()
+        hidden = USE_HEAD_HIDDEN if hidden is None else hidden
+        out = USE_HEAD_OUT if out is None else out
+        head: list[Any] = (
+            [
+                Dense(dim, hidden, activation_function=torch.nn.Tanh()),
+                Dense(hidden, out, activation_function=None),
+            ]
+            if hidden
+            else [Dense(dim, out, activation_function=None)]
+        )
+        return SentenceTransformer(modules=[features, *head], device="cpu")
     from sentence_transformers.sentence_transformer.modules import Pooling, Transformer
 
     transformer = Transformer(str(base_dir), max_seq_length=max_seq_length)
     pooling = Pooling(transformer.get_embedding_dimension(), "mean")
     return SentenceTransformer(modules=[transformer, pooling], device="cpu")
+
+
+def use_base_dir(preset: Preset) -> Path:
+    """Where the tiny preset keeps its USE feature base."""
+    return preset.artifacts / USE_BASE_DIR
+
+
+def ensure_use_base(preset: Preset, *, seed: int = 0) -> Path:
+    """The tiny preset's USE feature base, built (seconds) if missing."""
+    path = use_base_dir(preset)
+    if not (path / "modules.json").is_file():
+        logger.info("building the tiny S-BERT base (USE features) at %s", path)
+        build_use_base(encoder_corpus(), path, seed=seed)
+    return path
 
 
 def ensure_encoder(
@@ -388,19 +467,32 @@ def _train(model, dataset, loss, out_dir: Path, *, epochs, batch_size, lr, seed,
     return trainer
 
 
-def _prepare(preset: Preset, size: str, seed: int, show_progress: bool):
+def _prepare(preset: Preset, size: str, seed: int, show_progress: bool, task: str = "ethics"):
     from transformers import set_seed
 
-    base_dir = ensure_encoder(preset, size=size, seed=seed, show_progress=show_progress)
+    if preset.name == "tiny" and size == "tiny" and task in USE_TASKS:
+        base_dir = ensure_use_base(preset, seed=seed)
+    else:
+        base_dir = ensure_encoder(preset, size=size, seed=seed, show_progress=show_progress)
     preprocess = base_preprocess(base_dir)
     set_seed(seed)
-    return base_dir, preprocess, load_base_model(base_dir)
+    return base_dir, preprocess, load_base_model(base_dir, **USE_HEADS[task])
+
+
+def _settings(base_dir: Path, task: str, given: dict[str, Any]) -> dict[str, Any]:
+    """The asked-for training settings, the base kind's defaults for those left as None."""
+    use = base_kind(base_dir) == KIND_USE
+    if task == "ethics":
+        defaults = USE_ETHICS_DEFAULTS if use else ETHICS_DEFAULTS
+    else:
+        defaults = USE_MEMORY_DEFAULTS if use else MEMORY_DEFAULTS
+    return {k: (defaults[k] if v is None else v) for k, v in given.items()}
 
 
 def _freeze_word_embeddings(model, freeze: bool) -> bool:
     """Optionally keep the encoder's word vectors fixed while fine-tuning (off by default:
     measured worse for both tasks on the tiny encoder)."""
-    if freeze:
+    if freeze and hasattr(model[0], "auto_model"):
         model[0].auto_model.get_input_embeddings().weight.requires_grad_(False)
     return bool(freeze)
 
@@ -426,13 +518,13 @@ def _cosines(model, a: Sequence[str], b: Sequence[str]) -> list[float]:
 def train_ethics(
     preset: Preset,
     *,
-    epochs: float = ETHICS_DEFAULTS["epochs"],
+    epochs: float | None = None,
     seed: int = 0,
     size: str = "tiny",
     max_rows: int | None = None,
-    batch_size: int = ETHICS_DEFAULTS["batch_size"],
-    lr: float = ETHICS_DEFAULTS["lr"],
-    balance: float = ETHICS_DEFAULTS["balance"],
+    batch_size: int | None = None,
+    lr: float | None = None,
+    balance: float | None = None,
     val_fraction: float = 0.15,
     margin: float = THRESHOLD_MARGIN,
     max_false_flags: int | None = None,
@@ -445,14 +537,26 @@ def train_ethics(
     """Train, calibrate and save the ethics classifier to ``preset.sbert_dir('ethics')``.
 
     ``size`` is the tiny encoder's size when it has to be built (``toy`` in tests); ``max_rows``
-    caps the train rows (stratified) for quick runs. Returns a summary (validation numbers,
+    caps the train rows (stratified) for quick runs. Settings left as None take the base kind's
+    defaults (`ETHICS_DEFAULTS`, `USE_ETHICS_DEFAULTS`). Returns a summary (validation numbers,
     thresholds, veto, seconds, output directory).
     """
     from datasets import Dataset
 
     started = time.perf_counter()
     out_dir = Path(out_dir or preset.sbert_dir("ethics"))
-    _, preprocess, model = _prepare(preset, size, seed, show_progress)
+    base_dir, preprocess, model = _prepare(preset, size, seed, show_progress)
+    chosen = _settings(
+        base_dir,
+        "ethics",
+        {"epochs": epochs, "batch_size": batch_size, "lr": lr, "balance": balance},
+    )
+    epochs, batch_size, lr, balance = (
+        chosen["epochs"],
+        chosen["batch_size"],
+        chosen["lr"],
+        chosen["balance"],
+    )
     prep = get_preprocessor(preprocess)
     frozen = _freeze_word_embeddings(model, freeze_embeddings)
 
@@ -515,7 +619,7 @@ def train_ethics(
         "categories": list(ETHICS_CATEGORIES),
         "thresholds": thresholds,
         "normal_veto": veto,
-        "base": str(preset.sbert_base),
+        "base": str(base_dir),
         "seed": seed,
         "epochs": epochs,
         "batch_size": batch_size,
@@ -716,18 +820,18 @@ def _memory_training_set(
 def train_memory(
     preset: Preset,
     *,
-    epochs: float = MEMORY_DEFAULTS["epochs"],
+    epochs: float | None = None,
     seed: int = 0,
     size: str = "tiny",
     max_rows: int | None = None,
-    batch_size: int = MEMORY_DEFAULTS["batch_size"],
-    lr: float = MEMORY_DEFAULTS["lr"],
+    batch_size: int | None = None,
+    lr: float | None = None,
     val_fraction: float = 0.1,
     grouped: bool = True,
-    same_side_weight: float = MEMORY_DEFAULTS["same_side_weight"],
-    extra_pairs: bool = MEMORY_DEFAULTS["extra_pairs"],
+    same_side_weight: float | None = None,
+    extra_pairs: bool | None = None,
     freeze_embeddings: bool = False,
-    refit: bool = MEMORY_DEFAULTS["refit"],
+    refit: bool | None = None,
     data_dir: Path = DATA_DIR,
     out_dir: Path | None = None,
     show_progress: bool = True,
@@ -744,11 +848,30 @@ def train_memory(
     (`CombMatrixCosineSimilarityLoss`), so an epoch is one pass over the combs; otherwise rows
     are the pairs themselves with `CosineSimilarityLoss` (an epoch is one pass over the pairs).
     ``max_rows`` caps the number of combs (for quick runs). ``refit`` trains a second model on
-    all the combs after calibrating on the first and saves that one (twice the time).
+    all the combs after calibrating on the first and saves that one (twice the time). Settings
+    left as None take the base kind's defaults (`MEMORY_DEFAULTS`, `USE_MEMORY_DEFAULTS`).
     """
     started = time.perf_counter()
     out_dir = Path(out_dir or preset.sbert_dir("memory"))
-    base_dir, preprocess, model = _prepare(preset, size, seed, show_progress)
+    base_dir, preprocess, model = _prepare(preset, size, seed, show_progress, "memory")
+    chosen = _settings(
+        base_dir,
+        "memory",
+        {
+            "epochs": epochs,
+            "batch_size": batch_size,
+            "lr": lr,
+            "same_side_weight": same_side_weight,
+            "extra_pairs": extra_pairs,
+            "refit": refit,
+        },
+    )
+    epochs, batch_size, lr = chosen["epochs"], chosen["batch_size"], chosen["lr"]
+    same_side_weight, extra_pairs, refit = (
+        chosen["same_side_weight"],
+        chosen["extra_pairs"],
+        chosen["refit"],
+    )
     prep = get_preprocessor(preprocess)
     frozen = _freeze_word_embeddings(model, freeze_embeddings)
 
@@ -808,7 +931,7 @@ def train_memory(
         from transformers import set_seed
 
         set_seed(seed)
-        model = load_base_model(base_dir)
+        model = load_base_model(base_dir, **USE_HEADS["memory"])
         _freeze_word_embeddings(model, freeze_embeddings)
         dataset, loss, extra_rows = build(model, order)
         refit_started = time.perf_counter()
@@ -832,7 +955,7 @@ def train_memory(
         "task": "memory",
         "preprocess": preprocess,
         "memory_threshold": threshold,
-        "base": str(preset.sbert_base),
+        "base": str(base_dir),
         "seed": seed,
         "epochs": epochs,
         "batch_size": batch_size,

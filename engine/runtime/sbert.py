@@ -6,6 +6,11 @@ for the tiny preset, ``none`` for klue/roberta-base) and its calibrated threshol
 without that file (e.g. upstream's published models) is read as preprocessing ``none`` with
 upstream's thresholds (ethics 0.98 / 0.95 / 0.90 with the 일반 ≥ 0.5 veto, memory 0.95).
 
+A directory may also hold the project's own input module (`engine.runtime.use_module`, the tiny
+preset's frozen USE + n-gram features): `load_sentence_transformer` lets exactly the module types
+in its allowlist through sentence-transformers' custom-code gate; any other type outside
+sentence-transformers is refused as before.
+
 No training code is imported here.
 """
 
@@ -34,6 +39,40 @@ UPSTREAM_MEMORY_THRESHOLD = 0.95
 MIN_MEMORY_CHARS = 3
 
 
+def _custom_module_types(path: Path) -> set[str]:
+    """The ``modules.json`` types of a local model directory outside sentence-transformers."""
+    file = path / "modules.json"
+    if not file.is_file():
+        return set()
+    return {
+        str(m.get("type", ""))
+        for m in json.loads(file.read_text(encoding="utf-8"))
+        if not str(m.get("type", "")).startswith("sentence_transformers.")
+    }
+
+
+def load_sentence_transformer(path: str | Path, device: str | None = None):
+    """A SentenceTransformer from a local directory or a cached hub id, never downloading.
+
+    Custom code is allowed only for a local directory whose every non-sentence-transformers
+    module type is one of the project's own (`use_module.ALLOWED_MODULE_TYPES`); upstream and
+    production models load exactly as before (no custom code)."""
+    from sentence_transformers import SentenceTransformer
+
+    from engine.runtime.lm import never_download
+
+    never_download()
+    custom = _custom_module_types(Path(path)) if Path(path).is_dir() else set()
+    trusted = False
+    if custom:
+        from engine.runtime.use_module import ALLOWED_MODULE_TYPES
+
+        trusted = custom <= ALLOWED_MODULE_TYPES  # anything else: sentence-transformers refuses
+    return SentenceTransformer(
+        str(path), device=device or "cpu", local_files_only=True, trust_remote_code=trusted
+    )
+
+
 def read_sbert_config(path: str | Path) -> dict[str, Any]:
     """The ``ohlora_sbert.json`` beside a model, or ``{}`` when there is none (upstream models)."""
     file = Path(path) / SBERT_CONFIG_NAME
@@ -53,14 +92,9 @@ class _Encoder:
 
     @classmethod
     def load(cls, path: str | Path, device: str | None = None) -> _Encoder:
-        from sentence_transformers import SentenceTransformer
-
-        from engine.runtime.lm import never_download
-
-        never_download()
         config = read_sbert_config(path) if Path(path).is_dir() else {}
         # Never a download (a hub id must be in the local cache), whatever HF_HUB_OFFLINE says.
-        model = SentenceTransformer(str(path), device=device or "cpu", local_files_only=True)
+        model = load_sentence_transformer(path, device)
         model.eval()
         return cls(model=model, preprocess=config.get("preprocess", PREPROCESS_NONE), config=config)
 

@@ -105,5 +105,7 @@ def test_main_writes_the_file_and_refuses_a_missing_database(tmp_path: Path) -> 
     assert main(["export-feedback", str(out), "--database", url]) == EXIT_OK
     assert len(_rows(out)) > 0
     missing = sqlite_url(tmp_path / "nothing-here.db")
-    assert main(["export-feedback", str(tmp_path / "x.jsonl"), "--database", missing]) == EXIT_FAILED
+    assert (
+        main(["export-feedback", str(tmp_path / "x.jsonl"), "--database", missing]) == EXIT_FAILED
+    )
     assert not (tmp_path / "nothing-here.db").exists()

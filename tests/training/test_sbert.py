@@ -56,6 +56,7 @@ def toy_encoder(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict]:
 
 
 def _preset(tmp_path: Path, encoder: Path):
+    """A tiny preset over the toy morpheme encoder (train with ``size="toy"``: the Kiwi path)."""
     return with_bases(tiny(tmp_path), sbert_base=str(encoder))
 
 
@@ -90,7 +91,7 @@ def test_encoder_builds_and_mlm_loss_falls(toy_encoder) -> None:
 
 def test_train_ethics_toy_saves_loadable_model(toy_encoder, tmp_path: Path) -> None:
     preset = _preset(tmp_path, toy_encoder[0])
-    summary = train_ethics(preset, epochs=1, max_rows=120, seed=0, show_progress=False)
+    summary = train_ethics(preset, epochs=1, max_rows=120, seed=0, size="toy", show_progress=False)
     out = preset.sbert_dir("ethics")
     assert Path(summary["out_dir"]) == out
     saved = json.loads((out / SBERT_CONFIG_NAME).read_text(encoding="utf-8"))
@@ -107,7 +108,9 @@ def test_train_ethics_toy_saves_loadable_model(toy_encoder, tmp_path: Path) -> N
 
 def test_train_ethics_plain_pairs(toy_encoder, tmp_path: Path) -> None:
     preset = _preset(tmp_path, toy_encoder[0])
-    summary = train_ethics(preset, epochs=1, max_rows=60, grouped=False, show_progress=False)
+    summary = train_ethics(
+        preset, epochs=1, max_rows=60, grouped=False, size="toy", show_progress=False
+    )
     assert summary["grouped"] is False
     assert EthicsClassifier.load(preset.sbert_dir("ethics")).scores(["안녕"])
 
@@ -213,7 +216,7 @@ def test_split_and_oversample_are_seeded_and_stratified() -> None:
 
 def test_evaluate_ethics_custom_csv(toy_encoder, tmp_path: Path) -> None:
     preset = _preset(tmp_path, toy_encoder[0])
-    train_ethics(preset, epochs=1, max_rows=60, show_progress=False)
+    train_ethics(preset, epochs=1, max_rows=60, size="toy", show_progress=False)
     csv_path = tmp_path / "mine.csv"
     csv_path.write_text(
         "user_prompt,category\n로라야 사랑해,사랑 고백/만남\n밥 먹었어?,일반\n"
