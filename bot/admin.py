@@ -98,6 +98,14 @@ async def is_moderator_here(interaction: discord.Interaction) -> bool:
     return await bot.service.may_moderate(moderator(interaction))
 
 
+async def is_configurer_here(interaction: discord.Interaction) -> bool:
+    """The `/config` commands' check: whoever may configure (Manage Server included) or
+    moderate here; a moderator role that may not configure gets the service's own answer."""
+    bot: OhLoraBot = interaction.client  # type: ignore[assignment]
+    who = moderator(interaction)
+    return bot.service.moderation.may_configure(who) or await bot.service.may_moderate(who)
+
+
 async def reach_of(bot: OhLoraBot, interaction: discord.Interaction) -> Reach:
     try:
         return await bot.service.reach(moderator(interaction))

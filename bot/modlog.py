@@ -35,6 +35,7 @@ from discord import app_commands
 from discord.ext import commands
 
 from bot.admin import (
+    is_configurer_here,
     is_moderator_here,
     moderator,
     send_cases,
@@ -534,7 +535,7 @@ class ModLogCog(commands.Cog, name="ModLog"):
 
     @config.command(name="modlog", description="(관리자) 관리 기록(mod-log) 채널 (비우면 끄기)")
     @app_commands.describe(channel="사건을 올릴 채널")
-    @app_commands.check(is_moderator_here)
+    @app_commands.check(is_configurer_here)
     async def config_modlog(
         self, interaction: discord.Interaction, channel: discord.TextChannel | None = None
     ) -> None:
@@ -551,7 +552,7 @@ class ModLogCog(commands.Cog, name="ModLog"):
 
     @config.command(name="dm-notice", description="(관리자) 경고·차단을 DM으로도 알리기")
     @app_commands.describe(state="on: 알림 켜기, off: 끄기")
-    @app_commands.check(is_moderator_here)
+    @app_commands.check(is_configurer_here)
     async def config_dm_notice(self, interaction: discord.Interaction, state: Switch) -> None:
         await interaction.response.defer(ephemeral=True, thinking=True)
         change = await ask(
@@ -564,7 +565,7 @@ class ModLogCog(commands.Cog, name="ModLog"):
         await self._configure(interaction, change, messages.config_answer(change))
 
     @config.command(name="show", description="(관리자) 이 서버의 설정 보기")
-    @app_commands.check(is_moderator_here)
+    @app_commands.check(is_configurer_here)
     async def config_show(self, interaction: discord.Interaction) -> None:
         await interaction.response.defer(ephemeral=True, thinking=True)
         who = moderator(interaction)
@@ -581,7 +582,7 @@ class ModLogCog(commands.Cog, name="ModLog"):
 
     @config.command(name="picture", description="(관리자) 답장에 오로라의 얼굴 그림 붙이기")
     @app_commands.describe(state="on: 그림 붙이기, off: 글로만")
-    @app_commands.check(is_moderator_here)
+    @app_commands.check(is_configurer_here)
     async def config_picture(self, interaction: discord.Interaction, state: Switch) -> None:
         await interaction.response.defer(ephemeral=True, thinking=True)
         enabled = state is Switch.ON
@@ -596,7 +597,7 @@ class ModLogCog(commands.Cog, name="ModLog"):
 
     @chat_channel.command(name="add", description="(관리자) 채팅 채널 추가 (멘션 없이도 대답)")
     @app_commands.describe(channel="오로라가 모든 메시지에 대답할 채널 (스레드 포함)")
-    @app_commands.check(is_moderator_here)
+    @app_commands.check(is_configurer_here)
     async def chat_channel_add(
         self, interaction: discord.Interaction, channel: ChatChannelOption
     ) -> None:
@@ -604,7 +605,7 @@ class ModLogCog(commands.Cog, name="ModLog"):
 
     @chat_channel.command(name="remove", description="(관리자) 채팅 채널 빼기")
     @app_commands.describe(channel="멘션하거나 답장할 때만 대답하게 할 채널")
-    @app_commands.check(is_moderator_here)
+    @app_commands.check(is_configurer_here)
     async def chat_channel_remove(
         self, interaction: discord.Interaction, channel: ChatChannelOption
     ) -> None:
@@ -624,7 +625,7 @@ class ModLogCog(commands.Cog, name="ModLog"):
         )
 
     @chat_channel.command(name="list", description="(관리자) 채팅 채널 목록")
-    @app_commands.check(is_moderator_here)
+    @app_commands.check(is_configurer_here)
     async def chat_channel_list(self, interaction: discord.Interaction) -> None:
         await interaction.response.defer(ephemeral=True, thinking=True)
         channels = await ask(
@@ -636,13 +637,13 @@ class ModLogCog(commands.Cog, name="ModLog"):
 
     @mod_role.command(name="add", description="(관리자) 관리자 역할 추가")
     @app_commands.describe(role="오로라 관리 명령어를 쓸 수 있게 할 역할")
-    @app_commands.check(is_moderator_here)
+    @app_commands.check(is_configurer_here)
     async def mod_role_add(self, interaction: discord.Interaction, role: discord.Role) -> None:
         await self._mod_role(interaction, role, added=True)
 
     @mod_role.command(name="remove", description="(관리자) 관리자 역할 빼기")
     @app_commands.describe(role="뺄 역할")
-    @app_commands.check(is_moderator_here)
+    @app_commands.check(is_configurer_here)
     async def mod_role_remove(self, interaction: discord.Interaction, role: discord.Role) -> None:
         await self._mod_role(interaction, role, added=False)
 
@@ -660,7 +661,7 @@ class ModLogCog(commands.Cog, name="ModLog"):
         )
 
     @mod_role.command(name="list", description="(관리자) 관리자 역할 목록")
-    @app_commands.check(is_moderator_here)
+    @app_commands.check(is_configurer_here)
     async def mod_role_list(self, interaction: discord.Interaction) -> None:
         await interaction.response.defer(ephemeral=True, thinking=True)
         roles = await ask(interaction, self.moderation.mod_roles(moderator(interaction)), refusal)

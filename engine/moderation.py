@@ -364,8 +364,8 @@ class Moderation:
             if who.guild_id is None and self.is_global_admin(who.user_id):
                 raise NeedsServer(who.user_id)
             raise NotAllowed(who.user_id)
-        if not configure:
-            await self.reach(who)
+        if not configure and not self.may_configure(who):
+            await self.reach(who)  # reading settings: moderators, and whoever may configure
         if who.guild_id is None:
             raise NeedsServer(who.user_id)
         return who.guild_id

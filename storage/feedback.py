@@ -332,55 +332,21 @@ class FeedbackRepository:
         acted on them are `SOMEONE_ELSE`, see `ACTOR_COLUMNS`)."""
         async with self.db.reading() as s:
             user = await s.get(User, user_id)
+
+            async def rows(model: Any, column: Any) -> tuple[dict[str, Any], ...]:
+                """The model's rows whose `column` is this user, in insertion order."""
+                query = select(model).where(column == user_id).order_by(model.id)
+                return await _rows(s, query, user_id)
+
             return UserExport(
                 user=None if user is None else _columns(user, user_id),
-                memories=await _rows(
-                    s,
-                    select(MemoryItemRow)
-                    .where(MemoryItemRow.user_id == user_id)
-                    .order_by(MemoryItemRow.id),
-                    user_id,
-                ),
-                memory_history=await _rows(
-                    s,
-                    select(MemoryEvent)
-                    .where(MemoryEvent.user_id == user_id)
-                    .order_by(MemoryEvent.id),
-                    user_id,
-                ),
-                conversations=await _rows(
-                    s,
-                    select(Conversation)
-                    .where(Conversation.user_id == user_id)
-                    .order_by(Conversation.id),
-                    user_id,
-                ),
-                turns=await _rows(
-                    s, select(Turn).where(Turn.user_id == user_id).order_by(Turn.id), user_id
-                ),
-                ratings=await _rows(
-                    s,
-                    select(ReplyRating)
-                    .where(ReplyRating.user_id == user_id)
-                    .order_by(ReplyRating.id),
-                    user_id,
-                ),
-                sanctions=await _rows(
-                    s,
-                    select(Sanction).where(Sanction.user_id == user_id).order_by(Sanction.id),
-                    user_id,
-                ),
-                cases=await _rows(
-                    s, select(Case).where(Case.user_id == user_id).order_by(Case.id), user_id
-                ),
-                appeals=await _rows(
-                    s, select(Appeal).where(Appeal.user_id == user_id).order_by(Appeal.id), user_id
-                ),
-                admin_actions=await _rows(
-                    s,
-                    select(AuditEntry)
-                    .where(AuditEntry.target_user_id == user_id)
-                    .order_by(AuditEntry.id),
-                    user_id,
-                ),
+                memories=await rows(MemoryItemRow, MemoryItemRow.user_id),
+                memory_history=await rows(MemoryEvent, MemoryEvent.user_id),
+                conversations=await rows(Conversation, Conversation.user_id),
+                turns=await rows(Turn, Turn.user_id),
+                ratings=await rows(ReplyRating, ReplyRating.user_id),
+                sanctions=await rows(Sanction, Sanction.user_id),
+                cases=await rows(Case, Case.user_id),
+                appeals=await rows(Appeal, Appeal.user_id),
+                admin_actions=await rows(AuditEntry, AuditEntry.target_user_id),
             )

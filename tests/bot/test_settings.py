@@ -203,3 +203,20 @@ async def test_a_user_install_never_reaches_an_admin_command(toy_running: Runnin
         with pytest.raises(NotOffered):
             await fake.slash(name, install=Install.USER, **AS_MOD)
     assert await running.repo.recent_audit() == audit
+
+
+MANAGE_GUILD = 1 << 5  # Discord's Manage Server permission bit
+
+
+async def test_manage_server_configures_but_does_not_moderate(toy_running: Running) -> None:
+    """The issue's "Manage Server, or the configured admins": Manage Server sets the bot up
+    (and reads its settings) without seeing anyone's sanctions."""
+    running = toy_running
+    owner: dict[str, Any] = dict(user=JIHO, channel=CHAT, permissions=MANAGE_GUILD)
+    added = await config(running, "chat-channel add", CHAT, **owner)
+    assert f"<#{CHAT}>" in added.content and "사건 #" in added.content
+    assert CHAT in (await running.service.moderation.chat_routing(GUILD)).chat_channel_ids
+    listed = await config(running, "chat-channel list", **owner)
+    assert f"<#{CHAT}>" in listed.content
+    iid = await running.fake.slash("sanctions", target=MINSU, **owner)
+    assert (await answer(running, iid)).content == messages.REFUSED
