@@ -11,16 +11,15 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import re
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from datetime import datetime
 from enum import IntEnum, StrEnum
 from typing import Any
 
 from engine.pipeline import MAX_REDRAWS, BackgroundResult, Engine
-from engine.rules.prompts import QUESTION_PREFIX, SUMMARY_PREFIX
-from engine.rules.timetag import TIME_TAG_TEMPLATE
+from engine.rules.prompts import summary_in
+from engine.rules.timetag import time_tag_of
 from storage.feedback import FeedbackRepository, FeedbackTurn, UserExport
 
 log = logging.getLogger(__name__)
@@ -41,8 +40,6 @@ __all__ = [
     "Rating",
     "RegenerateOutcome",
     "Regenerated",
-    "parse_summary_used",
-    "parse_time_tag",
 ]
 
 
@@ -92,29 +89,6 @@ class Explanation:
     draws: int  # replies drawn for the turn (1 + regenerates)
 
 
-_TIME_TAG = re.compile(
-    re.escape(TIME_TAG_TEMPLATE.split("{")[0])
-    + r"(?P<weekday>\S)요일 (?P<part>\S+)"
-    + re.escape(TIME_TAG_TEMPLATE.rsplit("}", 1)[1].rstrip())
-)
-
-
-def parse_time_tag(tagged_prompt: str | None) -> str | None:
-    """The time tag the turn's prompt began with (`(지금은 수요일 오후)`), or None."""
-    if not tagged_prompt:
-        return None
-    found = _TIME_TAG.match(tagged_prompt)
-    return found.group(0) if found else None
-
-
-def parse_summary_used(final_input: str | None) -> str | None:
-    """The previous summary a final input carried (`build_final_input`'s summary form)."""
-    if not final_input or not final_input.startswith(SUMMARY_PREFIX):
-        return None
-    summary, sep, _question = final_input[len(SUMMARY_PREFIX) :].partition(QUESTION_PREFIX)
-    return summary if sep and summary.strip() else None
-
-
 def _json_ready(value: Any) -> Any:
     if isinstance(value, datetime):
         return value.isoformat()
@@ -160,32 +134,37 @@ class Feedback:
         its background roles); the lock is held on by the new reply's background roles."""
         lock = await self.engine.turn_lock(user_id)
         try:
-            turn = await self.store.turn(turn_id)
-            refusal = await self._refusal(user_id, turn_id, turn)
-            if refusal is not None:
-                await lock.release()
-                return Regenerated(refusal, turn_id if turn is not None else None)
-            assert turn is not None and turn.final_input is not None and turn.reply is not None
-            try:
-                reply = await self.engine.redraw(turn.final_input, turn.draws, turn.created_at)
-            except Exception:
-                log.exception("regenerating turn %s failed", turn_id)
-                await lock.release()
-                return Regenerated(RegenerateOutcome.FAILED, turn_id, draw=turn.draw)
-            if reply is None:
-                await lock.release()
-                return Regenerated(RegenerateOutcome.UNCHANGED, turn_id, draw=turn.draw)
-            draw = await self.store.replace_reply(turn_id, turn.reply, reply, self.clock())
-            if draw is None:  # purged or deleted meanwhile (forget-me waits for the lock)
-                await lock.release()
-                return Regenerated(RegenerateOutcome.NOT_FOUND, turn_id)
+            result, turn = await self._redraw(user_id, turn_id)
         except BaseException:
             await lock.release()
             raise
-        background = self.engine.redraw_background(
-            user_id, turn.channel_id, turn_id, turn.final_input, reply, lock
+        if result.outcome is not RegenerateOutcome.DONE:
+            await lock.release()
+            return result
+        assert turn is not None and turn.final_input is not None and result.reply is not None
+        result.background = self.engine.redraw_background(
+            user_id, turn.channel_id, turn_id, turn.final_input, result.reply, lock
         )
-        return Regenerated(RegenerateOutcome.DONE, turn_id, reply, draw, background)
+        return result
+
+    async def _redraw(self, user_id: str, turn_id: int) -> tuple[Regenerated, FeedbackTurn | None]:
+        """The regenerate under the caller's turn lock, up to the new reply stored."""
+        turn = await self.store.turn(turn_id)
+        refusal = await self._refusal(user_id, turn_id, turn)
+        if refusal is not None:
+            return Regenerated(refusal, turn_id if turn is not None else None), turn
+        assert turn is not None and turn.final_input is not None and turn.reply is not None
+        try:
+            reply = await self.engine.redraw(turn.final_input, turn.draws, turn.created_at)
+        except Exception:
+            log.exception("regenerating turn %s failed", turn_id)
+            return Regenerated(RegenerateOutcome.FAILED, turn_id, draw=turn.draw), turn
+        if reply is None:
+            return Regenerated(RegenerateOutcome.UNCHANGED, turn_id, draw=turn.draw), turn
+        draw = await self.store.replace_reply(turn_id, turn.reply, reply, self.clock())
+        if draw is None:  # purged or deleted meanwhile (forget-me waits for the lock)
+            return Regenerated(RegenerateOutcome.NOT_FOUND, turn_id), turn
+        return Regenerated(RegenerateOutcome.DONE, turn_id, reply, draw), turn
 
     async def _refusal(
         self, user_id: str, turn_id: int, turn: FeedbackTurn | None
@@ -223,9 +202,9 @@ class Feedback:
         return Explanation(
             turn_id=turn.id,
             created_at=turn.created_at,
-            time_tag=parse_time_tag(turn.tagged_prompt),
+            time_tag=time_tag_of(turn.tagged_prompt),
             memory_used=memory,
-            summary_used=None if memory else parse_summary_used(turn.final_input),
+            summary_used=None if memory else summary_in(turn.final_input),
             ethics_scores=dict(turn.ethics_scores or {}) if admin else None,
             timings=dict(turn.timings or {}) if admin else None,
             draws=len(turn.draws),
@@ -236,19 +215,11 @@ class Feedback:
         """Everything stored about the user, JSON-ready (datetimes in ISO 8601, UTC); nothing
         about anyone else: whoever acted on them appears as "moderator" or "system"."""
         data: UserExport = await self.store.user_export(user_id)
-        return {
+        header = {
             "format": EXPORT_FORMAT,
             "version": EXPORT_VERSION,
             "user_id": user_id,
             "exported_at": self.clock().isoformat(),
-            "user": _json_ready(data.user),
-            "memories": _json_ready(data.memories),
-            "memory_history": _json_ready(data.memory_history),
-            "conversations": _json_ready(data.conversations),
-            "turns": _json_ready(data.turns),
-            "ratings": _json_ready(data.ratings),
-            "sanctions": _json_ready(data.sanctions),
-            "cases": _json_ready(data.cases),
-            "appeals": _json_ready(data.appeals),
-            "admin_actions": _json_ready(data.admin_actions),
         }
+        tables = {f.name: _json_ready(getattr(data, f.name)) for f in fields(data)}
+        return header | tables

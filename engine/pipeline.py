@@ -23,12 +23,7 @@ from engine.rules import messages
 from engine.rules.bounded import Held, KeyedLocks, Lru
 from engine.rules.ethics_rules import triggered_categories
 from engine.rules.expression import Expression
-from engine.rules.memory_items import (
-    MAX_MEMORY_KEY_CHARS,
-    MAX_MEMORY_VALUE_CHARS,
-    MemoryItem,
-    item_problem,
-)
+from engine.rules.memory_items import MAX_MEMORY_KEY_CHARS, MemoryItem, item_problem
 from engine.rules.prompts import build_final_input
 from engine.rules.sanctions import (
     SanctionDecision,
@@ -71,8 +66,6 @@ MAX_REDRAWS = 3
 
 
 __all__ = [
-    "MAX_MEMORY_KEY_CHARS",
-    "MAX_MEMORY_VALUE_CHARS",
     "MAX_REDRAWS",
     "Backend",
     "BackgroundResult",
@@ -299,7 +292,7 @@ class Engine:
 
         `guild_id` is the server the message was written in (None: DMs, the console); the
         turn and any decision it earns remember it, so moderators see their own server's."""
-        lock = await self._turn_lock(user_id)
+        lock = await self.turn_lock(user_id)
         coming = _Coming(self)
         try:
             result, reply = await self._reply_path(
@@ -335,15 +328,17 @@ class Engine:
         """`/forget item`, after the user's running turn (whose memory role could write the
         item back)."""
         async with self._holding(user_id):
-            return await self.repo.forget_memory(user_id, key)
+            return await self.repo.forget_memory(user_id, key, self.clock())
 
     async def forget_all_memories(self, user_id: str) -> int:
         """`/forget all`, after the user's running turn, as `forget_memory`."""
         async with self._holding(user_id):
-            return await self.repo.forget_all_memories(user_id)
+            return await self.repo.forget_all_memories(user_id, self.clock())
 
-    async def _turn_lock(self, user_id: str) -> TurnLock:
-        """The user's turn lock: this process's first, then the database's."""
+    async def turn_lock(self, user_id: str) -> TurnLock:
+        """The user's turn lock: this process's first, then the database's. Held by the caller
+        until `TurnLock.release` (or handed to `redraw_background`, which releases it): a turn,
+        its background roles, a memory change and a regenerate never overlap."""
         local = await self._locks.acquire(user_id)
         try:
             shared = await self.user_locks.acquire(user_id)
@@ -351,12 +346,6 @@ class Engine:
             local.release()
             raise
         return TurnLock(local, shared)
-
-    async def turn_lock(self, user_id: str) -> TurnLock:
-        """The user's turn lock, held by the caller until `TurnLock.release` (or handed to
-        `redraw_background`, which releases it): what a regenerate runs under, so it never
-        overlaps the user's turn, its background roles, or another regenerate."""
-        return await self._turn_lock(user_id)
 
     async def redraw(
         self, final_input: str, earlier: Collection[str], said_at: datetime
@@ -414,7 +403,7 @@ class Engine:
 
     @asynccontextmanager
     async def _holding(self, user_id: str) -> AsyncIterator[None]:
-        lock = await self._turn_lock(user_id)
+        lock = await self.turn_lock(user_id)
         try:
             yield
         finally:

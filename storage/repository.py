@@ -212,6 +212,22 @@ def _add_event(
     )
 
 
+def _rename(
+    session: AsyncSession,
+    row: MemoryItemRow,
+    key: str,
+    value: str,
+    source: MemorySource,
+    now: datetime,
+) -> None:
+    """Give an item a new key (and value): the history is kept per key, so the old key is
+    DELETED and the new one ADDED, in the caller's transaction."""
+    _add_event(session, row, MemoryAction.DELETED, source, now, old_value=row.value)
+    _add_event(session, row, MemoryAction.ADDED, source, now, new_value=value, key=key)
+    row.key = key
+    row.value = value
+
+
 async def _delete_rows(
     session: AsyncSession,
     rows: Sequence[MemoryItemRow],
@@ -580,10 +596,7 @@ class Repository:
                 )
                 if taken is not None:
                     return MemoryEdit(EditOutcome.KEY_TAKEN, _memory(row))
-                user = MemorySource.USER
-                _add_event(s, row, MemoryAction.DELETED, user, now, old_value=row.value)
-                _add_event(s, row, MemoryAction.ADDED, user, now, new_value=value, key=key)
-                row.key = key
+                _rename(s, row, key, value, MemorySource.USER, now)
             else:
                 _add_event(
                     s,
@@ -788,7 +801,8 @@ class Repository:
 
     # ---- data deletion -------------------------------------------------------------------
     async def delete_user_data(self, user_id: str) -> DeletionReport:
-        """Forget-me: memories (with their history), turns and summaries go; sanctions and the audit log stay.
+        """Forget-me: memories (with their history), turns and summaries go; sanctions and the
+        audit log stay.
 
         Like Red-DiscordBot's data deletion keeping the mod log, a ban must survive a user
         asking to be forgotten, or deletion would be a way out of it.
@@ -892,18 +906,17 @@ async def _age_day_memories(session: AsyncSession, now: datetime, boundaries: in
             )
         ).all()
     )
-    renamed: list[MemoryItemRow] = []
+    renamed: list[tuple[MemoryItemRow, str]] = []
     for row in tomorrow:
         today = TODAY_PREFIX + row.key.removeprefix(TOMORROW_PREFIX)
-        (gone if (row.user_id, today) in held else renamed).append(row)
+        if (row.user_id, today) in held:
+            gone.append(row)
+        else:
+            renamed.append((row, today))
     if gone:
         await _delete_rows(session, gone, MemorySource.EXPIRY, now)
-    for row in renamed:
-        today = TODAY_PREFIX + row.key.removeprefix(TOMORROW_PREFIX)
-        expiry = MemorySource.EXPIRY
-        _add_event(session, row, MemoryAction.DELETED, expiry, now, old_value=row.value)
-        _add_event(session, row, MemoryAction.ADDED, expiry, now, new_value=row.value, key=today)
-        row.key = today
+    for row, today in renamed:
+        _rename(session, row, today, row.value, MemorySource.EXPIRY, now)
         row.updated_at = now
     await session.flush()
     return AgingReport(expired=len(gone), promoted=len(renamed))

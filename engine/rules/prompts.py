@@ -70,6 +70,15 @@ def build_final_input(tagged_prompt: str, memory_item: str | None, summary: str 
     return tagged_prompt
 
 
+def summary_in(final_input: str | None) -> str | None:
+    """The previous summary `build_final_input` put in a final input (its summary form), or
+    None (a memory item or nothing was used)."""
+    if not final_input or not final_input.startswith(SUMMARY_PREFIX):
+        return None
+    summary, sep, _question = final_input[len(SUMMARY_PREFIX) :].partition(QUESTION_PREFIX)
+    return summary if sep and summary.strip() else None
+
+
 def reply_prompt(final_input: str) -> str:
     """Prompt for the ``output_message`` role: final input plus the start marker."""
     return final_input + REPLY_START

@@ -62,6 +62,18 @@ def add_time_tag(text: str, now: datetime) -> str:
     return TIME_TAG_TEMPLATE.format(weekday=tod.weekday, part=tod.part) + text
 
 
+def time_tag_of(tagged_prompt: str | None) -> str | None:
+    """The time tag `add_time_tag` put before a prompt (`(지금은 수요일 오후)`), or None."""
+    if not tagged_prompt:
+        return None
+    for weekday in WEEKDAYS:
+        for part in (MORNING, AFTERNOON, EVENING):
+            tag = TIME_TAG_TEMPLATE.format(weekday=weekday, part=part)
+            if tagged_prompt.startswith(tag):
+                return tag.rstrip()
+    return None
+
+
 # (phrases, weekdays on which the phrase is true). A phrase said on any other
 # (shifted) weekday is a hallucination.
 _PHRASE_RULES: tuple[tuple[tuple[str, ...], str], ...] = (

@@ -19,7 +19,7 @@ import torch
 from engine import pipeline
 from engine.pipeline import Engine, TurnKind
 from engine.rules.expression import FALLBACK_EXPRESSION
-from engine.rules.memory_items import MemoryItem
+from engine.rules.memory_items import MAX_MEMORY_KEY_CHARS, MAX_MEMORY_VALUE_CHARS, MemoryItem
 from engine.rules.sanctions import SanctionLadder
 from engine.serving.worker import ModelWorker
 from storage import Repository
@@ -153,9 +153,9 @@ async def test_a_memory_item_over_the_length_caps_is_not_stored(
     engine: Engine, toy: Toy, repo: Repository, clock: Clock, too_long: str
 ) -> None:
     toy.next_items = [
-        MemoryItem("키" * (pipeline.MAX_MEMORY_KEY_CHARS + 1), "값")
+        MemoryItem("키" * (MAX_MEMORY_KEY_CHARS + 1), "값")
         if too_long == "key"
-        else MemoryItem("좋아하는 것", "값" * (pipeline.MAX_MEMORY_VALUE_CHARS + 1))
+        else MemoryItem("좋아하는 것", "값" * (MAX_MEMORY_VALUE_CHARS + 1))
     ]
     result = await engine.handle("u1", "c1", "기억해 줘")
     assert result.background is not None
