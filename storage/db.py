@@ -4,7 +4,9 @@ Alembic migrations applied at start-up."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable
+import sqlite3
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,6 +27,10 @@ from sqlalchemy.ext.asyncio import (
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 # How long a writer waits for SQLite's single write lock before giving up.
 SQLITE_BUSY_TIMEOUT_MS = 30_000
+# Switching a file to WAL can meet SQLITE_BUSY without SQLite's busy handler (a second process
+# holding the write lock while this one holds a read lock: SQLite refuses at once rather than
+# risk a deadlock), so `use_wal` retries it itself, this long between tries, up to the timeout.
+WAL_RETRY_INTERVAL_S = 0.05
 # Execution option that makes a transaction take the write lock up front (BEGIN IMMEDIATE).
 WRITE_OPTION = "ohlora_write"
 SQLITE = "sqlite"
@@ -107,9 +113,8 @@ def create_engine(url: str, options: DatabaseOptions | None = None) -> AsyncEngi
         # with U+FFFD instead of failing the whole query.
         dbapi_connection.driver_connection.text_factory = _lenient_text
         cursor = dbapi_connection.cursor()
-        for pragma in (  # the busy timeout first: switching a new file to WAL takes a lock
+        for pragma in (  # WAL is the file's own setting, switched once by `use_wal`
             f"busy_timeout={SQLITE_BUSY_TIMEOUT_MS}",
-            "journal_mode=WAL",
             "foreign_keys=ON",
             "synchronous=NORMAL",
         ):
@@ -122,6 +127,34 @@ def create_engine(url: str, options: DatabaseOptions | None = None) -> AsyncEngi
         conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
 
     return engine
+
+
+async def use_wal(
+    engine: AsyncEngine, wait: Callable[[float], Awaitable[None]] = asyncio.sleep
+) -> None:
+    """Put a SQLite file in WAL mode (persistent: later connections find it so).
+
+    Not a per-connection pragma: the switch needs the file's exclusive lock, and when two
+    processes open a new file together SQLite answers one of them SQLITE_BUSY at once, without
+    waiting (its deadlock rule). So the switch is retried here, awaiting between tries so the
+    event loop keeps running (`wait`), until `SQLITE_BUSY_TIMEOUT_MS`; an in-memory database
+    keeps its own mode.
+    """
+    deadline = time.monotonic() + SQLITE_BUSY_TIMEOUT_MS / MS_PER_S
+    async with engine.connect() as conn:
+        # The driver's own connection: outside any transaction (SQLite refuses the switch
+        # inside one), where SQLAlchemy would begin one for the statement.
+        driver = (await conn.get_raw_connection()).driver_connection
+        assert driver is not None  # a checked-out connection always has one
+        while True:
+            try:
+                cursor = await driver.execute("PRAGMA journal_mode=WAL")
+                await cursor.close()
+                return
+            except sqlite3.OperationalError as error:
+                if error.sqlite_errorcode != sqlite3.SQLITE_BUSY or time.monotonic() >= deadline:
+                    raise
+            await wait(WAL_RETRY_INTERVAL_S)
 
 
 def alembic_config(url: str) -> Config:
@@ -195,6 +228,8 @@ class Database:
         self._write_lock = asyncio.Lock() if is_sqlite(url) else None
 
     async def start(self) -> None:
+        if is_sqlite(self.url):
+            await use_wal(self.engine)
         await migrate(self.engine)
 
     async def close(self) -> None:

@@ -3,6 +3,7 @@ on PostgreSQL alike."""
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import Callable
 from pathlib import Path
 
@@ -11,7 +12,7 @@ from alembic.migration import MigrationContext
 from sqlalchemy import inspect
 from sqlalchemy.engine import Connection
 
-from storage.db import Database, migrate
+from storage.db import WAL_RETRY_INTERVAL_S, Database, migrate, use_wal
 from storage.models import Base
 from tests.conftest import sqlite_url
 
@@ -123,3 +124,29 @@ async def test_sqlite_pragmas_are_applied(tmp_path: Path) -> None:
         "synchronous": 1,
     }
     await db.close()
+
+
+async def test_switching_to_wal_waits_out_a_writer_that_sqlite_would_refuse_at_once(
+    tmp_path: Path,
+) -> None:
+    """Another process holds a new file's write lock: SQLite answers the WAL switch BUSY at once
+    (no busy handler, its deadlock rule), so the switch waits and tries again instead of failing
+    the start — what two processes opening a new database together meet."""
+    path = tmp_path / "ohlora.db"
+    other = sqlite3.connect(path, isolation_level=None)
+    other.execute("BEGIN IMMEDIATE")
+    waits: list[float] = []
+
+    async def writer_finishes(seconds: float) -> None:
+        waits.append(seconds)
+        other.execute("COMMIT")
+
+    db = Database(sqlite_url(path))
+    await use_wal(db.engine, wait=writer_finishes)
+    await db.start()
+    async with db.engine.connect() as conn:
+        assert (await conn.exec_driver_sql("PRAGMA journal_mode")).scalar() == "wal"
+        assert await conn.run_sync(_revision) == HEAD
+    assert waits == [WAL_RETRY_INTERVAL_S]  # refused once, then switched
+    await db.close()
+    other.close()
