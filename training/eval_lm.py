@@ -8,14 +8,13 @@ train reply whose input is most similar (what a pure lookup would score).
 
 from __future__ import annotations
 
-import re
 import time
 from collections import Counter
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-from engine.rules.timetag import WEEKDAYS
+from engine.rules.timetag import TIME_TAG_PATTERN, WEEKDAYS
 from engine.runtime.lm import RoleModels
 from engine.runtime.presets import Preset
 from engine.runtime.roles import (
@@ -33,13 +32,12 @@ REFERENCE_MONDAY = datetime(2025, 6, 2)
 PART_HOURS = {"오전": 10, "오후": 14, "저녁": 20}
 # Untagged inputs are checked at a fixed Wednesday afternoon.
 DEFAULT_NOW = datetime(2025, 6, 4, 15, 0)
-TIME_TAG = re.compile(r"\(지금은 ([월화수목금토일])요일 (오전|오후|저녁)\)")
 DEFAULT_EXAMPLES = 6
 
 
 def now_for_input(final_input: str) -> datetime:
     """A wall time consistent with the input's time tag, so the weekday check is fair."""
-    match = TIME_TAG.search(final_input)
+    match = TIME_TAG_PATTERN.search(final_input)
     if match is None:
         return DEFAULT_NOW
     day = REFERENCE_MONDAY + timedelta(days=WEEKDAYS.index(match.group(1)))

@@ -6,6 +6,7 @@ rules must reproduce upstream exactly, including the 4 a.m. day shift.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -23,6 +24,24 @@ EVENING_HOUR = 18
 FRIDAY = "금"
 
 TIME_TAG_TEMPLATE = "(지금은 {weekday}요일 {part}) "
+
+
+def _time_tag_pattern() -> re.Pattern[str]:
+    """`TIME_TAG_TEMPLATE` (without its trailing space) as a regex: group 1 the weekday,
+    group 2 the part of day."""
+    head, rest = TIME_TAG_TEMPLATE.rstrip().split("{weekday}")
+    middle, tail = rest.split("{part}")
+    return re.compile(
+        re.escape(head)
+        + f"([{WEEKDAYS}])"
+        + re.escape(middle)
+        + f"({MORNING}|{AFTERNOON}|{EVENING})"
+        + re.escape(tail)
+    )
+
+
+# A time tag as `add_time_tag` writes it, for reading one back.
+TIME_TAG_PATTERN = _time_tag_pattern()
 
 
 @dataclass(frozen=True)
@@ -64,14 +83,8 @@ def add_time_tag(text: str, now: datetime) -> str:
 
 def time_tag_of(tagged_prompt: str | None) -> str | None:
     """The time tag `add_time_tag` put before a prompt (`(지금은 수요일 오후)`), or None."""
-    if not tagged_prompt:
-        return None
-    for weekday in WEEKDAYS:
-        for part in (MORNING, AFTERNOON, EVENING):
-            tag = TIME_TAG_TEMPLATE.format(weekday=weekday, part=part)
-            if tagged_prompt.startswith(tag):
-                return tag.rstrip()
-    return None
+    found = TIME_TAG_PATTERN.match(tagged_prompt or "")
+    return found.group(0) if found else None
 
 
 # (phrases, weekdays on which the phrase is true). A phrase said on any other

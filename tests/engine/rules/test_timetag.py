@@ -5,12 +5,17 @@ from datetime import datetime
 import pytest
 
 from engine.rules.timetag import (
+    AFTERNOON,
+    EVENING,
+    MORNING,
+    TIME_TAG_PATTERN,
     TIME_WORDS,
     WEEKDAYS,
     TimeOfDay,
     add_time_tag,
     has_weekday_hallucination,
     time_of_day,
+    time_tag_of,
 )
 
 # 2025-06-02 is a Monday; DAY[c] is a date in that week falling on weekday c.
@@ -91,6 +96,26 @@ def test_each_time_word_triggers_as_substring(text: str) -> None:
 @pytest.mark.parametrize("text", ["너는 누구야?", "밥 먹었어?", "", "요 일단 해볼게", "오 늘 좋다"])
 def test_text_without_time_word_is_unchanged(text: str) -> None:
     assert add_time_tag(text, at("수", 13)) == text
+
+
+@pytest.mark.parametrize("weekday", list(WEEKDAYS))
+@pytest.mark.parametrize("hour", [10, 14, 20])
+def test_a_written_tag_reads_back(weekday: str, hour: int) -> None:
+    """Every tag `add_time_tag` writes is found again, with its weekday and part of day."""
+    now = at(weekday, hour)
+    tagged = add_time_tag("오늘 뭐 해?", now)
+    tod = time_of_day(now)
+    assert time_tag_of(tagged) == tagged.removesuffix(" 오늘 뭐 해?")
+    found = TIME_TAG_PATTERN.search("요약 " + tagged)
+    assert found is not None and (found.group(1), found.group(2)) == (tod.weekday, tod.part)
+    assert tod.part in (MORNING, AFTERNOON, EVENING)
+
+
+@pytest.mark.parametrize(
+    "text", [None, "", "오늘 뭐 해?", "(지금은 수요일 밤) 오늘", "오늘 (지금은 수요일 오후) 뭐 해?"]
+)
+def test_text_not_starting_with_a_tag_has_none(text: str | None) -> None:
+    assert time_tag_of(text) is None
 
 
 # ---------------------------------------------------------------- hallucination
