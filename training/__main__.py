@@ -74,6 +74,12 @@ def _parser() -> argparse.ArgumentParser:
         help="also train both S-BERTs once per seed (e.g. 0,1,2) outside the preset folder and "
         "report each headline number's mean and range",
     )
+    ev.add_argument(
+        "--lm-seeds",
+        default=None,
+        help="also fine-tune the four LoRAs once per seed (e.g. 0,1,2) outside the preset "
+        "folder, on its bases, and report each role's headline numbers' mean and range",
+    )
 
     fb = sub.add_parser(
         "export-feedback",
@@ -187,6 +193,14 @@ def _run(args: argparse.Namespace) -> int:
             seeds = tuple(int(s) for s in args.sbert_seeds.split(","))
             work = preset.artifacts.parent / f"{preset.name}_seed_spread"
             print("\n".join(spread_lines(seed_spread(preset, work, seeds))))
+        if args.lm_seeds:
+            from training.eval_lm import lm_seed_spread
+            from training.eval_sbert import spread_lines
+
+            seeds = tuple(int(s) for s in args.lm_seeds.split(","))
+            work = preset.artifacts.parent / f"{preset.name}_lm_seed_spread"
+            result = lm_seed_spread(preset, work, seeds)
+            print("\n".join(spread_lines(result, "LLM roles' headline numbers")))
         if args.json:
             print(json.dumps(metrics, ensure_ascii=False))
     return EXIT_OK

@@ -10,15 +10,24 @@ import csv
 import unicodedata
 from collections.abc import Iterable
 from dataclasses import dataclass
+from functools import cache
 from pathlib import Path
 from typing import Final, Literal
 
 from engine.rules import prompts
-from engine.runtime.presets import DATA_DIR, ROLES
+from engine.runtime.presets import DATA_DIR, ROLES, Role
 
 FINETUNE_CSV = DATA_DIR / "OhLoRA_fine_tuning_v3.csv"
 Split = Literal["train", "valid"]
 NORMAL_FORM: Final = "NFC"  # never NFKC: it would rewrite ㅋ, full-width and emoji sequences
+# The background roles' targets exist on train rows only, so a fixed part of them is their
+# validation part: every HELD_OUT_EVERY-th distinct user input (in order of first appearance)
+# with every row that has it (56 of 572 rows; the memory prompt is the input alone, so a
+# repeated input must not fall on both sides). Neither the bases' pretraining nor those roles'
+# LoRAs see its targets, and `training eval` scores their content on it. The reply keeps every
+# train row (it is scored on the valid split).
+HELD_OUT_EVERY: Final = 10
+HELD_OUT_ROLES: Final = frozenset({Role.SUMMARY, Role.MEMORY, Role.EXPRESSION})
 
 
 def nfc(text: str) -> str:
@@ -70,6 +79,29 @@ def load_rows(split: Split, path: Path = FINETUNE_CSV) -> list[FinetuneRow]:
     ]
 
 
+@cache
+def _held_out_inputs(path: Path = FINETUNE_CSV) -> frozenset[str]:
+    firsts = list(dict.fromkeys(row.input_data for row in load_rows("train", path)))
+    return frozenset(firsts[HELD_OUT_EVERY - 1 :: HELD_OUT_EVERY])
+
+
+def is_held_out(row: FinetuneRow) -> bool:
+    """Whether a train row belongs to the background roles' validation part."""
+    return row.split == "train" and row.input_data in _held_out_inputs()
+
+
+def held_out_rows() -> list[FinetuneRow]:
+    """The background roles' validation part of the train rows."""
+    return [row for row in load_rows("train") if is_held_out(row)]
+
+
+def role_rows(role: str, rows: Iterable[FinetuneRow] | None = None) -> list[FinetuneRow]:
+    """The rows ``role`` trains on (default: the train split): all of them for the reply, all
+    but the held-out part for the background roles."""
+    rows = load_rows("train") if rows is None else list(rows)
+    return [row for row in rows if role not in HELD_OUT_ROLES or not is_held_out(row)]
+
+
 def role_prompt(role: str, row: FinetuneRow) -> str:
     """The inference prompt of §2.3: input up to and including the start marker.
 
@@ -118,9 +150,10 @@ def pretraining_text(role: str, row: FinetuneRow) -> str:
 
 
 def pretraining_texts(roles: Iterable[str], rows: Iterable[FinetuneRow]) -> list[str]:
-    """Pretraining texts of several roles over the same rows, role-major."""
+    """Pretraining texts of several roles over the same rows, role-major; a background role's
+    held-out rows are left out (`role_rows`)."""
     rows = list(rows)
-    return [pretraining_text(role, row) for role in roles for row in rows]
+    return [pretraining_text(role, row) for role in roles for row in role_rows(role, rows)]
 
 
 def corpus_texts() -> list[str]:

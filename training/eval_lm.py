@@ -1,9 +1,12 @@
-"""Evaluation of the four roles on the 90 valid prompts, through the serving procedures.
+"""Evaluation of the four roles through the serving procedures.
 
-Valid rows carry only input and reference reply (§2.1), so summary, memory and expression are
-scored for format validity (the runtime's own acceptance checks), and the reply also for
-relevance: character-bigram F1 against the reference, next to the F1 of simply returning the
-train reply whose input is most similar (what a pure lookup would score).
+On the 90 valid prompts (input and reference reply only, §2.1) every role is scored for format
+validity (the runtime's own acceptance checks) and the reply also for relevance: character-bigram
+F1 against the reference, next to the F1 of simply returning the train reply whose input is most
+similar (what a pure lookup would score). The background roles' content is scored on the train
+rows they never trained on (`training.data.held_out_rows`): summary bigram F1, memory item and
+key exact match, expression per-field accuracy, each beside the same nearest-row lookup (and,
+where one class dominates, the constant answer).
 """
 
 from __future__ import annotations
@@ -11,12 +14,16 @@ from __future__ import annotations
 import time
 from collections import Counter
 from collections.abc import Sequence
+from dataclasses import replace
 from datetime import datetime, timedelta
+from pathlib import Path
 from typing import Any
 
+from engine.rules.expression import FALLBACK_EXPRESSION, Expression, parse_expression
+from engine.rules.memory_items import MemoryItem, parse_memory_item
 from engine.rules.timetag import TIME_TAG_PATTERN, WEEKDAYS
 from engine.runtime.lm import RoleModels
-from engine.runtime.presets import Preset
+from engine.runtime.presets import ROLES, Preset
 from engine.runtime.roles import (
     RoleOutcome,
     extract_memories,
@@ -24,7 +31,8 @@ from engine.runtime.roles import (
     generate_replies,
     generate_summaries,
 )
-from training.data import load_rows
+from training.data import FinetuneRow, held_out_rows, load_rows, role_rows
+from training.eval_sbert import SPREAD_SEEDS, spread
 
 # A Monday: weekday tags in valid inputs are turned into a `now` on that week.
 REFERENCE_MONDAY = datetime(2025, 6, 2)
@@ -33,6 +41,26 @@ PART_HOURS = {"오전": 10, "오후": 14, "저녁": 20}
 # Untagged inputs are checked at a fixed Wednesday afternoon.
 DEFAULT_NOW = datetime(2025, 6, 4, 15, 0)
 DEFAULT_EXAMPLES = 6
+EXPRESSION_FIELDS = ("eyes", "mouth", "pose")
+# The numbers whose mean and range over fine-tuning seeds `lm_seed_spread` reports (the
+# baselines do not depend on the seed; they are there to read the others against).
+LM_HEADLINES = (
+    "reply_valid",
+    "reply_f1",
+    "reply_f1_baseline",
+    "summary_valid",
+    "memory_valid",
+    "expression_valid",
+    "held_summary_f1",
+    "held_summary_f1_baseline",
+    "held_memory_exact",
+    "held_memory_key_exact",
+    "held_memory_exact_baseline",
+    "held_memory_exact_empty_baseline",
+    "held_expression_fields",
+    "held_expression_baseline_fields",
+    "held_expression_common_baseline_fields",
+)
 
 
 def now_for_input(final_input: str) -> datetime:
@@ -63,6 +91,95 @@ def bigram_f1(candidate: str, reference: str) -> float:
 def nearest_train_reply(prompt: str, train_pairs: Sequence[tuple[str, str]]) -> str:
     """The train reply whose train input is most similar (bigram F1) to ``prompt``."""
     return max(train_pairs, key=lambda pair: bigram_f1(prompt, pair[0]))[1]
+
+
+def nearest_row(text: str, rows: Sequence[FinetuneRow], key: str = "input_data") -> FinetuneRow:
+    """The row whose ``key`` column is most similar (bigram F1) to ``text``."""
+    return max(rows, key=lambda row: bigram_f1(text, getattr(row, key)))
+
+
+def _mean(values: Sequence[float]) -> float:
+    return round(sum(values) / len(values), 4) if values else float("nan")
+
+
+def _expression_of(outcome: RoleOutcome) -> Expression:
+    return outcome.expression or parse_expression(outcome.text) or FALLBACK_EXPRESSION
+
+
+def _field_accuracy(prefix: str, guesses: Sequence[Expression], truths: Sequence[Expression]):
+    scores = {
+        f"{prefix}_{name}": _rate(
+            [getattr(g, name) == getattr(t, name) for g, t in zip(guesses, truths)]
+        )
+        for name in EXPRESSION_FIELDS
+    }
+    scores[f"{prefix}_fields"] = _mean(list(scores.values()))
+    return scores
+
+
+def _same_key(a: MemoryItem | None, b: MemoryItem | None) -> bool:
+    return (a.key if a else None) == (b.key if b else None)
+
+
+def held_out_metrics(
+    models: RoleModels, *, seed: int = 0, limit: int | None = None
+) -> dict[str, float]:
+    """Content of summary, memory and expression on the held-out train rows, beside baselines.
+
+    Each role gets the reference inputs (the summary the reference reply too, the expression
+    the reference reply), as in training. Baselines: the target of the nearest row the role
+    trained on (by input; by reply for the expression), the constant "nothing to remember"
+    for memory and the most common value per field for the expression.
+    """
+    rows = held_out_rows()[:limit]
+    inputs = [row.input_data for row in rows]
+    replies = [row.output_message for row in rows]
+    summaries = generate_summaries(models, inputs, replies, seed=seed)
+    memories = extract_memories(models, inputs, seed=seed)
+    expressions = generate_expressions(models, replies, seed=seed)
+
+    metrics: dict[str, float] = {"held_rows": float(len(rows))}
+    near_summary = [nearest_row(x, role_rows("summary")).summary for x in inputs]
+    metrics["held_summary_f1"] = _mean(
+        [bigram_f1(o.text, r.summary) for o, r in zip(summaries, rows)]
+    )
+    metrics["held_summary_f1_baseline"] = _mean(
+        [bigram_f1(n, r.summary) for n, r in zip(near_summary, rows)]
+    )
+
+    truth = [parse_memory_item(row.memory) for row in rows]
+    near_memory = [parse_memory_item(nearest_row(x, role_rows("memory")).memory) for x in inputs]
+    got = [o.item for o in memories]
+    metrics["held_memory_exact"] = _rate([g == t for g, t in zip(got, truth)])
+    metrics["held_memory_key_exact"] = _rate([_same_key(g, t) for g, t in zip(got, truth)])
+    metrics["held_memory_exact_baseline"] = _rate([g == t for g, t in zip(near_memory, truth)])
+    metrics["held_memory_key_exact_baseline"] = _rate(
+        [_same_key(g, t) for g, t in zip(near_memory, truth)]
+    )
+    metrics["held_memory_exact_empty_baseline"] = _rate([t is None for t in truth])
+
+    trained = role_rows("eyes_mouth_pose")
+    truths = [parse_expression(row.eyes_mouth_pose) or FALLBACK_EXPRESSION for row in rows]
+    nearest = [
+        parse_expression(nearest_row(a, trained, "output_message").eyes_mouth_pose)
+        or FALLBACK_EXPRESSION
+        for a in replies
+    ]
+    common = Expression(
+        *(
+            Counter(
+                getattr(parse_expression(r.eyes_mouth_pose) or FALLBACK_EXPRESSION, name)
+                for r in trained
+            ).most_common(1)[0][0]
+            for name in EXPRESSION_FIELDS
+        )
+    )
+    metrics.update(
+        _field_accuracy("held_expression", [_expression_of(o) for o in expressions], truths)
+    )
+    metrics.update(_field_accuracy("held_expression_baseline", nearest, truths))
+    metrics.update(_field_accuracy("held_expression_common_baseline", [common] * len(rows), truths))
+    return metrics
 
 
 def _rate(flags: Sequence[bool]) -> float:
@@ -139,6 +256,9 @@ def run_evaluation(
     metrics["reply_copies_train"] = _rate([a in train_replies for a in answers])
     metrics["rows"] = float(len(rows))
     metrics["load_seconds"] = round(load_seconds, 2)
+    stage = time.perf_counter()
+    metrics.update(held_out_metrics(models, seed=seed, limit=limit))
+    timings["held_out_seconds"] = time.perf_counter() - stage
     metrics.update({key: round(value, 2) for key, value in timings.items()})
 
     samples = [
@@ -160,3 +280,27 @@ def run_evaluation(
 def evaluate_roles(preset: Preset, *, seed: int = 0, limit: int | None = None) -> dict[str, float]:
     """Acceptance, validity and relevance metrics of the preset's roles on the valid prompts."""
     return run_evaluation(preset, seed=seed, limit=limit)[0]
+
+
+def lm_seed_spread(
+    preset: Preset, work_dir: Path, seeds: tuple[int, ...] = SPREAD_SEEDS
+) -> dict[str, Any]:
+    """Fine-tune the four LoRAs once per seed under ``work_dir`` (on the preset's own bases,
+    never over its adapters), evaluate each with that sampling seed, and return
+    ``{"per_seed", "spread", "seconds"}`` of `LM_HEADLINES`. The bases are not pretrained again
+    (a quarter of an hour each here): the spread is that of the fine-tuning and the sampling."""
+    from training.finetune import finetune_role
+    from training.reproducible import TRAIN_THREADS, reproducible
+
+    per_seed: dict[int, dict[str, float]] = {}
+    seconds: dict[int, float] = {}
+    for seed in seeds:
+        started = time.perf_counter()
+        seeded = replace(preset, artifacts=work_dir / f"seed{seed}")
+        for role in ROLES:
+            with reproducible(seed, TRAIN_THREADS):
+                finetune_role(seeded, role, seed=seed)
+        metrics, _ = run_evaluation(seeded, seed=seed)
+        per_seed[seed] = {k: metrics[k] for k in LM_HEADLINES}
+        seconds[seed] = round(time.perf_counter() - started, 1)
+    return {"per_seed": per_seed, "spread": spread(per_seed), "seconds": seconds}

@@ -184,11 +184,11 @@ def seed_spread(
     return {"per_seed": per_seed, "spread": spread(per_seed), "seconds": seconds}
 
 
-def spread_lines(result: dict[str, Any]) -> list[str]:
-    """The Markdown table of `seed_spread`: one row per metric, mean and range."""
+def spread_lines(result: dict[str, Any], title: str = "S-BERT headline numbers") -> list[str]:
+    """The Markdown table of a seed spread: one row per metric, mean and range."""
     seeds = list(result["per_seed"])
     lines = [
-        f"## S-BERT headline numbers over seeds {', '.join(map(str, seeds))}",
+        f"## {title} over seeds {', '.join(map(str, seeds))}",
         "",
         "| metric | mean | range | " + " | ".join(f"seed {s}" for s in seeds) + " |",
         "|---|---|---|" + "---|" * len(seeds),

@@ -23,7 +23,7 @@ from engine.rules.prompts import RESPONSE_TEMPLATE
 from engine.runtime.lm import load_base, load_tokenizer, resolve_base
 from engine.runtime.presets import LORA_ALPHA, LORA_DROPOUT, LORA_LR, LORA_RANK, Preset
 from training.augment import augment
-from training.data import load_rows, role_example
+from training.data import load_rows, role_example, role_rows
 from training.pretrain import loss_summary, training_arguments
 
 IGNORE_INDEX = -100  # label value the loss skips
@@ -102,11 +102,12 @@ def make_collator(
 
 
 def role_pairs(role: str, eos: str, max_rows: int | None = None) -> list[tuple[str, str]]:
-    """(prompt, completion) pairs of the train split, first ``max_rows`` rows if given."""
+    """(prompt, completion) pairs of the role's train rows (`training.data.role_rows`) among the
+    first ``max_rows`` rows of the train split if given."""
     rows = load_rows("train")
     if max_rows is not None:
         rows = rows[:max_rows]
-    return [role_example(role, row, eos) for row in rows]
+    return [role_example(role, row, eos) for row in role_rows(role, rows)]
 
 
 def lora_config(target_modules: tuple[str, ...]) -> Any:

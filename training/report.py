@@ -12,6 +12,8 @@ from training.manifest import Manifest
 REPORT_NAME = "eval_report.md"
 # What upstream reports with klue/roberta-base (reference §4.3, §5.1), for context.
 UPSTREAM = {"ethics_accuracy": 0.9852, "memory_r": 0.7449, "memory_mse": 0.0355}
+# The metrics of `training.eval_lm.held_out_metrics` (their own table).
+HELD_PREFIX = "held_"
 
 
 def _fmt(value: Any) -> str:
@@ -71,7 +73,14 @@ def run_evaluation(
         "Ethics classifier — new paraphrases (data/ethics_paraphrases.csv)", paraphrases
     )
     lines += _table("Memory retriever (1,600 test pairs)", memory)
-    lines += _table(f"LLM roles ({'all 90' if limit is None else limit} valid prompts)", roles)
+    valid = {k: v for k, v in roles.items() if not k.startswith(HELD_PREFIX)}
+    held = {k: v for k, v in roles.items() if k.startswith(HELD_PREFIX)}
+    lines += _table(f"LLM roles ({'all 90' if limit is None else limit} valid prompts)", valid)
+    lines += _table(
+        f"Background roles' content ({int(held.get('held_rows', 0))} held-out train rows, "
+        "beside the nearest trained row's target and constant answers)",
+        held,
+    )
     lines += _table("Upstream (klue/roberta-base), for reference", UPSTREAM)
     lines += _table("Evaluation time (s)", {k: round(v, 1) for k, v in timings.items()})
     report = "\n".join(lines)

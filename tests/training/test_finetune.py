@@ -159,9 +159,14 @@ def test_evaluation_runs_on_toy_models(toy_workspace: ToyWorkspace) -> None:
         "reply_f1_baseline",
         "expression_parse_rate",
         "memory_format_valid",
+        "held_summary_f1",
+        "held_memory_exact",
+        "held_memory_key_exact",
+        "held_expression_fields",
     ):
         assert 0.0 <= metrics[key] <= 1.0
     assert metrics["rows"] == 4 and len(samples) == 2 and "examples" not in metrics
+    assert metrics["held_rows"] == 4  # the held-out train rows are cut by the same limit
     assert set(samples[0]) >= {"input", "reference", "reply", "summary", "memory", "expression"}
 
 
