@@ -57,6 +57,8 @@ LM_HEADLINES = (
     "held_memory_key_exact",
     "held_memory_exact_baseline",
     "held_memory_exact_empty_baseline",
+    "held_memory_item_exact",
+    "held_memory_item_exact_baseline",
     "held_expression_fields",
     "held_expression_baseline_fields",
     "held_expression_common_baseline_fields",
@@ -86,11 +88,6 @@ def bigram_f1(candidate: str, reference: str) -> float:
         return 0.0
     precision, recall = overlap / sum(cand.values()), overlap / sum(ref.values())
     return 2 * precision * recall / (precision + recall)
-
-
-def nearest_train_reply(prompt: str, train_pairs: Sequence[tuple[str, str]]) -> str:
-    """The train reply whose train input is most similar (bigram F1) to ``prompt``."""
-    return max(train_pairs, key=lambda pair: bigram_f1(prompt, pair[0]))[1]
 
 
 def nearest_row(text: str, rows: Sequence[FinetuneRow], key: str = "input_data") -> FinetuneRow:
@@ -157,6 +154,10 @@ def held_out_metrics(
         [_same_key(g, t) for g, t in zip(near_memory, truth)]
     )
     metrics["held_memory_exact_empty_baseline"] = _rate([t is None for t in truth])
+    # Among the rows with something to remember only (the constant answer scores 0 here).
+    items = [k for k, t in enumerate(truth) if t is not None]
+    metrics["held_memory_item_exact"] = _rate([got[k] == truth[k] for k in items])
+    metrics["held_memory_item_exact_baseline"] = _rate([near_memory[k] == truth[k] for k in items])
 
     trained = role_rows("eyes_mouth_pose")
     truths = [parse_expression(row.eyes_mouth_pose) or FALLBACK_EXPRESSION for row in rows]
@@ -204,7 +205,7 @@ def run_evaluation(
 ) -> tuple[dict[str, float], list[dict[str, Any]]]:
     """Metrics and a few sample rows (input, reference and every role's output)."""
     rows = load_rows("valid")[:limit]
-    train = [(row.input_data, row.output_message) for row in load_rows("train")]
+    train = load_rows("train")
     started = time.perf_counter()
     models = models or RoleModels.from_preset(preset)
     load_seconds = time.perf_counter() - started
@@ -248,11 +249,11 @@ def run_evaluation(
         sum(bigram_f1(a, r) for a, r in zip(answers, references)) / len(rows), 4
     )
     metrics["reply_f1_baseline"] = round(
-        sum(bigram_f1(nearest_train_reply(x, train), r) for x, r in zip(inputs, references))
+        sum(bigram_f1(nearest_row(x, train).output_message, r) for x, r in zip(inputs, references))
         / len(rows),
         4,
     )
-    train_replies = {reply for _, reply in train}
+    train_replies = {row.output_message for row in train}
     metrics["reply_copies_train"] = _rate([a in train_replies for a in answers])
     metrics["rows"] = float(len(rows))
     metrics["load_seconds"] = round(load_seconds, 2)

@@ -92,6 +92,7 @@ def test_answers_equal_to_the_targets_score_one_and_baselines_stay_below() -> No
         "held_summary_f1",
         "held_memory_exact",
         "held_memory_key_exact",
+        "held_memory_item_exact",
         "held_expression_eyes",
         "held_expression_mouth",
         "held_expression_pose",
@@ -114,6 +115,7 @@ def test_a_constant_answer_scores_what_the_constant_baselines_say() -> None:
     fake = Answers(lambda role, row: "" if role == Role.MEMORY else common)
     metrics = held_out_metrics(fake)  # type: ignore[arg-type]
     assert metrics["held_memory_exact"] == metrics["held_memory_exact_empty_baseline"]
+    assert metrics["held_memory_item_exact"] == 0.0
     assert metrics["held_expression_fields"] == metrics["held_expression_common_baseline_fields"]
     rows = held_out_rows()
     eyes = sum(parse_expression(r.eyes_mouth_pose).eyes == "보통" for r in rows)  # type: ignore[union-attr]
