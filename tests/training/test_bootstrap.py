@@ -11,7 +11,9 @@ from training import bootstrap as boot
 from training.manifest import Manifest
 
 
-def _stages(calls: list[str], fail_at: str | None = None) -> tuple[boot.Stage, ...]:
+def _stages(
+    calls: list[str], fail_at: str | None = None, versions: dict[str, int] | None = None
+) -> tuple[boot.Stage, ...]:
     def make(name: str) -> boot.Stage:
         def run(preset, seed):  # type: ignore[no-untyped-def]
             calls.append(name)
@@ -22,7 +24,7 @@ def _stages(calls: list[str], fail_at: str | None = None) -> tuple[boot.Stage, .
                 raise RuntimeError("killed mid-stage")
             return {"loss": 0.5}
 
-        return boot.Stage(name, lambda p: [p.artifacts / name], run)
+        return boot.Stage(name, lambda p: [p.artifacts / name], run, (versions or {}).get(name, 1))
 
     return tuple(make(n) for n in ("a", "b", "c"))
 
@@ -79,3 +81,28 @@ def test_corrupt_manifest_counts_as_not_built(tmp_path: Path) -> None:
     preset.manifest_path.write_text("{not json", encoding="utf-8")
     assert Manifest.load(preset.manifest_path) is None
     assert not boot.is_built(preset)
+
+
+def test_a_stage_whose_recipe_changed_reruns_with_every_later_one(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    calls: list[str] = []
+    preset = tiny(tmp_path)
+    monkeypatch.setattr(boot, "STAGES", _stages(calls))
+    boot.bootstrap(preset)
+    monkeypatch.setattr(boot, "STAGES", _stages(calls, versions={"b": 2}))
+    assert not boot.is_built(preset)
+    boot.bootstrap(preset)
+    assert calls == ["a", "b", "c", "b", "c"]
+    assert boot.is_built(preset)
+    manifest = Manifest.load(preset.manifest_path)
+    assert manifest is not None and manifest.stages["b"].version == 2
+
+
+def test_the_stages_trained_without_the_held_out_rows_are_a_new_recipe() -> None:
+    """A build from before the held-out rows existed is stale from its first base on."""
+    versions = {s.name: s.version for s in boot.STAGES}
+    assert versions["kanana_base"] == versions["polyglot_base"] == boot.HELD_OUT_VERSION
+    for role in ("summary", "memory", "eyes_mouth_pose"):
+        assert versions[f"adapter_{role}"] == boot.HELD_OUT_VERSION
+    assert versions["adapter_output_message"] == versions["tokenizer"] == 1

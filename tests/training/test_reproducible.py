@@ -254,6 +254,11 @@ def _version_1_build(preset: Preset) -> None:
 def test_a_version_1_build_is_still_built_and_gets_checksums_without_rebuilding(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
+    # Every stage at its first recipe, as when manifests had no checksums (a stage whose recipe
+    # changed since is stale whatever the manifest's format: `test_bootstrap`).
+    monkeypatch.setattr(
+        boot, "STAGES", tuple(boot.Stage(s.name, s.outputs, s.run) for s in boot.STAGES)
+    )
     preset = tiny(tmp_path)
     _version_1_build(preset)
     assert boot.is_built(preset)
