@@ -40,8 +40,13 @@ async def _changed(running: Running, panel: Sent, wanted: str) -> str:
 
 
 async def _choose(running: Running, panel: Sent, number: int) -> None:
+    """Pick item ``number`` and wait for the bot's answer to that pick itself: the panel may
+    already show the mark (the same item chosen before), and a press sent before the pick is
+    answered would race with its redraw."""
+    fake = running.fake
     [value] = [v for label, v in _options(running, panel).items() if label.startswith(f"{number}.")]
-    await running.fake.select(running.fake.messages[panel.id], [value])
+    picked = await fake.select(fake.messages[panel.id], [value])
+    await fake.wait_for(lambda: fake.callbacks.get(picked))
     await _changed(running, panel, f"{messages_memory.SELECTED_MARK} {number}.")
 
 
