@@ -99,11 +99,14 @@ def _mean(values: Sequence[float]) -> float:
     return round(sum(values) / len(values), 4) if values else float("nan")
 
 
-def _expression_of(outcome: RoleOutcome) -> Expression:
-    return outcome.expression or parse_expression(outcome.text) or FALLBACK_EXPRESSION
+def _expression(text: str) -> Expression:
+    """The expression a text states, the runtime's fallback when it states none."""
+    return parse_expression(text) or FALLBACK_EXPRESSION
 
 
-def _field_accuracy(prefix: str, guesses: Sequence[Expression], truths: Sequence[Expression]):
+def _field_accuracy(
+    prefix: str, guesses: Sequence[Expression], truths: Sequence[Expression]
+) -> dict[str, float]:
     scores = {
         f"{prefix}_{name}": _rate(
             [getattr(g, name) == getattr(t, name) for g, t in zip(guesses, truths)]
@@ -136,7 +139,8 @@ def held_out_metrics(
     expressions = generate_expressions(models, replies, seed=seed)
 
     metrics: dict[str, float] = {"held_rows": float(len(rows))}
-    near_summary = [nearest_row(x, role_rows("summary")).summary for x in inputs]
+    trained_summary = role_rows("summary")
+    near_summary = [nearest_row(x, trained_summary).summary for x in inputs]
     metrics["held_summary_f1"] = _mean(
         [bigram_f1(o.text, r.summary) for o, r in zip(summaries, rows)]
     )
@@ -145,7 +149,8 @@ def held_out_metrics(
     )
 
     truth = [parse_memory_item(row.memory) for row in rows]
-    near_memory = [parse_memory_item(nearest_row(x, role_rows("memory")).memory) for x in inputs]
+    trained_memory = role_rows("memory")
+    near_memory = [parse_memory_item(nearest_row(x, trained_memory).memory) for x in inputs]
     got = [o.item for o in memories]
     metrics["held_memory_exact"] = _rate([g == t for g, t in zip(got, truth)])
     metrics["held_memory_key_exact"] = _rate([_same_key(g, t) for g, t in zip(got, truth)])
@@ -160,24 +165,19 @@ def held_out_metrics(
     metrics["held_memory_item_exact_baseline"] = _rate([near_memory[k] == truth[k] for k in items])
 
     trained = role_rows("eyes_mouth_pose")
-    truths = [parse_expression(row.eyes_mouth_pose) or FALLBACK_EXPRESSION for row in rows]
+    truths = [_expression(row.eyes_mouth_pose) for row in rows]
     nearest = [
-        parse_expression(nearest_row(a, trained, "output_message").eyes_mouth_pose)
-        or FALLBACK_EXPRESSION
-        for a in replies
+        _expression(nearest_row(a, trained, "output_message").eyes_mouth_pose) for a in replies
     ]
+    seen = [_expression(r.eyes_mouth_pose) for r in trained]
     common = Expression(
         *(
-            Counter(
-                getattr(parse_expression(r.eyes_mouth_pose) or FALLBACK_EXPRESSION, name)
-                for r in trained
-            ).most_common(1)[0][0]
+            Counter(getattr(e, name) for e in seen).most_common(1)[0][0]
             for name in EXPRESSION_FIELDS
         )
     )
-    metrics.update(
-        _field_accuracy("held_expression", [_expression_of(o) for o in expressions], truths)
-    )
+    guesses = [o.expression or _expression(o.text) for o in expressions]
+    metrics.update(_field_accuracy("held_expression", guesses, truths))
     metrics.update(_field_accuracy("held_expression_baseline", nearest, truths))
     metrics.update(_field_accuracy("held_expression_common_baseline", [common] * len(rows), truths))
     return metrics
