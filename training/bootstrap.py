@@ -138,7 +138,8 @@ STAGES: tuple[Stage, ...] = (
     Stage("sbert_use_base", _use_base_outputs, _use_base),
     # Issue 20: the ethics S-BERT is a trained Dense head on this frozen USE + n-gram base. A
     # build from before lacks the stage, so it is stale and everything from here reruns.
-    Stage("sbert_ethics", lambda p: [p.sbert_dir("ethics")], _sbert("ethics")),
+    # Version 2: trained with the softmax objective (`training.sbert.EthicsObjective`).
+    Stage("sbert_ethics", lambda p: [p.sbert_dir("ethics")], _sbert("ethics"), 2),
     Stage("sbert_memory", lambda p: [p.sbert_dir("memory")], _sbert("memory")),
 )
 

@@ -16,10 +16,12 @@ beside the model (preprocessing stage, thresholds, validation numbers) for `engi
   ``none``. A hub id that is not in the local cache raises `SbertBaseMissing` at once.
 
 Ethics: pairs (prompt, category name) labelled 1/0, harmful categories oversampled, 15 % of the
-train rows (stratified) held out to calibrate per-category thresholds and the 일반 veto. By
-default one training row holds a prompt with all four category names
-(`CategoryCosineSimilarityLoss`): the same MSE over the same four pairs, the prompt encoded once
-and the names once per batch (~3× cheaper on a CPU); ``grouped=False`` trains the plain pair rows.
+train rows (stratified) held out and the validation paraphrases (`ETHICS_VALIDATION_CSV`) to
+calibrate per-category thresholds and the 일반 veto. By default one training row holds a prompt
+with all four category names (`CategoryCosineSimilarityLoss`): the same loss over the same four
+pairs, the prompt encoded once and the names once per batch (~3× cheaper on a CPU);
+``grouped=False`` trains the plain pair rows. The loss is upstream's squared error, or on the USE
+base a softmax over the four scaled cosines (`EthicsObjective`).
 
 Memory: pairs (memory_0, user_prompt_1, similarity_score). Labels depend only on the two
 combs' keys, so by default a batch of combs is trained on all its B×B pairs
@@ -38,6 +40,7 @@ import random
 import time
 from collections import Counter, defaultdict
 from collections.abc import Sequence
+from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
@@ -62,8 +65,38 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 HARMFUL = tuple(c for c in ETHICS_CATEGORIES if c != NORMAL_NAME)
 
+
+class EthicsObjective(StrEnum):
+    """What `CosineSimilarityLoss` makes of a prompt's four cosines to the category names.
+
+    ``mse``: the squared error to the one-hot label (upstream's loss). ``softmax``: the cosines ×
+    `SOFTMAX_SCALE` through a softmax, cross-entropy to the label (the library's own
+    ``loss_fct`` / ``cos_score_transformation`` hooks). On the USE base the squared error fits
+    the n-grams' spelling and leaves new phrasings as 일반; see `USE_ETHICS_DEFAULTS`.
+    """
+
+    MSE = "mse"
+    SOFTMAX = "softmax"
+
+
+# Thresholds sit this fraction of the remaining gap to 1.0 above the highest-scoring
+# non-vetoed 일반 validation prompt (0.984 → 0.988, 0.95 → 0.9625).
+THRESHOLD_MARGIN = 0.25
+# New phrasings of the four categories written as validation rows (issue 20; not upstream's, in
+# no split, none of them in the paraphrase test set): with the 15 % of the train rows held out they
+# calibrate the thresholds, and they chose the softmax objective and its settings.
+ETHICS_VALIDATION_CSV = DATA_DIR.parent / "ethics_validation_paraphrases.csv"
+# The temperature of the softmax objective: cosines in [-1, 1] become logits in [-10, 10].
+SOFTMAX_SCALE = 10.0
 # Settings chosen on the validation part of the train rows (see the module's report).
-ETHICS_DEFAULTS: dict[str, Any] = {"epochs": 20, "batch_size": 32, "lr": 2e-4, "balance": 0.5}
+ETHICS_DEFAULTS: dict[str, Any] = {
+    "epochs": 20,
+    "batch_size": 32,
+    "lr": 2e-4,
+    "balance": 0.5,
+    "objective": EthicsObjective.MSE,
+    "margin": THRESHOLD_MARGIN,
+}
 # Memory same_side_weight 0.3 over 0.0: mean validation r 0.623 vs 0.615 and MSE 0.0485 vs 0.0487
 # over seeds 0-2 (8 held-out combs per seed, so within seed noise).
 MEMORY_DEFAULTS: dict[str, Any] = {
@@ -77,8 +110,20 @@ MEMORY_DEFAULTS: dict[str, Any] = {
 # The same settings for the USE base (a trained Dense head over frozen features), chosen on the
 # validation part of the train rows (seed 0, 132 prompts): one linear layer with the n-gram part
 # at half weight 0.962, at 0.3 weight 0.955, harmful rows oversampled to 1.0 × 일반 0.955,
-# tanh hidden layer of 512 0.947 (balance 0.5 or 1.0).
-USE_ETHICS_DEFAULTS: dict[str, Any] = {"epochs": 30, "batch_size": 32, "lr": 3e-3, "balance": 0.5}
+# tanh hidden layer of 512 0.947 (balance 0.5 or 1.0). Objective and margin chosen on the
+# validation paraphrases (93 prompts; mean argmax accuracy over seeds 0-2, a replica of this
+# training): squared error 0.688, softmax × 5 0.720, × 7 0.763, × 10 0.789 (n-gram weight 0.25:
+# 0.771, 1.0: 0.728; balance 0.25: 0.713; 60 epochs 0.781; squared error + softmax 0.68-0.74).
+# Margin 0 flags 28 / 28 / 43 of their 61 harmful prompts against 23 / 25 / 38 at 0.25 with the
+# same 0 / 2 / 1 false flags (thresholds from the held-out train rows alone).
+USE_ETHICS_DEFAULTS: dict[str, Any] = {
+    "epochs": 30,
+    "batch_size": 32,
+    "lr": 3e-3,
+    "balance": 0.5,
+    "objective": EthicsObjective.SOFTMAX,
+    "margin": 0.0,
+}
 USE_MEMORY_DEFAULTS: dict[str, Any] = {**MEMORY_DEFAULTS, "epochs": 60, "lr": 1e-3}
 # The trained head on the USE base: Dense(features → hidden, tanh) → Dense(hidden → out).
 USE_HEAD_HIDDEN = 512
@@ -91,9 +136,6 @@ USE_HEADS: dict[str, dict[str, Any]] = {
     "ethics": {"hidden": 0, "out": USE_HEAD_OUT, "ngram_scale": 0.5},
     "memory": {"hidden": USE_HEAD_HIDDEN, "out": USE_HEAD_OUT, "ngram_scale": 1.0},
 }
-# Thresholds sit this fraction of the remaining gap to 1.0 above the highest-scoring
-# non-vetoed 일반 validation prompt (0.984 → 0.988, 0.95 → 0.9625).
-THRESHOLD_MARGIN = 0.25
 
 
 class SbertBaseMissing(MissingBaseModel):
@@ -229,6 +271,11 @@ def load_ethics_rows(data_dir: Path = DATA_DIR, split: str = "train") -> list[tu
     ]
 
 
+def load_ethics_csv(path: Path) -> list[tuple[str, str]]:
+    """``(prompt, category name)`` rows of a ``user_prompt,category`` CSV."""
+    return [(r["user_prompt"], r["category"]) for r in read_csv(path)]
+
+
 def stratified_split(
     rows: Sequence[tuple[str, str]],
     fraction: float,
@@ -302,6 +349,26 @@ def _category_loss_class():
             return self.loss_fct(cos, labels.to(cos.dtype))
 
     return CategoryCosineSimilarityLoss
+
+
+def _category_loss(model, objective: EthicsObjective, scale: float = SOFTMAX_SCALE):
+    """The grouped ethics loss for ``objective``: `CosineSimilarityLoss`'s own squared error, or
+    its ``loss_fct`` / ``cos_score_transformation`` set to a softmax over ``scale`` × cosine."""
+    import torch
+
+    loss_class = _category_loss_class()
+    if EthicsObjective(objective) is EthicsObjective.MSE:
+        return loss_class(model)
+
+    class CosineScale(torch.nn.Module):
+        """Cosines → logits (a fixed temperature: the runtime still reads plain cosines)."""
+
+        def forward(self, cos: torch.Tensor) -> torch.Tensor:
+            return scale * cos
+
+    return loss_class(
+        model, loss_fct=torch.nn.CrossEntropyLoss(), cos_score_transformation=CosineScale()
+    )
 
 
 # ---------------------------------------------------------------------------------------------
@@ -525,8 +592,10 @@ def train_ethics(
     batch_size: int | None = None,
     lr: float | None = None,
     balance: float | None = None,
+    objective: EthicsObjective | None = None,
     val_fraction: float = 0.15,
-    margin: float = THRESHOLD_MARGIN,
+    margin: float | None = None,
+    validation_csv: Path | None = ETHICS_VALIDATION_CSV,
     max_false_flags: int | None = None,
     grouped: bool = True,
     freeze_embeddings: bool = False,
@@ -549,7 +618,14 @@ def train_ethics(
     chosen = _settings(
         base_dir,
         "ethics",
-        {"epochs": epochs, "batch_size": batch_size, "lr": lr, "balance": balance},
+        {
+            "epochs": epochs,
+            "batch_size": batch_size,
+            "lr": lr,
+            "balance": balance,
+            "objective": objective,
+            "margin": margin,
+        },
     )
     epochs, batch_size, lr, balance = (
         chosen["epochs"],
@@ -557,6 +633,8 @@ def train_ethics(
         chosen["lr"],
         chosen["balance"],
     )
+    objective = EthicsObjective(chosen["objective"])
+    margin = float(chosen["margin"])
     prep = get_preprocessor(preprocess)
     frozen = _freeze_word_embeddings(model, freeze_embeddings)
 
@@ -574,8 +652,10 @@ def train_ethics(
         for i, name in enumerate(names):
             data[f"category_{i}"] = [name] * len(prompts)
         data["label"] = [[float(c == cat) for cat in ETHICS_CATEGORIES] for _, c in train_rows]
-        loss = _category_loss_class()(model)
+        loss = _category_loss(model, objective)
     else:
+        if objective is not EthicsObjective.MSE:
+            raise ValueError("the softmax objective needs the grouped rows (grouped=True)")
         from sentence_transformers.sentence_transformer.losses import CosineSimilarityLoss
 
         data = {"prompt": [], "category": [], "label": []}
@@ -602,13 +682,16 @@ def train_ethics(
 
     # Validation scores → accuracy and calibration.
     model.eval()
+    extra_rows = load_ethics_csv(validation_csv) if validation_csv is not None else []
     val_scores = _ethics_scores(model, prep.batch([p for p, _ in val_rows]), names)
+    extra_scores = _ethics_scores(model, prep.batch([p for p, _ in extra_rows]), names)
     val_labels = [c for _, c in val_rows]
-    accuracy = sum(max(s, key=s.__getitem__) == y for s, y in zip(val_scores, val_labels)) / max(
-        1, len(val_rows)
-    )
+    extra_labels = [c for _, c in extra_rows]
     thresholds, veto, stats = calibrate_ethics(
-        val_scores, val_labels, margin=margin, max_false_flags=max_false_flags
+        val_scores + extra_scores,
+        val_labels + extra_labels,
+        margin=margin,
+        max_false_flags=max_false_flags,
     )
 
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -625,12 +708,15 @@ def train_ethics(
         "batch_size": batch_size,
         "lr": lr,
         "balance": balance,
+        "objective": str(objective),
         "margin": margin,
         "grouped": grouped,
         "freeze_embeddings": frozen,
         "train_prompts": len(train_rows),
         "val_prompts": len(val_rows),
-        "val_accuracy": round(accuracy, 4),
+        "val_accuracy": argmax_accuracy(val_scores, val_labels),
+        "val_paraphrases": len(extra_rows),
+        "val_paraphrase_accuracy": argmax_accuracy(extra_scores, extra_labels),
         **stats,
     }
     write_sbert_config(out_dir, summary)
@@ -640,6 +726,12 @@ def train_ethics(
         "seconds": round(time.perf_counter() - started, 1),
         "out_dir": str(out_dir),
     }
+
+
+def argmax_accuracy(scores: Sequence[dict[str, float]], labels: Sequence[str]) -> float:
+    """The share of prompts whose highest-scoring category is their label (0.0 for none)."""
+    right = sum(max(s, key=s.__getitem__) == y for s, y in zip(scores, labels))
+    return round(right / len(labels), 4) if labels else 0.0
 
 
 def _ethics_scores(model, texts: Sequence[str], names: Sequence[str]) -> list[dict[str, float]]:

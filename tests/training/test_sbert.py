@@ -15,6 +15,8 @@ from engine.runtime.sbert import SBERT_CONFIG_NAME, EthicsClassifier, MemoryRetr
 from training.encoder import build_encoder, build_tokenizer, encoder_corpus
 from training.eval_sbert import evaluate_ethics, evaluate_memory
 from training.sbert import (
+    THRESHOLD_MARGIN,
+    EthicsObjective,
     SbertBaseMissing,
     calibrate_ethics,
     calibrate_memory,
@@ -113,6 +115,38 @@ def test_train_ethics_plain_pairs(toy_encoder, tmp_path: Path) -> None:
     )
     assert summary["grouped"] is False
     assert EthicsClassifier.load(preset.sbert_dir("ethics")).scores(["안녕"])
+    with pytest.raises(ValueError, match="grouped"):
+        train_ethics(
+            preset,
+            epochs=1,
+            max_rows=60,
+            grouped=False,
+            objective=EthicsObjective.SOFTMAX,
+            size="toy",
+            show_progress=False,
+        )
+
+
+def test_the_validation_paraphrases_calibrate_the_thresholds(toy_encoder, tmp_path: Path) -> None:
+    """The thresholds are set on the held-out train rows *and* the validation paraphrases (the
+    saved counts say so); without the CSV only the train rows calibrate."""
+    from training.sbert import ETHICS_VALIDATION_CSV, load_ethics_csv
+
+    extra = load_ethics_csv(ETHICS_VALIDATION_CSV)
+    assert len(extra) >= 60 and {c for _, c in extra} == set(ETHICS_CATEGORIES)
+    preset = _preset(tmp_path, toy_encoder[0])
+    with_csv = train_ethics(preset, epochs=1, max_rows=60, size="toy", show_progress=False)
+    without = train_ethics(
+        preset, epochs=1, max_rows=60, size="toy", validation_csv=None, show_progress=False
+    )
+    assert with_csv["val_paraphrases"] == len(extra) and without["val_paraphrases"] == 0
+    normal = sum(c == NORMAL_NAME for _, c in extra)
+    assert with_csv["val_normal"] == without["val_normal"] + normal
+    assert with_csv["val_harmful"] == without["val_harmful"] + len(extra) - normal
+    assert 0.0 <= with_csv["val_paraphrase_accuracy"] <= 1.0
+    # The toy encoder keeps upstream's squared error and margin.
+    assert with_csv["objective"] == EthicsObjective.MSE
+    assert with_csv["margin"] == THRESHOLD_MARGIN
 
 
 def test_train_memory_toy_saves_loadable_model(toy_encoder, tmp_path: Path) -> None:
@@ -295,6 +329,18 @@ def test_grouped_losses_equal_cosine_similarity_loss(toy_encoder) -> None:
         pairs_b = [n for _ in prompts for n in names]
         want = plain([model.tokenize(pairs_a), model.tokenize(pairs_b)], onehot.flatten())
     assert got.item() == pytest.approx(want.item(), rel=1e-4, abs=1e-6)
+
+    # The softmax objective: the same cosines × SOFTMAX_SCALE, cross-entropy to the label.
+    from training.sbert import SOFTMAX_SCALE, EthicsObjective, _category_loss
+
+    softmax = _category_loss(model, EthicsObjective.SOFTMAX)
+    with torch.no_grad():
+        got = softmax([model.tokenize(prompts)] + [model.tokenize([n] * 3) for n in names], onehot)
+        e = model.encode(prompts, convert_to_tensor=True, normalize_embeddings=True)
+        c = model.encode(names, convert_to_tensor=True, normalize_embeddings=True)
+        want = torch.nn.functional.cross_entropy(SOFTMAX_SCALE * (e @ c.T), onehot.argmax(1))
+    assert got.item() == pytest.approx(want.item(), rel=1e-4, abs=1e-6)
+    assert isinstance(softmax, CosineSimilarityLoss)
 
     memories = ["[/SSO 오늘/NNG 날씨/NNG :/SP 비/NNG ]/SSC", "[/SSO 롤/NNP 티어/NNG ]/SSC"]
     table = torch.tensor([[1.0, 0.2], [0.2, 1.0]])

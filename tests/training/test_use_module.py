@@ -107,6 +107,8 @@ def test_tiny_preset_trains_ethics_on_the_use_base(tmp_path: Path, monkeypatch) 
     assert not Path(preset.sbert_base).exists()  # the morpheme BERT is not needed for ethics
     assert ethics["preprocess"] == "none"
     assert ethics["lr"] == training.sbert.USE_ETHICS_DEFAULTS["lr"]
+    assert ethics["objective"] == training.sbert.EthicsObjective.SOFTMAX
+    assert ethics["margin"] == training.sbert.USE_ETHICS_DEFAULTS["margin"] == 0.0
     classifier = EthicsClassifier.load(preset.sbert_dir("ethics"))
     assert classifier.thresholds == ethics["thresholds"]
     assert classifier.predict("로라야 사랑해") in classifier.categories
