@@ -262,18 +262,19 @@ def ensure_encoder(
 # ---------------------------------------------------------------------------------------------
 
 
-def load_ethics_rows(data_dir: Path = DATA_DIR, split: str = "train") -> list[tuple[str, str]]:
-    """``(prompt, category name)`` rows of one split of the ethics CSV."""
+def load_ethics_csv(path: Path, split: str | None = None) -> list[tuple[str, str]]:
+    """``(prompt, category name)`` rows of a ``user_prompt,category`` CSV; with ``split``, only
+    the rows whose ``type`` column holds it."""
     return [
         (r["user_prompt"], r["category"])
-        for r in read_csv(data_dir / "ethics_train_test_dataset.csv")
-        if r["type"] == split
+        for r in read_csv(path)
+        if split is None or r["type"] == split
     ]
 
 
-def load_ethics_csv(path: Path) -> list[tuple[str, str]]:
-    """``(prompt, category name)`` rows of a ``user_prompt,category`` CSV."""
-    return [(r["user_prompt"], r["category"]) for r in read_csv(path)]
+def load_ethics_rows(data_dir: Path = DATA_DIR, split: str = "train") -> list[tuple[str, str]]:
+    """``(prompt, category name)`` rows of one split of the ethics CSV."""
+    return load_ethics_csv(data_dir / "ethics_train_test_dataset.csv", split)
 
 
 def stratified_split(
@@ -357,7 +358,7 @@ def _category_loss(model, objective: EthicsObjective, scale: float = SOFTMAX_SCA
     import torch
 
     loss_class = _category_loss_class()
-    if EthicsObjective(objective) is EthicsObjective.MSE:
+    if objective is EthicsObjective.MSE:
         return loss_class(model)
 
     class CosineScale(torch.nn.Module):
@@ -393,7 +394,8 @@ def calibrate_ethics(
     With ``max_false_flags`` = k > 0, up to k of the highest-scoring 일반 prompts may be left
     above a threshold when that flags at least 2 more harmful prompts per 일반 prompt given up
     (a single mislabelled-looking 일반 prompt otherwise pins a threshold near 1.0). ``None``:
-    ``round(max_false_rate × 일반 validation prompts)`` (2 of 96 with the default split).
+    ``round(max_false_rate × 일반 validation prompts)`` (3 of the 96 + 32 일반 prompts of the
+    default split and validation paraphrases).
 
     Objective: harmful prompts flagged with their own category − those flagged with a wrong one
     − 2 × 일반 prompts flagged; among equally good settings the veto closest to upstream's 0.5 is
@@ -607,8 +609,9 @@ def train_ethics(
 
     ``size`` is the tiny encoder's size when it has to be built (``toy`` in tests); ``max_rows``
     caps the train rows (stratified) for quick runs. Settings left as None take the base kind's
-    defaults (`ETHICS_DEFAULTS`, `USE_ETHICS_DEFAULTS`). Returns a summary (validation numbers,
-    thresholds, veto, seconds, output directory).
+    defaults (`ETHICS_DEFAULTS`, `USE_ETHICS_DEFAULTS`). ``validation_csv`` (None: none) adds
+    its rows to the held-out train rows that calibrate the thresholds. Returns a summary
+    (validation numbers, thresholds, veto, seconds, output directory).
     """
     from datasets import Dataset
 
@@ -683,16 +686,13 @@ def train_ethics(
     # Validation scores → accuracy and calibration.
     model.eval()
     extra_rows = load_ethics_csv(validation_csv) if validation_csv is not None else []
-    val_scores = _ethics_scores(model, prep.batch([p for p, _ in val_rows]), names)
-    extra_scores = _ethics_scores(model, prep.batch([p for p, _ in extra_rows]), names)
-    val_labels = [c for _, c in val_rows]
-    extra_labels = [c for _, c in extra_rows]
+    calibration_rows = val_rows + extra_rows
+    scores = _ethics_scores(model, prep.batch([p for p, _ in calibration_rows]), names)
+    labels = [c for _, c in calibration_rows]
     thresholds, veto, stats = calibrate_ethics(
-        val_scores + extra_scores,
-        val_labels + extra_labels,
-        margin=margin,
-        max_false_flags=max_false_flags,
+        scores, labels, margin=margin, max_false_flags=max_false_flags
     )
+    n_val = len(val_rows)
 
     out_dir.mkdir(parents=True, exist_ok=True)
     model.save(str(out_dir))
@@ -714,9 +714,9 @@ def train_ethics(
         "freeze_embeddings": frozen,
         "train_prompts": len(train_rows),
         "val_prompts": len(val_rows),
-        "val_accuracy": argmax_accuracy(val_scores, val_labels),
+        "val_accuracy": argmax_accuracy(scores[:n_val], labels[:n_val]),
         "val_paraphrases": len(extra_rows),
-        "val_paraphrase_accuracy": argmax_accuracy(extra_scores, extra_labels),
+        "val_paraphrase_accuracy": argmax_accuracy(scores[n_val:], labels[n_val:]),
         **stats,
     }
     write_sbert_config(out_dir, summary)
