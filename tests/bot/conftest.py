@@ -17,6 +17,7 @@ from bot.client import OhLoraBot
 from bot.config import BotConfig
 from engine.api import OhLoraService, Settings, build_engine
 from engine.pipeline import Engine
+from engine.runtime.attempts import Attempt
 from storage import Repository
 from tests.bot.fake_discord import CHAT_CHANNEL, FakeDiscord
 
@@ -40,7 +41,10 @@ class Clock:
 
 
 class CountingBackend:
-    """The real tiny backend, counting reply-model calls (a blocked user must cause none).
+    """The real tiny backend, counting the turns that reach the reply model (a blocked user must
+    cause none): `replies_made` counts new reply rows, not the `Attempt` rows that go on with a
+    turn's reply (the next chunk of a long one, or a retry of one the format check turned down),
+    whose number depends on what the small model samples.
 
     A test may hold the reply model (`gate`) to send messages while a turn runs, or ask for
     a long reply (`repeat_to`: the real reply repeated to that length) to exercise splitting.
@@ -60,7 +64,7 @@ class CountingBackend:
         return getattr(self.inner, name)
 
     def replies(self, rows: list[Any]) -> list[str]:
-        self.replies_made += len(rows)
+        self.replies_made += sum(not isinstance(row, Attempt) for row in rows)
         self.entered.set()
         if self.gate is not None:
             assert self.gate.wait(60), "the test never released the reply model"
