@@ -139,7 +139,8 @@ STAGES: tuple[Stage, ...] = (
     # Issue 20: the ethics S-BERT is a trained Dense head on this frozen USE + n-gram base. A
     # build from before lacks the stage, so it is stale and everything from here reruns.
     # Version 2: trained with the softmax objective (`training.sbert.EthicsObjective`).
-    Stage("sbert_ethics", lambda p: [p.sbert_dir("ethics")], _sbert("ethics"), 2),
+    # Version 3: its input module has the Kiwi morpheme-similarity block (`USE_HEADS`).
+    Stage("sbert_ethics", lambda p: [p.sbert_dir("ethics")], _sbert("ethics"), 3),
     Stage("sbert_memory", lambda p: [p.sbert_dir("memory")], _sbert("memory")),
 )
 

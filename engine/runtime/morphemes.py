@@ -76,6 +76,42 @@ class MorphemePreprocessor:
         return [done.get(t, "") for t in normalised]
 
 
+# Content morphemes (nouns, verb and adjective stems, roots, adverbs, pronouns) whose meaning the
+# ethics S-BERT's morpheme-similarity block compares (see `engine.runtime.use_module`).
+CONTENT_TAGS: frozenset[str] = frozenset({"NNG", "NNP", "NP", "VV", "VA", "XR", "MAG"})
+Morpheme = tuple[str, str]
+
+
+def content_morphemes(texts: Iterable[str]) -> list[list[Morpheme]]:
+    """Each text's distinct content morphemes as ``(form, tag)``, in order of appearance."""
+    normalised = [unicodedata.normalize("NFC", t or "") for t in texts]
+    kiwi = get_kiwi()
+    with _kiwi_lock:
+        analysed = [kiwi.tokenize(t) if t.strip() else [] for t in normalised]
+    return [
+        list(
+            dict.fromkeys(
+                (tok.form, str(tok.tag)) for tok in tokens if str(tok.tag) in CONTENT_TAGS
+            )
+        )
+        for tokens in analysed
+    ]
+
+
+def morpheme_similarities(morpheme: Morpheme, anchors: Iterable[Morpheme]) -> list[float]:
+    """Kiwi's embedding cosine (its CoNgram model) of ``morpheme`` with each anchor; 0.0 where
+    Kiwi does not know one of the two (a form outside its dictionary)."""
+    kiwi = get_kiwi()
+    out: list[float] = []
+    with _kiwi_lock:
+        for anchor in anchors:
+            try:
+                out.append(float(kiwi.morpheme_similarity(morpheme, anchor)))
+            except ValueError:
+                out.append(0.0)
+    return out
+
+
 class IdentityPreprocessor:
     """The ``none`` stage: NFC only (production klue/roberta-base models take raw text)."""
 

