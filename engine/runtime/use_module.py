@@ -39,8 +39,8 @@ NGRAM_MAX_FEATURES = 6000
 MORPHEME_MIN_DF = 2
 # A morpheme similarity counts only above this (Kiwi's cosines of unrelated words sit near 0.4).
 MORPHEME_SHIFT = 0.5
-# Morphemes whose anchor similarities are kept in memory.
-MORPHEME_CACHE_SIZE = 50_000
+# Morphemes whose anchor similarities are kept in memory (~1.3 KB each for 314 anchors).
+MORPHEME_CACHE_SIZE = 10_000
 # Texts whose USE vectors are kept in memory (training sees each text many times).
 CACHE_SIZE = 20_000
 MODULE_TYPE = "engine.runtime.use_module.USEFeatures"
