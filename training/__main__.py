@@ -54,6 +54,13 @@ def _parser() -> argparse.ArgumentParser:
     sb.add_argument("--preset", choices=("tiny", "production"), default="tiny")
     sb.add_argument("--seed", type=int, default=0)
     sb.add_argument(
+        "--objective",
+        choices=("mse", "softmax"),
+        default=None,
+        help="ethics loss: upstream's squared error or the softmax over the four cosines "
+        "(default: the base's, softmax on the tiny preset's USE base)",
+    )
+    sb.add_argument(
         "--threads", type=int, default=TRAIN_THREADS, help="torch threads while training"
     )
 
@@ -173,11 +180,16 @@ def _run(args: argparse.Namespace) -> int:
         print(json.dumps(summary))
     elif args.command == "sbert":
         from training.reproducible import reproducible
-        from training.sbert import train_ethics, train_memory
+        from training.sbert import EthicsObjective, train_ethics, train_memory
 
-        train = train_ethics if args.task == "ethics" else train_memory
+        if args.objective and args.task != "ethics":
+            raise TrainingError("--objective applies to --task ethics only")
         with reproducible(args.seed, args.threads):
-            summary = train(preset, seed=args.seed)
+            if args.task == "ethics":
+                objective = EthicsObjective(args.objective) if args.objective else None
+                summary = train_ethics(preset, seed=args.seed, objective=objective)
+            else:
+                summary = train_memory(preset, seed=args.seed)
         print(json.dumps(summary, ensure_ascii=False))
     elif args.command == "verify":
         return _verify(preset, args.against)

@@ -17,7 +17,7 @@ from engine.runtime.presets import Preset, tiny
 from tests.conftest import clean_env
 from tests.training.conftest import ToyWorkspace
 from training import bootstrap as boot
-from training.__main__ import EXIT_DIFFERENT, EXIT_OK, main
+from training.__main__ import EXIT_DIFFERENT, EXIT_FAILED, EXIT_OK, main
 from training.manifest import Change, Difference, Manifest, compare_checksums, file_sha256
 from training.reproducible import reproducible
 
@@ -285,3 +285,22 @@ def test_a_version_1_build_is_still_built_and_gets_checksums_without_rebuilding(
         ]
     )
     assert boot.is_built(preset) and boot.verify(preset).ok
+
+
+def test_sbert_command_passes_the_chosen_ethics_objective(tmp_path: Path, monkeypatch) -> None:
+    """`python -m training sbert --task ethics --objective mse` trains with that objective; left
+    out, the base's default (None) applies; on the memory task the flag is refused."""
+    import training.sbert
+    from training.sbert import EthicsObjective
+
+    seen: list[object] = []
+    monkeypatch.setattr(
+        training.sbert, "train_ethics", lambda preset, seed, objective: seen.append(objective) or {}
+    )
+    root = str(tmp_path)
+    assert main(["--artifacts", root, "sbert", "--task", "ethics", "--objective", "mse"]) == EXIT_OK
+    assert main(["--artifacts", root, "sbert", "--task", "ethics"]) == EXIT_OK
+    assert seen == [EthicsObjective.MSE, None]
+    assert main(["--artifacts", root, "sbert", "--task", "memory", "--objective", "mse"]) == (
+        EXIT_FAILED
+    )
