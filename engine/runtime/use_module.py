@@ -46,8 +46,9 @@ CACHE_SIZE = 20_000
 MODULE_TYPE = "engine.runtime.use_module.USEFeatures"
 ALLOWED_MODULE_TYPES = frozenset({MODULE_TYPE})
 
-# A text's cached features: its USE vector and its sparse n-gram tf-idf (indices, values).
-_Row = tuple[torch.Tensor, torch.Tensor, torch.Tensor]
+# A text's cached features: its USE vector, its morpheme block and its sparse n-gram tf-idf
+# (indices, values).
+_Row = tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]
 _USE_LOCK = threading.Lock()
 _USE: Any = None
 
@@ -141,15 +142,15 @@ class USEFeatures(InputModule):
         self.ngram_max = ngram_max
         self.use_scale = float(use_scale)
         self.ngram_scale = float(ngram_scale)
-        self.morpheme_anchors: list[Morpheme] = [(str(f), str(t)) for f, t in morpheme_anchors]
-        self.morpheme_scale = float(morpheme_scale)
         self.morpheme_shift = float(morpheme_shift)
         self._index = {g: i for i, g in enumerate(self.ngram_vocab)}
         self._cache: OrderedDict[str, _Row] = OrderedDict()
         self._cache_lock = threading.Lock()
         self._morpheme_cache: OrderedDict[Morpheme, torch.Tensor] = OrderedDict()
+        self.morpheme_anchors: list[Morpheme] = []
+        self.set_morpheme_anchors(morpheme_anchors, morpheme_scale)
 
-    def set_morpheme_anchors(self, anchors: Sequence[Morpheme], scale: float) -> None:
+    def set_morpheme_anchors(self, anchors: Sequence[Sequence[str]], scale: float) -> None:
         """Give the module its morpheme block (before a head is sized on its dimension)."""
         self.morpheme_anchors = [(str(f), str(t)) for f, t in anchors]
         self.morpheme_scale = float(scale)
@@ -199,17 +200,16 @@ class USEFeatures(InputModule):
         return index, torch.nn.functional.normalize(values, dim=0) if len(values) else values
 
     def _rows(self, texts: Sequence[str]) -> list[_Row]:
-        """Each text's cached (USE vector ‖ morpheme block, n-gram indices, n-gram values); the
+        """Each text's cached (USE vector, morpheme block, n-gram indices, n-gram values); the
         missing ones are computed (USE and Kiwi in one batch each) and cached."""
         with self._cache_lock:
             found: dict[str, _Row | None] = {t: self._cache.get(t) for t in texts}
         missing = [t for t, row in found.items() if row is None]
         if missing:
             vectors = torch.from_numpy(_use().encode(missing)).float()
-            if self.morpheme_anchors:
-                vectors = torch.cat([vectors, self.morpheme_features(missing)], dim=1)
-            for text, vector in zip(missing, vectors):
-                found[text] = (vector, *self._sparse_ngrams(text))
+            blocks = self.morpheme_features(missing)
+            for text, vector, block in zip(missing, vectors, blocks):
+                found[text] = (vector, block, *self._sparse_ngrams(text))
             with self._cache_lock:
                 for text in missing:
                     self._cache[text] = found[text]  # type: ignore[assignment]
@@ -223,10 +223,10 @@ class USEFeatures(InputModule):
         rows = self._rows([t if t.strip() else " " for t in texts])
         out = torch.zeros(len(rows), self.get_embedding_dimension())
         start = USE_DIM + len(self.ngram_vocab)
-        for k, (vector, index, values) in enumerate(rows):
-            out[k, :USE_DIM] = self.use_scale * vector[:USE_DIM]
+        for k, (vector, block, index, values) in enumerate(rows):
+            out[k, :USE_DIM] = self.use_scale * vector
             out[k, USE_DIM + index] = self.ngram_scale * values
-            out[k, start:] = self.morpheme_scale * vector[USE_DIM:]
+            out[k, start:] = self.morpheme_scale * block
         return out
 
     def preprocess(self, inputs, prompt: str | None = None, **kwargs) -> dict[str, torch.Tensor]:
